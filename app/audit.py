@@ -1,0 +1,55 @@
+"""Audit events: who read or changed which children's data, when, and from where.
+
+Events are written in the caller's transaction, so an audited change and its event commit
+or roll back together. The trail is append-only: nothing in Liaison updates or deletes it,
+and on PostgreSQL a trigger refuses both.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.context import current_client_address, current_request_id
+from app.models.audit import AuditEvent, AuditEventPupil
+from app.models.base import new_id, utcnow
+from app.security import Principal
+
+
+class Auditor:
+    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        self.session = session
+        self.principal = principal
+
+    async def record(
+        self,
+        action: str,
+        resource_type: str,
+        resource_id: str | uuid.UUID | None = None,
+        *,
+        pupil_ids: Iterable[uuid.UUID] = (),
+        details: dict[str, Any] | None = None,
+    ) -> uuid.UUID:
+        event_id = new_id()
+        await self.session.exec(
+            insert(AuditEvent).values(
+                id=event_id,
+                occurred_at=utcnow(),
+                actor=self.principal.subject,
+                client_id=self.principal.client_id,
+                action=action,
+                resource_type=resource_type,
+                resource_id=str(resource_id) if resource_id is not None else None,
+                request_id=current_request_id(),
+                client_address=current_client_address(),
+                details=details or {},
+            )
+        )
+        rows = [{"event_id": event_id, "pupil_id": p} for p in dict.fromkeys(pupil_ids)]
+        if rows:
+            await self.session.exec(insert(AuditEventPupil), params=rows)
+        return event_id

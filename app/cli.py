@@ -1,0 +1,226 @@
+"""The `liaison` command: run the service, migrate, and set up schools and accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from app.config import Settings, get_settings
+from app.db import create_engine, create_session_factory
+from app.errors import LiaisonError
+from app.models.principal import StaffRole
+from app.models.school import Jurisdiction, Phase, SchoolCreate
+from app.services import principals, schools
+from app.services.seed import seed_demo
+
+T = TypeVar("T")
+
+cli = typer.Typer(
+    name="liaison",
+    help="Liaison: the service behind school early-help casework.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _run(work: Callable[[Any], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Run `work(session)` in one transaction, committed when it succeeds."""
+    settings = settings or get_settings()
+
+    async def main() -> T:
+        engine = create_engine(settings)
+        try:
+            async with create_session_factory(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except LiaisonError as exc:
+        err.print(f"[red]error:[/red] {exc.detail or exc.title}")
+        raise typer.Exit(1) from None
+
+
+def alembic_config(database_url: str | None = None) -> Any:
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.attributes["database_url"] = database_url or get_settings().database_url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+@cli.command()
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(), revision)
+    err.print(f"[green]database migrated to {revision}[/green]")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Run migrations before serving.")
+    ] = False,
+) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    if migrate_first:
+        migrate("head")
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        proxy_headers=True,
+        log_config=None,
+    )
+
+
+@cli.command("create-school")
+def create_school(
+    code: Annotated[str, typer.Option(help="URN, LA+establishment number or SEED code.")],
+    name: Annotated[str, typer.Option(help="School name.")],
+    la: Annotated[str, typer.Option("--la", help="LA code.")],
+    jurisdiction: Annotated[Jurisdiction, typer.Option()] = Jurisdiction.england,
+    phase: Annotated[Phase, typer.Option()] = Phase.primary,
+) -> None:
+    """Create a school and print it as JSON."""
+    try:
+        school_in = SchoolCreate(
+            code=code, name=name, la_code=la, jurisdiction=jurisdiction, phase=phase
+        )
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+    async def work(session: Any) -> dict[str, Any]:
+        school = await schools.create(session, None, school_in)
+        return {"id": str(school.id), "code": school.code, "name": school.name}
+
+    _print_json(_run(work))
+
+
+@cli.command("create-client")
+def create_client(
+    name: Annotated[str, typer.Option(help="Who the client is, e.g. 'Riverside MIS'.")],
+    scope: Annotated[str, typer.Option(help="Granted scopes, space-separated.")],
+    school: Annotated[
+        list[str] | None, typer.Option("--school", help="School code in reach (repeatable).")
+    ] = None,
+    la: Annotated[str | None, typer.Option("--la", help="LA code: every school of it.")] = None,
+) -> None:
+    """Create a machine client and print its client_id and client_secret (shown once)."""
+
+    async def work(session: Any) -> dict[str, Any]:
+        new = await principals.create_client(
+            session, name=name, scopes=scope, school_codes=school or [], la_code=la
+        )
+        return {
+            "client_id": new.client.client_id,
+            "client_secret": new.client_secret,
+            "name": new.client.name,
+            "scope": new.client.scopes,
+            "schools": school or [],
+            "la": la,
+        }
+
+    _print_json(_run(work))
+
+
+@cli.command("create-staff")
+def create_staff(
+    username: Annotated[str, typer.Option(help="Sign-in name, usually an email address.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    role: Annotated[StaffRole, typer.Option()],
+    school: Annotated[list[str] | None, typer.Option("--school", help="School code (repeatable).")] = None,
+    la: Annotated[str | None, typer.Option("--la", help="LA code: every school of it.")] = None,
+    external_subject: Annotated[
+        str | None, typer.Option(help="Subject of this person in the LA's identity provider.")
+    ] = None,
+    password_env: Annotated[
+        str, typer.Option(help="Read the password from this environment variable if set.")
+    ] = "LIAISON_STAFF_PASSWORD",
+) -> None:
+    """Create a staff account. The password comes from the environment or a prompt."""
+    password = os.environ.get(password_env)
+    if password is None and external_subject is None:
+        if not sys.stdin.isatty():
+            err.print(f"[red]error:[/red] set {password_env} or --external-subject")
+            raise typer.Exit(1)
+        password = getpass.getpass("Password: ")
+    if password is not None and len(password) < 12:
+        err.print("[red]error:[/red] a password has at least 12 characters")
+        raise typer.Exit(1)
+
+    async def work(session: Any) -> dict[str, Any]:
+        staff = await principals.create_staff(
+            session,
+            username=username,
+            display_name=name,
+            role=role,
+            password=password,
+            school_codes=school or [],
+            la_code=la,
+            external_subject=external_subject,
+        )
+        return {"id": str(staff.id), "username": staff.username, "role": staff.role}
+
+    _print_json(_run(work))
+
+
+@cli.command("seed-demo")
+def seed_demo_command() -> None:
+    """Load demo data (idempotent): an LA, schools, pupils and one account per role."""
+    settings = get_settings()
+    if settings.environment == "production":
+        err.print("[red]error:[/red] demo data is never loaded in production")
+        raise typer.Exit(1)
+    credentials = _run(seed_demo, settings)
+    _print_json(credentials)
+
+
+@cli.command("export-openapi")
+def export_openapi(
+    output: Annotated[Path, typer.Option(help="Where to write the schema.")] = ROOT
+    / "openapi"
+    / "openapi.json",
+) -> None:
+    """Write the OpenAPI schema the app serves to a file (checked in CI)."""
+    from app.main import create_app, openapi_document
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(openapi_document(create_app(Settings())))
+    err.print(f"[green]wrote {output}[/green]")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,92 @@
+"""Settings, read from `LIAISON_*` environment variables and an optional `.env` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Only ever used outside production; `Settings` refuses it when environment=production.
+DEVELOPMENT_SIGNING_KEY = "liaison-development-signing-key-do-not-use-in-production"
+MIN_SIGNING_KEY_BYTES = 32
+
+Environment = Literal["development", "test", "production"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LIAISON_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    environment: Environment = "development"
+    database_url: str = "sqlite+aiosqlite:///./liaison.db"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_command_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    token_issuer: str = "urn:liaison"
+    token_audience: str = "liaison-api"
+    token_lifetime_seconds: int = Field(default=900, ge=60, le=86_400)
+    # The current key signs; previous keys still verify, so keys rotate without cutting
+    # off tokens already issued.
+    signing_key: SecretStr = SecretStr(DEVELOPMENT_SIGNING_KEY)
+    previous_signing_keys: list[SecretStr] = Field(default_factory=list)
+
+    # An optional external identity provider (the LA's IdP) whose tokens are accepted
+    # for staff, verified against its JWKS and mapped onto staff accounts.
+    external_issuer: str | None = None
+    external_jwks_url: str | None = None
+    external_audience: str | None = None
+    external_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    external_subject_claim: str = "sub"
+    jwks_cache_seconds: int = Field(default=600, ge=10)
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    page_max_limit: int = Field(default=200, ge=1, le=1000)
+    roster_max_pupils: int = Field(default=20_000, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        keys = [self.signing_key, *self.previous_signing_keys]
+        if self.environment == "production":
+            for key in keys:
+                value = key.get_secret_value()
+                if value == DEVELOPMENT_SIGNING_KEY or not value:
+                    raise ValueError(
+                        "LIAISON_SIGNING_KEY must be set to a secret of your own in production"
+                    )
+                if len(value.encode()) < MIN_SIGNING_KEY_BYTES:
+                    raise ValueError(
+                        f"signing keys must be at least {MIN_SIGNING_KEY_BYTES} bytes in production"
+                    )
+        if bool(self.external_issuer) != bool(self.external_jwks_url):
+            raise ValueError(
+                "LIAISON_EXTERNAL_ISSUER and LIAISON_EXTERNAL_JWKS_URL are set together or not at all"
+            )
+        unsafe = {a for a in self.external_algorithms if not a.startswith(("RS", "ES", "PS"))}
+        if unsafe:
+            # An HMAC algorithm here would let a public JWKS key act as a shared secret.
+            raise ValueError(f"external_algorithms must be asymmetric, not {sorted(unsafe)}")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_development_key(self) -> bool:
+        return self.signing_key.get_secret_value() == DEVELOPMENT_SIGNING_KEY
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,108 @@
+"""Dependencies every route shares: the request's session, its principal, its audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
+from fastapi.security import OAuth2, SecurityScopes
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.audit import Auditor
+from app.config import Settings
+from app.errors import InsufficientScope, Unauthenticated
+from app.security import (
+    SCOPE_DESCRIPTIONS,
+    InvalidToken,
+    JwksCache,
+    Principal,
+    Scope,
+    decode_access_token,
+    decode_external_token,
+    is_own_token,
+)
+from app.services import principals
+
+TOKEN_URL = "/oauth/token"
+
+oauth2_scheme = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_URL, scopes=SCOPE_DESCRIPTIONS),
+        password=OAuthFlowPassword(tokenUrl=TOKEN_URL, scopes=SCOPE_DESCRIPTIONS),
+    ),
+    scheme_name="OAuth2",
+    description="Client credentials for systems; password grant for staff accounts.",
+    auto_error=False,
+)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, committed when the route returns and before the response
+    is sent, so a client never reads a 2xx for work that was not committed."""
+    async with request.app.state.session_factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def authenticate(
+    security_scopes: SecurityScopes,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated()
+    token = token.strip()
+    try:
+        if settings.external_issuer and not is_own_token(settings, token):
+            jwks: JwksCache = request.app.state.jwks
+            claims = await decode_external_token(settings, jwks, token)
+        else:
+            claims = decode_access_token(settings, token)
+    except InvalidToken:
+        raise Unauthenticated("The bearer token is invalid or has expired.") from None
+    principal = await principals.load_principal(session, claims)
+    if principal is None:
+        raise Unauthenticated("The token's account is unknown or disabled.")
+    missing = [scope for scope in security_scopes.scopes if not principal.has(scope)]
+    if missing:
+        raise InsufficientScope(missing)
+    request.state.principal = principal
+    return principal
+
+
+def _requires(*scopes: Scope) -> type[Principal]:
+    return Annotated[Principal, Security(authenticate, scopes=[s.value for s in scopes])]  # type: ignore[return-value]
+
+
+AnyPrincipal = Annotated[Principal, Security(authenticate)]
+Admin = _requires(Scope.admin)
+PupilsReader = _requires(Scope.pupils_read)
+PupilsWriter = _requires(Scope.pupils_write)
+AuditReader = _requires(Scope.audit_read)
+
+
+async def get_auditor(session: SessionDep, principal: AnyPrincipal) -> Auditor:
+    return Auditor(session, principal)
+
+
+AuditorDep = Annotated[Auditor, Depends(get_auditor)]

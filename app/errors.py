@@ -1,0 +1,287 @@
+"""Typed errors, rendered centrally as RFC 9457 `application/problem+json`.
+
+Every error a client sees comes through here, including the framework's own 404, 405 and
+422 and any unexpected exception, so clients parse one shape. Problem `type`s are stable
+URNs; `title` is constant per type and `detail` says what happened this time.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.context import current_request_id
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:liaison:problem:"
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+log = structlog.get_logger("liaison.errors")
+
+
+class ProblemItem(BaseModel):
+    """One reason a payload was refused: where (`loc`) and why (`detail`)."""
+
+    loc: list[str | int] = Field(description="Path to the offending value.")
+    detail: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=[f"{PROBLEM_TYPE_PREFIX}not-found"])
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[ProblemItem] | None = None
+
+
+class LiaisonError(Exception):
+    """A failure with a place in the API contract: its status, type and title are fixed."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[ProblemItem] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = headers or {}
+        self.errors = errors
+        self.extra = extra or {}
+
+
+class BadRequest(LiaisonError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthenticated(LiaisonError):
+    status, slug, title = 401, "unauthenticated", "Authentication required"
+
+    def __init__(self, detail: str = "A valid bearer token is required.") -> None:
+        error = 'Bearer realm="liaison", error="invalid_token"'
+        super().__init__(detail, headers={"WWW-Authenticate": error})
+
+
+class InsufficientScope(LiaisonError):
+    status, slug, title = 403, "insufficient-scope", "Insufficient scope"
+
+    def __init__(self, required: list[str]) -> None:
+        scope = " ".join(required)
+        super().__init__(
+            f"This operation needs the scope(s): {scope}.",
+            headers={
+                "WWW-Authenticate": (
+                    f'Bearer realm="liaison", error="insufficient_scope", scope="{scope}"'
+                )
+            },
+            extra={"required_scopes": required},
+        )
+
+
+class Forbidden(LiaisonError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(LiaisonError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(LiaisonError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(LiaisonError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(LiaisonError):
+    status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class UnsupportedMediaType(LiaisonError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class ValidationFailed(LiaisonError):
+    status, slug, title = 422, "validation-failed", "Request validation failed"
+
+
+class ServiceUnavailable(LiaisonError):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+    def __init__(self, detail: str = "The database is unavailable; retry shortly.") -> None:
+        super().__init__(detail, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[ProblemItem] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=PROBLEM_TYPE_PREFIX + slug,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=instance,
+        request_id=current_request_id(),
+        errors=errors,
+        **(extra or {}),
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def render(error: LiaisonError, instance: str | None = None) -> JSONResponse:
+    return problem_response(
+        error.status,
+        error.slug,
+        error.title,
+        error.detail,
+        instance=instance,
+        headers=error.headers,
+        errors=error.errors,
+        extra=error.extra,
+    )
+
+
+def validation_items(errors: Any) -> list[ProblemItem]:
+    """Pydantic errors without their `input`, which may carry a child's details."""
+    return [
+        ProblemItem(loc=[str(p) if not isinstance(p, int) else p for p in e["loc"]], detail=e["msg"])
+        for e in errors
+    ]
+
+
+async def _liaison_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LiaisonError)
+    return render(exc, instance=request.url.path)
+
+
+async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return render(
+        ValidationFailed("The request is not valid.", errors=validation_items(exc.errors())),
+        instance=request.url.path,
+    )
+
+
+_HTTP_ERRORS: dict[int, type[LiaisonError]] = {
+    400: BadRequest,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    409: Conflict,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    422: ValidationFailed,
+    503: ServiceUnavailable,
+}
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    kind = _HTTP_ERRORS.get(exc.status_code)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    headers = dict(exc.headers or {})
+    if kind is None:
+        return problem_response(
+            exc.status_code, f"http-{exc.status_code}", detail or "HTTP error", detail,
+            instance=request.url.path, headers=headers,
+        )  # fmt: skip
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No such resource."
+    return problem_response(
+        kind.status, kind.slug, kind.title, detail, instance=request.url.path, headers=headers
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database_unavailable", error=type(exc).__name__)
+    return render(ServiceUnavailable(), instance=request.url.path)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated:
+        return await _database_unavailable(request, exc)
+    return await _unexpected(request, exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled_exception", error=type(exc).__name__, exc_info=exc)
+    return render(LiaisonError("An unexpected error occurred."), instance=request.url.path)
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(LiaisonError, _liaison_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    # A refused or dropped connection surfaces as a driver error or, while connecting, as a
+    # plain socket error; all of them mean "retry later", never a 500.
+    unavailable_errors = (
+        OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, TimeoutError,
+        socket.gaierror,
+    )  # fmt: skip
+    for unavailable in unavailable_errors:
+        app.add_exception_handler(unavailable, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring problem+json bodies for `statuses`."""
+    descriptions = {
+        400: "Bad request.",
+        401: "Missing, invalid or expired bearer token.",
+        403: "The token lacks a required scope.",
+        404: "No such resource within the caller's reach.",
+        405: "Method not allowed.",
+        409: "Conflict with the resource's current state.",
+        412: "The If-Match precondition failed.",
+        413: "The request body is larger than the configured limit.",
+        415: "Unsupported media type.",
+        422: "The payload failed validation.",
+        428: "An If-Match precondition is required.",
+        500: "Unexpected server error.",
+        503: "The database is unavailable; retry after the given delay.",
+    }
+    return {
+        status: {
+            "description": descriptions[status],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,97 @@
+"""The application: middleware, error handlers, routers and the lifespan that owns the engine."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from app import __version__
+from app.config import Settings, get_settings
+from app.db import create_engine, create_session_factory
+from app.errors import Problem, install_exception_handlers
+from app.logging import configure_logging
+from app.middleware import BodySizeLimitMiddleware, Metrics, RequestContextMiddleware
+from app.routers import audit_events, health, oauth, pupils, schools
+from app.security import JwksCache
+
+log = structlog.get_logger("liaison")
+
+DESCRIPTION = """
+Liaison holds the casework around children whose attendance, wellbeing or family
+circumstances put their education at risk, and the evidence of what helped.
+
+**Authorize** above with client credentials (systems) or a staff username and password.
+Every error is `application/problem+json` (RFC 9457).
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(settings)
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+    if settings.external_jwks_url:
+        app.state.jwks = JwksCache(settings.external_jwks_url, settings.jwks_cache_seconds)
+    if settings.uses_development_key:
+        log.warning("development_signing_key", detail="set LIAISON_SIGNING_KEY outside development")
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    app = FastAPI(
+        title="Liaison",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        separate_input_output_schemas=False,
+        swagger_ui_init_oauth={"usePkceWithAuthorizationCodeGrant": False},
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    install_exception_handlers(app)
+    for router in (oauth.router, schools.router, pupils.router, audit_events.router, health.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                separate_input_output_schemas=False,
+            )
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(problem.pop("$defs", {}))
+            schemas["Problem"] = problem
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def openapi_document(app: FastAPI) -> str:
+    """The schema as committed in `openapi/openapi.json`: sorted, indented, newline-ended."""
+    return json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

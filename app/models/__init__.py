@@ -1,0 +1,20 @@
+"""Every table, imported here so `SQLModel.metadata` is complete for Alembic and the tests."""
+
+from app.models.audit import AuditEvent, AuditEventPupil
+from app.models.base import new_id, utcnow
+from app.models.principal import ApiClient, ApiClientSchool, StaffMember, StaffMemberSchool
+from app.models.pupil import Pupil
+from app.models.school import School
+
+__all__ = [
+    "ApiClient",
+    "ApiClientSchool",
+    "AuditEvent",
+    "AuditEventPupil",
+    "Pupil",
+    "School",
+    "StaffMember",
+    "StaffMemberSchool",
+    "new_id",
+    "utcnow",
+]

@@ -1,0 +1,70 @@
+"""Keyset pagination with opaque cursors.
+
+Lists are ordered by their time-ordered UUIDv7 id, so a cursor is just the last id seen.
+Cursors are opaque to clients (base64url JSON with a version) and a malformed one is a 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Query, Request
+
+from app.errors import BadRequest
+
+T = TypeVar("T")
+CURSOR_VERSION = 1
+DEFAULT_LIMIT = 50
+
+
+def encode_cursor(last_id: uuid.UUID) -> str:
+    raw = json.dumps({"v": CURSOR_VERSION, "id": str(last_id)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if data.get("v") != CURSOR_VERSION:
+            raise ValueError("version")
+        return uuid.UUID(data["id"])
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise BadRequest("The cursor is not valid; start again without one.") from None
+
+
+class Page:
+    """The validated `cursor` and `limit` of a list request."""
+
+    def __init__(self, after: uuid.UUID | None, limit: int) -> None:
+        self.after = after
+        self.limit = limit
+
+    def split(self, rows: Sequence[T], key: uuid.UUID | None = None) -> tuple[list[T], str | None]:
+        """Rows of this page and the next cursor; the query fetched `limit + 1` rows."""
+        items = list(rows[: self.limit])
+        if len(rows) <= self.limit or not items:
+            return items, None
+        last = key if key is not None else items[-1].id  # type: ignore[attr-defined]
+        return items, encode_cursor(last)
+
+
+def get_page(
+    request: Request,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` from the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, description="Items per page (capped by the server).")] = (
+        DEFAULT_LIMIT
+    ),
+) -> Page:
+    cap: int = request.app.state.settings.page_max_limit
+    return Page(decode_cursor(cursor) if cursor else None, min(limit, cap))
+
+
+PageDep = Annotated[Page, Depends(get_page)]

@@ -1,0 +1,151 @@
+"""`POST /oauth/token`: the RFC 6749 token endpoint.
+
+Its errors follow RFC 6749 §5.2 (`error`, `error_description`), which OAuth clients
+parse; they also carry the problem members (`type`, `title`, `status`, `detail`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from app.deps import SessionDep, SettingsDep
+from app.errors import PROBLEM_TYPE_PREFIX, problem_responses
+from app.services.oauth import (
+    SUPPORTED_GRANTS,
+    ClientCredentials,
+    OAuthError,
+    grant_client_credentials,
+    grant_password,
+)
+
+router = APIRouter(tags=["oauth"])
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    scope: str
+
+
+class OAuthErrorResponse(BaseModel):
+    error: str
+    error_description: str
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["grant_type"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": list(SUPPORTED_GRANTS)},
+        "scope": {"type": "string", "description": "Space-separated scopes (default: all granted)."},
+        "client_id": {"type": "string", "description": "When not using HTTP Basic."},
+        "client_secret": {"type": "string", "description": "When not using HTTP Basic."},
+        "username": {"type": "string", "description": "Staff username (password grant)."},
+        "password": {"type": "string", "description": "Staff password (password grant)."},
+    },
+}
+
+
+def _error(exc: OAuthError, basic_used: bool) -> JSONResponse:
+    body = OAuthErrorResponse(
+        error=exc.error,
+        error_description=exc.description,
+        type=f"{PROBLEM_TYPE_PREFIX}oauth-{exc.error.replace('_', '-')}",
+        title=exc.error,
+        status=exc.status,
+        detail=exc.description,
+    )
+    headers = dict(NO_STORE)
+    if exc.status == 401:
+        scheme = "Basic" if basic_used else "Bearer"
+        headers["WWW-Authenticate"] = f'{scheme} realm="liaison"'
+    return JSONResponse(body.model_dump(), status_code=exc.status, headers=headers)
+
+
+def _client_credentials(
+    request: Request, form: dict[str, str]
+) -> tuple[ClientCredentials | None, bool]:
+    """Client authentication from HTTP Basic (RFC 6749 §2.3.1) or the form body, not both."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, encoded = authorization.partition(" ")
+    in_form = "client_id" in form or "client_secret" in form
+    if scheme.lower() == "basic":
+        if in_form:
+            raise OAuthError("invalid_request", "Use one client authentication method, not two.")
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise OAuthError("invalid_client", "Malformed Basic credentials.") from None
+        client_id, sep, secret = decoded.partition(":")
+        if not sep:
+            raise OAuthError("invalid_client", "Malformed Basic credentials.")
+        return ClientCredentials(unquote(client_id), unquote(secret)), True
+    if in_form:
+        return ClientCredentials(form.get("client_id", ""), form.get("client_secret", "")), False
+    return None, False
+
+
+@router.post(
+    "/oauth/token",
+    operation_id="oauth-token",
+    summary="Obtain an access token",
+    response_model=TokenResponse,
+    responses={
+        400: {"model": OAuthErrorResponse, "description": "RFC 6749 §5.2 error."},
+        401: {"model": OAuthErrorResponse, "description": "invalid_client."},
+        **problem_responses(413, 415, 500, 503),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA}},
+        }
+    },
+)
+async def issue_token(request: Request, session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """Client credentials for systems (HTTP Basic or form fields) and the password grant for
+    staff. Requested scopes must be a subset of those granted; no scope means all of them."""
+    basic_used = request.headers.get("authorization", "").lower().startswith("basic ")
+    try:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            raise OAuthError(
+                "invalid_request", "The body must be application/x-www-form-urlencoded."
+            )
+        raw = await request.form()
+        form = {k: v for k, v in raw.items() if isinstance(v, str)}
+        credentials, basic_used = _client_credentials(request, form)
+        grant_type = form.get("grant_type")
+        if grant_type == "client_credentials":
+            token = await grant_client_credentials(session, settings, credentials, form.get("scope"))
+        elif grant_type == "password":
+            token = await grant_password(
+                session,
+                settings,
+                credentials,
+                form.get("username"),
+                form.get("password"),
+                form.get("scope"),
+            )
+        elif not grant_type:
+            raise OAuthError("invalid_request", "grant_type is required.")
+        else:
+            raise OAuthError("unsupported_grant_type", f"Supported: {', '.join(SUPPORTED_GRANTS)}.")
+    except OAuthError as exc:
+        return _error(exc, basic_used)
+    body = TokenResponse(access_token=token.token, expires_in=token.expires_in, scope=token.scope)
+    return JSONResponse(body.model_dump(), headers=NO_STORE)

@@ -1,0 +1,360 @@
+"""Tokens, secrets, scopes and the authenticated principal.
+
+JWTs are made and checked here and nowhere else. Our own access tokens are HS256 with an
+explicit allow-list, a required type claim and every registered claim we rely on; tokens
+from an external identity provider are checked against its JWKS with asymmetric
+algorithms only, so a public key can never be used as an HMAC secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import httpx
+from jose import JWTError, jwk, jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from app.config import Settings
+from app.models.principal import StaffRole
+
+ACCESS_TOKEN_TYPE = "access"
+OWN_ALGORITHMS = ["HS256"]
+LEEWAY_SECONDS = 10
+
+
+class Scope(StrEnum):
+    pupils_read = "pupils:read"
+    pupils_write = "pupils:write"
+    attendance_read = "attendance:read"
+    attendance_write = "attendance:write"
+    referrals_read = "referrals:read"
+    referrals_write = "referrals:write"
+    referrals_decide = "referrals:decide"
+    cases_read = "cases:read"
+    cases_write = "cases:write"
+    cases_approve = "cases:approve"
+    directory_write = "directory:write"
+    reports_read = "reports:read"
+    audit_read = "audit:read"
+    admin = "admin"
+
+
+SCOPE_DESCRIPTIONS: dict[str, str] = {
+    Scope.pupils_read: "Read pupil rosters (names only with cases:read)",
+    Scope.pupils_write: "Push a school's pupil roster",
+    Scope.attendance_read: "Read attendance figures and flags",
+    Scope.attendance_write: "Push attendance marks",
+    Scope.referrals_read: "Read referrals",
+    Scope.referrals_write: "Make referrals",
+    Scope.referrals_decide: "Decide referrals",
+    Scope.cases_read: "Read cases and identify children",
+    Scope.cases_write: "Run cases",
+    Scope.cases_approve: "Approve step-ups and closures",
+    Scope.directory_write: "Maintain the service directory",
+    Scope.reports_read: "Read reports",
+    Scope.audit_read: "Read the audit trail",
+    Scope.admin: "Administer schools and accounts",
+}
+
+_CASEWORK = {
+    Scope.pupils_read,
+    Scope.attendance_read,
+    Scope.referrals_read,
+    Scope.referrals_decide,
+    Scope.cases_read,
+    Scope.cases_write,
+}
+ROLE_SCOPES: dict[StaffRole, frozenset[str]] = {
+    StaffRole.practitioner: frozenset(_CASEWORK),
+    StaffRole.manager: frozenset(_CASEWORK | {Scope.cases_approve, Scope.reports_read}),
+    StaffRole.dpo: frozenset(
+        {
+            Scope.pupils_read,
+            Scope.attendance_read,
+            Scope.referrals_read,
+            Scope.cases_read,
+            Scope.reports_read,
+            Scope.audit_read,
+        }
+    ),
+    StaffRole.admin: frozenset({Scope.admin, Scope.directory_write, Scope.reports_read}),
+}
+
+
+def parse_scopes(value: str | None) -> list[str]:
+    """Scopes from a space-separated string, de-duplicated, order kept."""
+    return list(dict.fromkeys((value or "").split()))
+
+
+def unknown_scopes(scopes: Iterable[str]) -> list[str]:
+    known = {s.value for s in Scope}
+    return [s for s in scopes if s not in known]
+
+
+# --- Reach -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The schools a principal may touch: those named, and every school of its LA."""
+
+    school_ids: frozenset[uuid.UUID] = frozenset()
+    la_code: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.school_ids and self.la_code is None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of a request, as proved by its token and looked up afresh in the database."""
+
+    kind: str  # "client" or "staff"
+    id: uuid.UUID
+    name: str
+    scopes: frozenset[str]
+    reach: Reach
+    client_id: str | None = None
+    role: StaffRole | None = None
+
+    @property
+    def subject(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+# --- Secrets -----------------------------------------------------------------------------
+
+_hasher = PasswordHash((Argon2Hasher(),))
+# Verified against when an account does not exist, so a miss takes as long as a hit.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_secret(secret: str) -> str:
+    return _hasher.hash(secret)
+
+
+def verify_secret(secret: str, secret_hash: str | None) -> bool:
+    if secret_hash is None:
+        _hasher.verify(secret, _DUMMY_HASH)
+        return False
+    try:
+        return _hasher.verify(secret, secret_hash)
+    except Exception:
+        return False
+
+
+def new_client_credentials() -> tuple[str, str]:
+    return f"lsn_{secrets.token_urlsafe(12)}", secrets.token_urlsafe(32)
+
+
+# --- Our own access tokens ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    expires_in: int
+    scope: str
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    kind: str
+    subject_id: str
+    scopes: frozenset[str]
+    client_id: str | None
+    external: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, expired, or not one of ours."""
+
+
+def _key_id(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def _signing_keys(settings: Settings) -> dict[str, str]:
+    keys = [settings.signing_key, *settings.previous_signing_keys]
+    return {_key_id(k.get_secret_value()): k.get_secret_value() for k in keys}
+
+
+def issue_access_token(
+    settings: Settings,
+    *,
+    kind: str,
+    subject_id: str,
+    scopes: Iterable[str],
+    client_id: str | None,
+) -> AccessToken:
+    now = int(time.time())
+    scope = " ".join(scopes)
+    claims = {
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "sub": f"{kind}:{subject_id}",
+        "iat": now,
+        "nbf": now,
+        "exp": now + settings.token_lifetime_seconds,
+        "jti": uuid.uuid4().hex,
+        "type": ACCESS_TOKEN_TYPE,
+        "scope": scope,
+    }
+    if client_id:
+        claims["client_id"] = client_id
+    secret = settings.signing_key.get_secret_value()
+    token = jwt.encode(
+        claims,
+        secret,
+        algorithm=OWN_ALGORITHMS[0],
+        headers={"typ": "at+jwt", "kid": _key_id(secret)},
+    )
+    return AccessToken(token=token, expires_in=settings.token_lifetime_seconds, scope=scope)
+
+
+_REQUIRED = {
+    "require_exp": True,
+    "require_iat": True,
+    "require_sub": True,
+    "require_aud": True,
+    "require_iss": True,
+    "require_jti": True,
+    "leeway": LEEWAY_SECONDS,
+}
+
+
+def decode_access_token(settings: Settings, token: str) -> TokenClaims:
+    try:
+        header = jwt.get_unverified_header(token)
+    except JWTError as exc:
+        raise InvalidToken("malformed token") from exc
+    secret = _signing_keys(settings).get(header.get("kid", ""))
+    if secret is None or header.get("alg") not in OWN_ALGORITHMS:
+        raise InvalidToken("unknown signing key or algorithm")
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=OWN_ALGORITHMS,
+            audience=settings.token_audience,
+            issuer=settings.token_issuer,
+            options=_REQUIRED,
+        )
+    except JWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    if claims.get("type") != ACCESS_TOKEN_TYPE:
+        raise InvalidToken("not an access token")
+    kind, _, subject_id = str(claims["sub"]).partition(":")
+    if kind not in ("client", "staff") or not subject_id:
+        raise InvalidToken("unexpected subject")
+    return TokenClaims(
+        kind=kind,
+        subject_id=subject_id,
+        scopes=frozenset(parse_scopes(claims.get("scope"))),
+        client_id=claims.get("client_id"),
+    )
+
+
+# --- Tokens from an external identity provider ------------------------------------------
+
+
+class JwksCache:
+    """The external issuer's signing keys, fetched with httpx and kept for a while.
+
+    An unknown `kid` triggers at most one refetch per minute, so a stream of forged
+    tokens cannot turn into a stream of requests to the identity provider.
+    """
+
+    MIN_REFETCH_SECONDS = 60.0
+
+    def __init__(self, url: str, ttl_seconds: float, client: httpx.AsyncClient | None = None):
+        self.url = url
+        self.ttl_seconds = ttl_seconds
+        self._client = client
+        self._keys: dict[str, dict[str, Any]] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str | None) -> dict[str, Any] | None:
+        now = time.monotonic()
+        if not self._keys or now - self._fetched_at > self.ttl_seconds:
+            await self._refresh()
+        elif kid not in self._keys and now - self._fetched_at > self.MIN_REFETCH_SECONDS:
+            await self._refresh()
+        if kid is None and len(self._keys) == 1:
+            return next(iter(self._keys.values()))
+        return self._keys.get(kid or "")
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            try:
+                if self._client is not None:
+                    response = await self._client.get(self.url, timeout=5.0)
+                else:
+                    async with httpx.AsyncClient() as client:
+                        response = await client.get(self.url, timeout=5.0)
+                response.raise_for_status()
+                keys = response.json().get("keys", [])
+            except (httpx.HTTPError, ValueError) as exc:
+                raise InvalidToken("the identity provider's keys are unavailable") from exc
+            finally:
+                self._fetched_at = time.monotonic()
+            self._keys = {str(k.get("kid", "")): k for k in keys if isinstance(k, dict)}
+
+
+async def decode_external_token(settings: Settings, jwks: JwksCache, token: str) -> TokenClaims:
+    try:
+        header = jwt.get_unverified_header(token)
+    except JWTError as exc:
+        raise InvalidToken("malformed token") from exc
+    algorithm = header.get("alg")
+    if algorithm not in settings.external_algorithms:
+        raise InvalidToken("algorithm not allowed")
+    key_data = await jwks.key(header.get("kid"))
+    if key_data is None:
+        raise InvalidToken("unknown signing key")
+    if key_data.get("alg") not in (None, algorithm) or key_data.get("use") not in (None, "sig"):
+        raise InvalidToken("key does not match the token's algorithm")
+    try:
+        key = jwk.construct(key_data, algorithm)
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=settings.external_audience or settings.token_audience,
+            issuer=settings.external_issuer,
+            options={**_REQUIRED, "require_jti": False},
+        )
+    except JWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    subject = claims.get(settings.external_subject_claim)
+    if not isinstance(subject, str) or not subject:
+        raise InvalidToken("token has no subject")
+    return TokenClaims(
+        kind="staff",
+        subject_id=subject,
+        scopes=frozenset(),
+        client_id=claims.get("azp") or claims.get("client_id"),
+        external=True,
+    )
+
+
+def is_own_token(settings: Settings, token: str) -> bool:
+    try:
+        return jwt.get_unverified_claims(token).get("iss") == settings.token_issuer
+    except JWTError:
+        return False

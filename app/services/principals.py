@@ -1,0 +1,208 @@
+"""Machine clients and staff accounts: creating them, checking their secrets, and turning a
+verified token back into a principal with its current scopes and reach."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.models.base import utcnow
+from app.models.principal import (
+    ApiClient,
+    ApiClientSchool,
+    StaffMember,
+    StaffMemberSchool,
+    StaffRole,
+)
+from app.models.school import School
+from app.security import (
+    ROLE_SCOPES,
+    Principal,
+    Reach,
+    TokenClaims,
+    hash_secret,
+    new_client_credentials,
+    parse_scopes,
+    unknown_scopes,
+    verify_secret,
+)
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client: ApiClient
+    client_secret: str
+
+
+async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principal | None:
+    """The principal behind a verified token, or None if its account is gone or disabled.
+
+    Looked up on every request so that disabling an account or narrowing its reach takes
+    effect at once, not when its tokens expire.
+    """
+    if claims.kind == "client":
+        try:
+            client_uuid = uuid.UUID(claims.subject_id)
+        except ValueError:
+            return None
+        client = await session.get(ApiClient, client_uuid)
+        if client is None or not client.is_active:
+            return None
+        granted = set(parse_scopes(client.scopes))
+        return Principal(
+            kind="client",
+            id=client.id,
+            name=client.name,
+            scopes=frozenset(claims.scopes & granted),
+            reach=await _client_reach(session, client),
+            client_id=client.client_id,
+        )
+    if claims.external:
+        staff = (
+            await session.exec(
+                select(StaffMember).where(StaffMember.external_subject == claims.subject_id)
+            )
+        ).first()
+        scopes: frozenset[str] | None = None
+    else:
+        try:
+            staff = await session.get(StaffMember, uuid.UUID(claims.subject_id))
+        except ValueError:
+            return None
+        scopes = claims.scopes
+    if staff is None or not staff.is_active:
+        return None
+    role_scopes = ROLE_SCOPES[StaffRole(staff.role)]
+    return Principal(
+        kind="staff",
+        id=staff.id,
+        name=staff.display_name,
+        scopes=role_scopes if scopes is None else scopes & role_scopes,
+        reach=await _staff_reach(session, staff),
+        client_id=claims.client_id,
+        role=StaffRole(staff.role),
+    )
+
+
+async def _client_reach(session: AsyncSession, client: ApiClient) -> Reach:
+    ids = await session.exec(
+        select(ApiClientSchool.school_id).where(ApiClientSchool.api_client_id == client.id)
+    )
+    return Reach(school_ids=frozenset(ids.all()), la_code=client.la_code)
+
+
+async def _staff_reach(session: AsyncSession, staff: StaffMember) -> Reach:
+    ids = await session.exec(
+        select(StaffMemberSchool.school_id).where(StaffMemberSchool.staff_member_id == staff.id)
+    )
+    return Reach(school_ids=frozenset(ids.all()), la_code=staff.la_code)
+
+
+async def authenticate_client(
+    session: AsyncSession, client_id: str, client_secret: str
+) -> ApiClient | None:
+    client = (await session.exec(select(ApiClient).where(ApiClient.client_id == client_id))).first()
+    valid = verify_secret(client_secret, client.secret_hash if client else None)
+    if client is None or not valid or not client.is_active:
+        return None
+    client.last_used_at = utcnow()
+    return client
+
+
+async def authenticate_staff(
+    session: AsyncSession, username: str, password: str
+) -> StaffMember | None:
+    staff = (
+        await session.exec(select(StaffMember).where(StaffMember.username == username.lower()))
+    ).first()
+    valid = verify_secret(password, staff.password_hash if staff else None)
+    if staff is None or not valid or not staff.is_active:
+        return None
+    return staff
+
+
+def granted_scopes(principal: ApiClient | StaffMember) -> list[str]:
+    if isinstance(principal, ApiClient):
+        return parse_scopes(principal.scopes)
+    return sorted(ROLE_SCOPES[StaffRole(principal.role)])
+
+
+async def _schools_by_code(session: AsyncSession, codes: Sequence[str]) -> list[School]:
+    if not codes:
+        return []
+    schools = list((await session.exec(select(School).where(School.code.in_(codes)))).all())  # type: ignore[attr-defined]
+    missing = sorted(set(codes) - {s.code for s in schools})
+    if missing:
+        raise NotFound(f"No school with code(s): {', '.join(missing)}.")
+    if len(schools) > len(set(codes)):
+        raise Conflict("A school code matches schools in more than one jurisdiction.")
+    return schools
+
+
+async def create_client(
+    session: AsyncSession,
+    *,
+    name: str,
+    scopes: str,
+    school_codes: Sequence[str] = (),
+    la_code: str | None = None,
+) -> NewClient:
+    requested = parse_scopes(scopes)
+    unknown = unknown_scopes(requested)
+    if unknown:
+        raise ValidationFailed(f"Unknown scope(s): {', '.join(unknown)}.")
+    if not requested:
+        raise ValidationFailed("A client needs at least one scope.")
+    client_id, secret = new_client_credentials()
+    client = ApiClient(
+        client_id=client_id,
+        secret_hash=hash_secret(secret),
+        name=name,
+        scopes=" ".join(requested),
+        la_code=la_code,
+    )
+    session.add(client)
+    await session.flush()
+    for school in await _schools_by_code(session, school_codes):
+        session.add(ApiClientSchool(api_client_id=client.id, school_id=school.id))
+    await session.flush()
+    return NewClient(client=client, client_secret=secret)
+
+
+async def create_staff(
+    session: AsyncSession,
+    *,
+    username: str,
+    display_name: str,
+    role: StaffRole,
+    password: str | None,
+    school_codes: Sequence[str] = (),
+    la_code: str | None = None,
+    external_subject: str | None = None,
+) -> StaffMember:
+    username = username.strip().lower()
+    taken = await session.exec(
+        select(func.count()).select_from(StaffMember).where(StaffMember.username == username)
+    )
+    if taken.one():
+        raise Conflict(f"A staff account named {username!r} already exists.")
+    staff = StaffMember(
+        username=username,
+        display_name=display_name,
+        role=role,
+        password_hash=hash_secret(password) if password else None,
+        la_code=la_code,
+        external_subject=external_subject,
+    )
+    session.add(staff)
+    await session.flush()
+    for school in await _schools_by_code(session, school_codes):
+        session.add(StaffMemberSchool(staff_member_id=staff.id, school_id=school.id))
+    await session.flush()
+    return staff

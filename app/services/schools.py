@@ -1,0 +1,94 @@
+"""Schools: admins create and edit them within their reach; everyone reads within reach."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.models.base import utcnow
+from app.models.school import Jurisdiction, School, SchoolCreate, SchoolUpdate, check_school_code
+from app.pagination import Page
+from app.reach import la_in_reach, within_reach
+from app.security import Principal
+
+
+async def get(session: AsyncSession, principal: Principal, school_id: uuid.UUID) -> School:
+    school = (
+        await session.exec(
+            select(School).where(School.id == school_id, within_reach(School.id, principal))
+        )
+    ).first()
+    if school is None:
+        raise NotFound("No such school.")
+    return school
+
+
+async def get_all(
+    session: AsyncSession,
+    principal: Principal,
+    page: Page,
+    *,
+    la_code: str | None = None,
+    jurisdiction: Jurisdiction | None = None,
+) -> tuple[list[School], str | None]:
+    query = select(School).where(within_reach(School.id, principal))
+    if la_code is not None:
+        query = query.where(School.la_code == la_code)
+    if jurisdiction is not None:
+        query = query.where(School.jurisdiction == jurisdiction)
+    if page.after is not None:
+        query = query.where(School.id > page.after)
+    rows = (await session.exec(query.order_by(School.id).limit(page.limit + 1))).all()  # type: ignore[arg-type]
+    return page.split(rows)
+
+
+def _check_la(principal: Principal | None, la_code: str) -> None:
+    if principal is not None and not la_in_reach(la_code, principal):
+        raise Forbidden(f"LA {la_code} is outside your reach.")
+
+
+async def create(
+    session: AsyncSession, principal: Principal | None, school_in: SchoolCreate
+) -> School:
+    """Create a school. `principal` is None for the operator's CLI, which has no reach."""
+    _check_la(principal, school_in.la_code)
+    school = School(**school_in.model_dump())
+    session.add(school)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"A school with code {school_in.code} already exists in {school_in.jurisdiction}."
+        ) from None
+    return school
+
+
+async def update(
+    session: AsyncSession, principal: Principal, school: School, changes: SchoolUpdate
+) -> School:
+    values = changes.model_dump(exclude_unset=True)
+    if any(values.get(field) is None and field in values for field in values):
+        raise ValidationFailed("Fields of a school cannot be set to null.")
+    if "la_code" in values:
+        _check_la(principal, values["la_code"])
+    jurisdiction = values.get("jurisdiction", school.jurisdiction)
+    code = values.get("code", school.code)
+    try:
+        check_school_code(Jurisdiction(jurisdiction), code)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from None
+    for field, value in values.items():
+        setattr(school, field, value)
+    school.updated_at = utcnow()
+    session.add(school)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"A school with code {code} already exists in {jurisdiction}.") from None
+    return school
