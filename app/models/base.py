@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import secrets
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -20,15 +21,35 @@ SQLModel.metadata.naming_convention = {
 }
 
 
+_id_lock = threading.Lock()
+_last_millis = 0
+_sequence = 0
+
+
 def new_id() -> uuid.UUID:
-    """A UUIDv7 (RFC 9562): random, but ordered by creation time, so ids page cleanly."""
+    """A UUIDv7 (RFC 9562): time-ordered, so lists page by id in creation order.
+
+    Ids made in the same millisecond stay ordered through a 12-bit counter in `rand_a`
+    (RFC 9562 §6.2, method 1) that starts at a random point in its lower half.
+    """
+    global _last_millis, _sequence
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    with _id_lock:
+        if millis <= _last_millis:
+            millis = _last_millis
+            _sequence += 1
+            if _sequence > 0xFFF:
+                millis += 1
+                _sequence = secrets.randbelow(0x800)
+        else:
+            _sequence = secrets.randbelow(0x800)
+        _last_millis = millis
+        sequence = _sequence
     value = (millis & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
-    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= sequence << 64
     value |= 0b10 << 62
-    value |= rand & ((1 << 62) - 1)
+    value |= secrets.randbits(62)
     return uuid.UUID(int=value)
 
 
