@@ -161,7 +161,9 @@ def create_staff(
     username: Annotated[str, typer.Option(help="Sign-in name, usually an email address.")],
     name: Annotated[str, typer.Option(help="Display name.")],
     role: Annotated[StaffRole, typer.Option()],
-    school: Annotated[list[str] | None, typer.Option("--school", help="School code (repeatable).")] = None,
+    school: Annotated[
+        list[str] | None, typer.Option("--school", help="School code (repeatable).")
+    ] = None,
     la: Annotated[str | None, typer.Option("--la", help="LA code: every school of it.")] = None,
     external_subject: Annotated[
         str | None, typer.Option(help="Subject of this person in the LA's identity provider.")

@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Only ever used outside production; `Settings` refuses it when environment=production.
 DEVELOPMENT_SIGNING_KEY = "liaison-development-signing-key-do-not-use-in-production"
 MIN_SIGNING_KEY_BYTES = 32
+EXTERNAL_SIGNING_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+)
 
 Environment = Literal["development", "test", "production"]
 
@@ -70,12 +73,14 @@ class Settings(BaseSettings):
                     )
         if bool(self.external_issuer) != bool(self.external_jwks_url):
             raise ValueError(
-                "LIAISON_EXTERNAL_ISSUER and LIAISON_EXTERNAL_JWKS_URL are set together or not at all"
+                "LIAISON_EXTERNAL_ISSUER and LIAISON_EXTERNAL_JWKS_URL go together or not at all"
             )
-        unsafe = {a for a in self.external_algorithms if not a.startswith(("RS", "ES", "PS"))}
+        unsafe = set(self.external_algorithms) - EXTERNAL_SIGNING_ALGORITHMS
         if unsafe:
             # An HMAC algorithm here would let a public JWKS key act as a shared secret.
-            raise ValueError(f"external_algorithms must be asymmetric, not {sorted(unsafe)}")
+            raise ValueError(
+                f"external_algorithms must be asymmetric signing algorithms, not {sorted(unsafe)}"
+            )
         return self
 
     @property

@@ -90,15 +90,11 @@ async def authenticate(
     return principal
 
 
-def _requires(*scopes: Scope) -> type[Principal]:
-    return Annotated[Principal, Security(authenticate, scopes=[s.value for s in scopes])]  # type: ignore[return-value]
-
-
 AnyPrincipal = Annotated[Principal, Security(authenticate)]
-Admin = _requires(Scope.admin)
-PupilsReader = _requires(Scope.pupils_read)
-PupilsWriter = _requires(Scope.pupils_write)
-AuditReader = _requires(Scope.audit_read)
+Admin = Annotated[Principal, Security(authenticate, scopes=[Scope.admin])]
+PupilsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.pupils_read])]
+PupilsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.pupils_write])]
+AuditReader = Annotated[Principal, Security(authenticate, scopes=[Scope.audit_read])]
 
 
 async def get_auditor(session: SessionDep, principal: AnyPrincipal) -> Auditor:

@@ -179,7 +179,9 @@ def render(error: LiaisonError, instance: str | None = None) -> JSONResponse:
 def validation_items(errors: Any) -> list[ProblemItem]:
     """Pydantic errors without their `input`, which may carry a child's details."""
     return [
-        ProblemItem(loc=[str(p) if not isinstance(p, int) else p for p in e["loc"]], detail=e["msg"])
+        ProblemItem(
+            loc=[str(p) if not isinstance(p, int) else p for p in e["loc"]], detail=e["msg"]
+        )
         for e in errors
     ]
 

@@ -15,6 +15,7 @@ import structlog
 from app.config import Settings
 
 _REDACTED = "[redacted]"
+_PARAMETER_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy", "httpx", "httpcore", "alembic")
 _SENSITIVE_KEYS = {"authorization", "password", "client_secret", "secret", "token", "access_token"}
 
 
@@ -61,6 +62,10 @@ def configure_logging(settings: Settings) -> None:
     # One access line per request comes from our middleware; uvicorn's would add the raw
     # path and query string.
     logging.getLogger("uvicorn.access").disabled = True
+    # Drivers and clients log SQL parameters and URLs (query strings included) at debug
+    # and info: those carry children's names, so they never log below WARNING.
+    for name in _PARAMETER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import bind_request, unbind_request
-from app.errors import PayloadTooLarge, render
+from app.errors import LiaisonError, PayloadTooLarge, render
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -69,12 +69,14 @@ class RequestContextMiddleware:
         tokens = bind_request(request_id, client[0] if client else None)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
+        response_started = False
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 headers = [(k, v) for k, v in message.get("headers", []) if k != REQUEST_ID_HEADER]
                 headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
                 message["headers"] = headers
@@ -82,6 +84,15 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Rendered here, inside the request's context, so the 500 carries its request
+            # id; the traceback goes to the log, never to the client.
+            access_log.error("unhandled_exception", error=type(exc).__name__, exc_info=exc)
+            if response_started:
+                raise
+            await render(LiaisonError("An unexpected error occurred."), scope["path"])(
+                scope, receive, send_with_id
+            )
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -116,7 +127,9 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = PayloadTooLarge(f"The request body exceeds the limit of {self.max_bytes} bytes.")
+        too_large = PayloadTooLarge(
+            f"The request body exceeds the limit of {self.max_bytes} bytes."
+        )
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:

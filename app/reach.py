@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, false, or_, select
+from sqlmodel import col
 
 from app.models.school import School
 from app.security import Principal, Reach
@@ -22,7 +23,7 @@ def within_reach(school_column: Any, reach: Reach | Principal) -> ColumnElement[
     if reach.school_ids:
         conditions.append(school_column.in_(sorted(reach.school_ids)))
     if reach.la_code is not None:
-        la_schools = select(School.id).where(School.la_code == reach.la_code)
+        la_schools = select(col(School.id)).where(col(School.la_code) == reach.la_code)
         conditions.append(school_column.in_(la_schools.scalar_subquery()))
     if not conditions:
         return false()
@@ -42,5 +43,3 @@ def la_in_reach(la_code: str, reach: Reach | Principal) -> bool:
     if isinstance(reach, Principal):
         reach = reach.reach
     return reach.la_code == la_code
-
-

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from jose import JWTError, jwk, jwt
+from jose.exceptions import JOSEError
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -242,7 +243,8 @@ def decode_access_token(settings: Settings, token: str) -> TokenClaims:
         header = jwt.get_unverified_header(token)
     except JWTError as exc:
         raise InvalidToken("malformed token") from exc
-    secret = _signing_keys(settings).get(header.get("kid", ""))
+    kid = header.get("kid")
+    secret = _signing_keys(settings).get(kid) if isinstance(kid, str) else None
     if secret is None or header.get("alg") not in OWN_ALGORITHMS:
         raise InvalidToken("unknown signing key or algorithm")
     try:
@@ -258,13 +260,16 @@ def decode_access_token(settings: Settings, token: str) -> TokenClaims:
         raise InvalidToken(str(exc)) from exc
     if claims.get("type") != ACCESS_TOKEN_TYPE:
         raise InvalidToken("not an access token")
+    scope = claims.get("scope", "")
+    if not isinstance(scope, str):
+        raise InvalidToken("scope must be a string")
     kind, _, subject_id = str(claims["sub"]).partition(":")
     if kind not in ("client", "staff") or not subject_id:
         raise InvalidToken("unexpected subject")
     return TokenClaims(
         kind=kind,
         subject_id=subject_id,
-        scopes=frozenset(parse_scopes(claims.get("scope"))),
+        scopes=frozenset(parse_scopes(scope)),
         client_id=claims.get("client_id"),
     )
 
@@ -275,8 +280,9 @@ def decode_access_token(settings: Settings, token: str) -> TokenClaims:
 class JwksCache:
     """The external issuer's signing keys, fetched with httpx and kept for a while.
 
-    An unknown `kid` triggers at most one refetch per minute, so a stream of forged
-    tokens cannot turn into a stream of requests to the identity provider.
+    Keys are fetched when the cache is older than its TTL, or when a token names a key we
+    do not hold, but never more than once a minute, whatever the identity provider answers:
+    a stream of forged tokens or a failing provider cannot become a stream of requests.
     """
 
     MIN_REFETCH_SECONDS = 60.0
@@ -286,34 +292,50 @@ class JwksCache:
         self.ttl_seconds = ttl_seconds
         self._client = client
         self._keys: dict[str, dict[str, Any]] = {}
-        self._fetched_at = 0.0
+        self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
 
+    def _due(self, kid: str | None) -> bool:
+        if self._fetched_at is None:
+            return True
+        age = time.monotonic() - self._fetched_at
+        if age > self.ttl_seconds:
+            return True
+        return (kid is None or kid not in self._keys) and age > self.MIN_REFETCH_SECONDS
+
     async def key(self, kid: str | None) -> dict[str, Any] | None:
-        now = time.monotonic()
-        if not self._keys or now - self._fetched_at > self.ttl_seconds:
-            await self._refresh()
-        elif kid not in self._keys and now - self._fetched_at > self.MIN_REFETCH_SECONDS:
-            await self._refresh()
-        if kid is None and len(self._keys) == 1:
-            return next(iter(self._keys.values()))
-        return self._keys.get(kid or "")
+        if self._due(kid):
+            async with self._lock:
+                if self._due(kid):  # another request may have refreshed while we waited
+                    await self._refresh()
+        if kid is None:
+            return next(iter(self._keys.values())) if len(self._keys) == 1 else None
+        return self._keys.get(kid)
 
     async def _refresh(self) -> None:
-        async with self._lock:
-            try:
-                if self._client is not None:
-                    response = await self._client.get(self.url, timeout=5.0)
-                else:
-                    async with httpx.AsyncClient() as client:
-                        response = await client.get(self.url, timeout=5.0)
-                response.raise_for_status()
-                keys = response.json().get("keys", [])
-            except (httpx.HTTPError, ValueError) as exc:
-                raise InvalidToken("the identity provider's keys are unavailable") from exc
-            finally:
-                self._fetched_at = time.monotonic()
-            self._keys = {str(k.get("kid", "")): k for k in keys if isinstance(k, dict)}
+        try:
+            self._keys = await self._fetch() or self._keys
+        finally:
+            # Stamped when the fetch ends, so requests waiting on the lock see the result.
+            self._fetched_at = time.monotonic()
+
+    async def _fetch(self) -> dict[str, dict[str, Any]] | None:
+        """The published keys by id, or None when the provider gives nothing usable (we
+        keep what we had; tokens naming unknown keys then fail as invalid)."""
+        try:
+            if self._client is not None:
+                response = await self._client.get(self.url, timeout=5.0)
+            else:
+                async with httpx.AsyncClient() as client:
+                    response = await client.get(self.url, timeout=5.0)
+            response.raise_for_status()
+            document = response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        keys = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(keys, list):
+            return None
+        return {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
 
 
 async def decode_external_token(settings: Settings, jwks: JwksCache, token: str) -> TokenClaims:
@@ -324,7 +346,10 @@ async def decode_external_token(settings: Settings, jwks: JwksCache, token: str)
     algorithm = header.get("alg")
     if algorithm not in settings.external_algorithms:
         raise InvalidToken("algorithm not allowed")
-    key_data = await jwks.key(header.get("kid"))
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise InvalidToken("malformed key id")
+    key_data = await jwks.key(kid)
     if key_data is None:
         raise InvalidToken("unknown signing key")
     if key_data.get("alg") not in (None, algorithm) or key_data.get("use") not in (None, "sig"):
@@ -339,8 +364,9 @@ async def decode_external_token(settings: Settings, jwks: JwksCache, token: str)
             issuer=settings.external_issuer,
             options={**_REQUIRED, "require_jti": False},
         )
-    except JWTError as exc:
-        raise InvalidToken(str(exc)) from exc
+    except (JOSEError, TypeError, ValueError, KeyError) as exc:
+        # JWKError (a key of another type, a malformed key) is not a JWTError.
+        raise InvalidToken("the token does not verify against the issuer's key") from exc
     subject = claims.get(settings.external_subject_claim)
     if not isinstance(subject, str) or not subject:
         raise InvalidToken("token has no subject")

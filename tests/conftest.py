@@ -29,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
-import app.models  # noqa: F401
+import app.models
 from app.cli import alembic_config
 from app.config import Settings
 from app.main import create_app
@@ -91,7 +91,9 @@ def migrate(url: str, revision: str = "head") -> None:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TestDatabase:
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> TestDatabase:
     if request.param == "postgresql":
         url = make_postgres_database("liaison_test")
         migrate(url)
@@ -239,7 +241,9 @@ class World:
         result: dict[str, str] = await self._in_session(work)
         return result
 
-    async def token(self, credentials: Credentials | dict[str, str], scope: str | None = None) -> str:
+    async def token(
+        self, credentials: Credentials | dict[str, str], scope: str | None = None
+    ) -> str:
         form: dict[str, str] = {}
         headers: dict[str, str] = {}
         if isinstance(credentials, Credentials):

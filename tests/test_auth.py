@@ -38,12 +38,16 @@ async def test_expired_token_is_401(client: httpx.AsyncClient, world: World) -> 
     claims = jwt.get_unverified_claims(token)
     header = jwt.get_unverified_header(token)
     claims.update(iat=int(time.time()) - 3600, exp=int(time.time()) - 1800)
-    expired = jwt.encode(claims, TEST_SIGNING_KEY, algorithm="HS256", headers={"kid": header["kid"]})
+    expired = jwt.encode(
+        claims, TEST_SIGNING_KEY, algorithm="HS256", headers={"kid": header["kid"]}
+    )
     response = await client.get("/v1/schools", headers={"Authorization": f"Bearer {expired}"})
     assert response.status_code == 401
 
 
-async def test_missing_scope_is_403_insufficient_scope(client: httpx.AsyncClient, world: World) -> None:
+async def test_missing_scope_is_403_insufficient_scope(
+    client: httpx.AsyncClient, world: World
+) -> None:
     headers = await world.client_headers("pupils:write", la_code="202")
     response = await client.get("/v1/pupils", headers=headers)
     assert response.status_code == 403
@@ -63,7 +67,9 @@ async def test_disabled_client_loses_access_at_once(
         from sqlmodel import select
 
         row = (
-            await session.exec(select(ApiClient).where(ApiClient.client_id == credentials.client_id))
+            await session.exec(
+                select(ApiClient).where(ApiClient.client_id == credentials.client_id)
+            )
         ).one()
         row.is_active = False
         await session.commit()
@@ -83,7 +89,9 @@ async def test_scope_revoked_from_client_is_gone_from_its_tokens(
         from sqlmodel import select
 
         row = (
-            await session.exec(select(ApiClient).where(ApiClient.client_id == credentials.client_id))
+            await session.exec(
+                select(ApiClient).where(ApiClient.client_id == credentials.client_id)
+            )
         ).one()
         row.scopes = "pupils:write"
         await session.commit()
@@ -105,7 +113,11 @@ class _IdentityProvider:
         public_pem = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        self.jwk = {**jwk.construct(public_pem, "RS256").to_dict(), "kid": "idp-key-1", "use": "sig"}
+        self.jwk = {
+            **jwk.construct(public_pem, "RS256").to_dict(),
+            "kid": "idp-key-1",
+            "use": "sig",
+        }
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(lambda request: httpx.Response(200, json={"keys": [self.jwk]}))
@@ -129,7 +141,11 @@ async def test_external_identity_provider_tokens_map_to_staff(
 ) -> None:
     idp = _IdentityProvider()
     settings = fresh_app.state.settings
-    original = (settings.external_issuer, settings.external_jwks_url, getattr(fresh_app.state, "jwks", None))
+    original = (
+        settings.external_issuer,
+        settings.external_jwks_url,
+        getattr(fresh_app.state, "jwks", None),
+    )
     object.__setattr__(settings, "external_issuer", idp.issuer)
     object.__setattr__(settings, "external_jwks_url", "https://idp.example.org/jwks")
     fresh_app.state.jwks = JwksCache(

@@ -8,7 +8,6 @@ import pytest
 from tests.conftest import Credentials, World
 
 
-
 async def _token(
     http: httpx.AsyncClient, form: dict[str, str], headers: dict[str, str] | None = None
 ) -> httpx.Response:
@@ -51,10 +50,14 @@ async def test_requested_scopes_narrow_the_token(client: httpx.AsyncClient, worl
     assert response.json()["scope"] == "attendance:write"
 
 
-async def test_scope_beyond_the_grant_is_invalid_scope(client: httpx.AsyncClient, world: World) -> None:
+async def test_scope_beyond_the_grant_is_invalid_scope(
+    client: httpx.AsyncClient, world: World
+) -> None:
     credentials = await world.api_client("pupils:write")
     response = await _token(
-        client, {"grant_type": "client_credentials", "scope": "pupils:write admin"}, credentials.basic
+        client,
+        {"grant_type": "client_credentials", "scope": "pupils:write admin"},
+        credentials.basic,
     )
     assert response.status_code == 400
     body = response.json()
@@ -81,7 +84,9 @@ async def test_bad_client_authentication_is_401_invalid_client(
     assert response.headers["www-authenticate"].startswith("Basic")
 
 
-async def test_client_credentials_without_client_is_invalid_client(client: httpx.AsyncClient) -> None:
+async def test_client_credentials_without_client_is_invalid_client(
+    client: httpx.AsyncClient,
+) -> None:
     response = await _token(client, {"grant_type": "client_credentials"})
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
@@ -127,7 +132,11 @@ async def test_password_grant_for_staff(client: httpx.AsyncClient, world: World)
     staff = await world.staff("practitioner")
     response = await _token(
         client,
-        {"grant_type": "password", "username": staff["username"].upper(), "password": staff["password"]},
+        {
+            "grant_type": "password",
+            "username": staff["username"].upper(),
+            "password": staff["password"],
+        },
     )
     assert response.status_code == 200
     scopes = set(response.json()["scope"].split())
@@ -135,7 +144,9 @@ async def test_password_grant_for_staff(client: httpx.AsyncClient, world: World)
     assert "cases:approve" not in scopes and "admin" not in scopes
 
 
-async def test_password_grant_scope_must_be_within_role(client: httpx.AsyncClient, world: World) -> None:
+async def test_password_grant_scope_must_be_within_role(
+    client: httpx.AsyncClient, world: World
+) -> None:
     staff = await world.staff("practitioner")
     form = {"grant_type": "password", "username": staff["username"], "password": staff["password"]}
     response = await _token(client, {**form, "scope": "cases:approve"})

@@ -31,7 +31,11 @@ def pupil(n: int, **fields: Any) -> dict[str, Any]:
 
 
 async def push(
-    http: httpx.AsyncClient, school: dict[str, Any], rows: list[dict[str, Any]], headers: dict[str, str], **params: str
+    http: httpx.AsyncClient,
+    school: dict[str, Any],
+    rows: list[dict[str, Any]],
+    headers: dict[str, str],
+    **params: str,
 ) -> httpx.Response:
     return await http.put(
         f"/v1/schools/{school['id']}/pupils", json={"pupils": rows}, headers=headers, params=params
@@ -67,11 +71,16 @@ async def test_first_push_creates_then_repush_is_unchanged(
 
 
 async def test_changed_rows_are_updated(
-    client: httpx.AsyncClient, school: dict[str, Any], mis: dict[str, str], practitioner: dict[str, str]
+    client: httpx.AsyncClient,
+    school: dict[str, Any],
+    mis: dict[str, str],
+    practitioner: dict[str, str],
 ) -> None:
     await push(client, school, [pupil(1), pupil(2)], mis)
     result = (
-        await push(client, school, [pupil(1, family_name="Renamed", looked_after=True), pupil(2)], mis)
+        await push(
+            client, school, [pupil(1, family_name="Renamed", looked_after=True), pupil(2)], mis
+        )
     ).json()
     assert (result["updated"], result["unchanged"]) == (1, 1)
     found = (await client.get("/v1/pupils", params={"upn": upn(1)}, headers=practitioner)).json()
@@ -80,7 +89,10 @@ async def test_changed_rows_are_updated(
 
 
 async def test_flags_left_out_keep_their_value(
-    client: httpx.AsyncClient, school: dict[str, Any], mis: dict[str, str], practitioner: dict[str, str]
+    client: httpx.AsyncClient,
+    school: dict[str, Any],
+    mis: dict[str, str],
+    practitioner: dict[str, str],
 ) -> None:
     await push(client, school, [pupil(1, young_carer=True, free_school_meals=True)], mis)
     result = (await push(client, school, [pupil(1)], mis)).json()
@@ -91,7 +103,10 @@ async def test_flags_left_out_keep_their_value(
 
 
 async def test_bad_rows_are_rejected_and_good_rows_kept(
-    client: httpx.AsyncClient, school: dict[str, Any], mis: dict[str, str], practitioner: dict[str, str]
+    client: httpx.AsyncClient,
+    school: dict[str, Any],
+    mis: dict[str, str],
+    practitioner: dict[str, str],
 ) -> None:
     bad_letter = "A" if upn(2)[0] != "A" else "B"
     rows = [
@@ -124,7 +139,10 @@ async def test_bad_rows_are_rejected_and_good_rows_kept(
     assert rejected[8].startswith("unexpected")
     # Reasons never echo the rejected values (a child's data).
     assert all("Child" not in reason and "1970" not in reason for reason in rejected.values())
-    names = [p["given_name"] for p in (await client.get("/v1/pupils", headers=practitioner)).json()["items"]]
+    names = [
+        p["given_name"]
+        for p in (await client.get("/v1/pupils", headers=practitioner)).json()["items"]
+    ]
     assert names == ["Child1", "Child11"]
 
 
@@ -137,9 +155,7 @@ async def test_temporary_and_lowercase_upns(
     assert result["created"] == 1, result
 
 
-async def test_scottish_schools_do_not_take_upns(
-    client: httpx.AsyncClient, world: World
-) -> None:
+async def test_scottish_schools_do_not_take_upns(client: httpx.AsyncClient, world: World) -> None:
     school = await world.school(jurisdiction="scotland", code="5244439")
     mis = await world.client_headers("pupils:write", schools=[school])
     result = (await push(client, school, [pupil(1), pupil(2, upn=None)], mis)).json()
@@ -148,16 +164,25 @@ async def test_scottish_schools_do_not_take_upns(
 
 
 async def test_full_push_takes_missing_pupils_off_roll_and_back(
-    client: httpx.AsyncClient, school: dict[str, Any], mis: dict[str, str], practitioner: dict[str, str]
+    client: httpx.AsyncClient,
+    school: dict[str, Any],
+    mis: dict[str, str],
+    practitioner: dict[str, str],
 ) -> None:
     await push(client, school, [pupil(1), pupil(2), pupil(3)], mis)
     # Pupil 3's row is rejected but named: it stays on roll. Pupil 2 is gone.
     result = (await push(client, school, [pupil(1), pupil(3, upn="bad")], mis)).json()
     assert result["off_roll"] == 1
     items = (await client.get("/v1/pupils", headers=practitioner)).json()["items"]
-    assert {p["mis_id"]: p["on_roll"] for p in items} == {"MIS-1": True, "MIS-2": False, "MIS-3": True}
+    assert {p["mis_id"]: p["on_roll"] for p in items} == {
+        "MIS-1": True,
+        "MIS-2": False,
+        "MIS-3": True,
+    }
     assert [p["off_roll_at"] is not None for p in items] == [False, True, False]
-    on_roll = (await client.get("/v1/pupils", params={"on_roll": "true"}, headers=practitioner)).json()
+    on_roll = (
+        await client.get("/v1/pupils", params={"on_roll": "true"}, headers=practitioner)
+    ).json()
     assert [p["mis_id"] for p in on_roll["items"]] == ["MIS-1", "MIS-3"]
     # Back on roll when the school sends the pupil again.
     result = (await push(client, school, [pupil(1), pupil(2), pupil(3)], mis)).json()
@@ -180,7 +205,9 @@ async def test_empty_or_malformed_push_is_422(
         assert response.status_code == 422, body
         assert response.headers["content-type"] == "application/problem+json"
     response = await client.put(
-        f"/v1/schools/{school['id']}/pupils", content=b"{not json", headers={**mis, "content-type": "application/json"}
+        f"/v1/schools/{school['id']}/pupils",
+        content=b"{not json",
+        headers={**mis, "content-type": "application/json"},
     )
     assert response.status_code == 422
 
@@ -211,12 +238,18 @@ async def test_oversized_roster_is_413(
 
 
 async def test_names_need_cases_read(
-    client: httpx.AsyncClient, world: World, school: dict[str, Any], mis: dict[str, str], practitioner: dict[str, str]
+    client: httpx.AsyncClient,
+    world: World,
+    school: dict[str, Any],
+    mis: dict[str, str],
+    practitioner: dict[str, str],
 ) -> None:
     await push(client, school, [pupil(1)], mis)
     reader = await world.client_headers("pupils:read", schools=[school])
     item = (await client.get("/v1/pupils", headers=reader)).json()["items"][0]
-    assert item["given_name"] is None and item["family_name"] is None and item["date_of_birth"] is None
+    assert (
+        item["given_name"] is None and item["family_name"] is None and item["date_of_birth"] is None
+    )
     assert item["upn"] == upn(1) and item["year_group"] == "5"
     one = (await client.get(f"/v1/pupils/{item['id']}", headers=reader)).json()
     assert one["given_name"] is None
@@ -227,7 +260,11 @@ async def test_names_need_cases_read(
 
 
 async def test_filters(
-    client: httpx.AsyncClient, world: World, school: dict[str, Any], mis: dict[str, str], practitioner: dict[str, str]
+    client: httpx.AsyncClient,
+    world: World,
+    school: dict[str, Any],
+    mis: dict[str, str],
+    practitioner: dict[str, str],
 ) -> None:
     await push(
         client,
@@ -235,7 +272,9 @@ async def test_filters(
         [
             pupil(1, given_name="Amara", family_name="O'Neil", free_school_meals=True),
             pupil(2, given_name="Ben", family_name="Smith", year_group="6", send=True),
-            pupil(3, given_name="Cara", family_name="Amarasinghe", free_school_meals=True, send=True),
+            pupil(
+                3, given_name="Cara", family_name="Amarasinghe", free_school_meals=True, send=True
+            ),
         ],
         mis,
     )
@@ -278,7 +317,10 @@ async def test_reads_are_limited_to_reach(
 
 
 async def test_pupil_list_pages(
-    client: httpx.AsyncClient, school: dict[str, Any], mis: dict[str, str], practitioner: dict[str, str]
+    client: httpx.AsyncClient,
+    school: dict[str, Any],
+    mis: dict[str, str],
+    practitioner: dict[str, str],
 ) -> None:
     await push(client, school, [pupil(n) for n in range(1, 8)], mis)
     seen: list[str] = []

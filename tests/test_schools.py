@@ -18,7 +18,9 @@ NEW_SCHOOL = {
 }
 
 
-async def test_admin_creates_reads_and_edits_a_school(client: httpx.AsyncClient, world: World) -> None:
+async def test_admin_creates_reads_and_edits_a_school(
+    client: httpx.AsyncClient, world: World
+) -> None:
     admin = await world.client_headers("admin", la_code="202")
     created = await client.post("/v1/schools", json=NEW_SCHOOL, headers=admin)
     assert created.status_code == 201
@@ -79,17 +81,23 @@ async def test_admin_cannot_create_or_move_schools_outside_its_la(
     client: httpx.AsyncClient, world: World
 ) -> None:
     admin = await world.client_headers("admin", la_code="202")
-    response = await client.post("/v1/schools", json={**NEW_SCHOOL, "la_code": "203"}, headers=admin)
+    response = await client.post(
+        "/v1/schools", json={**NEW_SCHOOL, "la_code": "203"}, headers=admin
+    )
     assert response.status_code == 403
     school = (await client.post("/v1/schools", json=NEW_SCHOOL, headers=admin)).json()
-    moved = await client.patch(f"/v1/schools/{school['id']}", json={"la_code": "203"}, headers=admin)
+    moved = await client.patch(
+        f"/v1/schools/{school['id']}", json={"la_code": "203"}, headers=admin
+    )
     assert moved.status_code == 403
 
 
 async def test_non_admins_cannot_create_or_edit(client: httpx.AsyncClient, world: World) -> None:
     school = await world.school()
     practitioner = await world.headers(await world.staff("practitioner", la_code="202"))
-    assert (await client.post("/v1/schools", json=NEW_SCHOOL, headers=practitioner)).status_code == 403
+    assert (
+        await client.post("/v1/schools", json=NEW_SCHOOL, headers=practitioner)
+    ).status_code == 403
     response = await client.patch(
         f"/v1/schools/{school['id']}", json={"name": "x"}, headers=practitioner
     )

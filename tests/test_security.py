@@ -3,9 +3,8 @@
 No database and no HTTP app: Settings are built directly, and the external identity
 provider's JWKS endpoint is an httpx.MockTransport.
 
-Tests marked xfail(strict=True) pin down known defects in app/security.py: they describe
-the behaviour the module promises and fail today. When a defect is fixed, the strict xfail
-turns into an XPASS failure, so the marker must then be removed.
+Several tests pin down defects found and fixed in review (unhashable key ids, JWK errors
+escaping, unthrottled JWKS refetches, a cold-cache stampede, malformed JWKS documents).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk, jwt
-from jose.exceptions import JWKError
 from pydantic import SecretStr, ValidationError
 
 from app import security
@@ -160,7 +158,7 @@ def _pem(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> tuple[s
 
 RSA_PRIVATE_PEM, RSA_PUBLIC_PEM = _pem(rsa.generate_private_key(65537, 2048))
 OTHER_RSA_PRIVATE_PEM, OTHER_RSA_PUBLIC_PEM = _pem(rsa.generate_private_key(65537, 2048))
-EC_PRIVATE_PEM, EC_PUBLIC_PEM = _pem(ec.generate_private_key(ec.SECP256R1()))
+_, EC_PUBLIC_PEM = _pem(ec.generate_private_key(ec.SECP256R1()))
 
 
 def public_jwk(public_pem: bytes, algorithm: str, kid: str, **extra: Any) -> dict[str, Any]:
@@ -417,24 +415,12 @@ def test_subject_of_unexpected_form_rejected(subject: str) -> None:
     assert_rejected(settings, sign_own(own_claims(settings, sub=subject)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: decode_access_token looks the kid header up in a dict unchecked; "
-    "an unhashable kid raises TypeError instead of InvalidToken",
-)
 @pytest.mark.parametrize("kid", [["a"], {"k": "v"}])
 def test_non_string_kid_rejected_as_invalid_token(kid: Any) -> None:
     settings = make_settings()
     assert_rejected(settings, sign_own(own_claims(settings), kid=kid))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="BUG: parse_scopes(claims.get('scope')) assumes a string; a list raises "
-    "AttributeError (needs our signing key, so low severity)",
-)
 def test_non_string_scope_claim_rejected_as_invalid_token() -> None:
     settings = make_settings()
     assert_rejected(settings, sign_own(own_claims(settings, scope=["admin"])))
@@ -698,12 +684,6 @@ async def test_jwks_not_json_rejects_token() -> None:
 # --- External tokens: known defects ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: JwksCache.key refetches whenever its key set is empty, so while the IdP "
-    "is failing (or serves no keys) every token causes a request, unthrottled",
-)
 @pytest.mark.parametrize(("status", "document"), [(500, {}), (200, {"keys": []})])
 async def test_failing_or_empty_jwks_is_not_refetched_for_every_token(
     status: int, document: Any
@@ -716,12 +696,6 @@ async def test_failing_or_empty_jwks_is_not_refetched_for_every_token(
     assert endpoint.requests == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: JwksCache checks staleness before taking its lock and not again inside "
-    "it, so concurrent requests on a cold cache each fetch the JWKS",
-)
 async def test_concurrent_cold_cache_fetches_jwks_once() -> None:
     endpoint = FakeJwksEndpoint(delay_seconds=0.01)
     token = sign_external(external_claims())
@@ -733,24 +707,12 @@ async def test_concurrent_cold_cache_fetches_jwks_once() -> None:
     assert endpoint.requests == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: JwksCache.key does dict lookups with the raw kid header; an unhashable "
-    "kid raises TypeError instead of InvalidToken",
-)
 async def test_non_string_external_kid_rejected_as_invalid_token() -> None:
     token = sign_external(external_claims(), kid=["idp-key-1"])
     async with jwks_cache(FakeJwksEndpoint()) as cache:
         await assert_external_rejected(external_settings(), cache, token)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=JWKError,
-    reason="BUG: jwk.construct raises JWKError (not a JWTError) for a JWK of another key "
-    "type, and decode_external_token does not catch it",
-)
 async def test_token_naming_a_key_of_another_type_rejected_as_invalid_token() -> None:
     """An IdP publishing an EC key without "alg"; an RS256 token naming it must fail cleanly."""
     settings = external_settings(external_algorithms=["RS256", "ES256"])
@@ -761,12 +723,6 @@ async def test_token_naming_a_key_of_another_type_rejected_as_invalid_token() ->
         await assert_external_rejected(settings, cache, token)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, TypeError),
-    reason="BUG: JwksCache._refresh assumes a JSON object with a list of keys; other JSON "
-    "raises AttributeError/TypeError instead of InvalidToken",
-)
 @pytest.mark.parametrize("document", [[], {"keys": None}, "keys"])
 async def test_malformed_jwks_document_rejects_token(document: Any) -> None:
     async with jwks_cache(FakeJwksEndpoint(document)) as cache:

@@ -24,7 +24,7 @@ router = APIRouter(
 @router.get("", response_model=AuditEventPage)
 async def list_audit_events(
     session: SessionDep,
-    principal: AuditReader,
+    _principal: AuditReader,
     auditor: AuditorDep,
     page: PageDep,
     pupil_id: uuid.UUID | None = None,
@@ -32,8 +32,12 @@ async def list_audit_events(
         str | None, Query(max_length=300, description="`staff:<id>` or `client:<id>`.")
     ] = None,
     action: Annotated[str | None, Query(max_length=64, examples=["pupil.read"])] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Inclusive, with a UTC offset.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Exclusive, with a UTC offset.")] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Inclusive, with a UTC offset.")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="Exclusive, with a UTC offset.")
+    ] = None,
 ) -> AuditEventPage:
     """Audit events, newest first, filterable by child, actor, action and time."""
     filters = audit_events.AuditFilters(
@@ -41,5 +45,3 @@ async def list_audit_events(
     )
     items, next_cursor = await audit_events.get_all(session, auditor, page, filters)
     return AuditEventPage(items=items, next_cursor=next_cursor)
-
-

@@ -51,7 +51,10 @@ _FORM_SCHEMA: dict[str, Any] = {
     "required": ["grant_type"],
     "properties": {
         "grant_type": {"type": "string", "enum": list(SUPPORTED_GRANTS)},
-        "scope": {"type": "string", "description": "Space-separated scopes (default: all granted)."},
+        "scope": {
+            "type": "string",
+            "description": "Space-separated scopes (default: all granted).",
+        },
         "client_id": {"type": "string", "description": "When not using HTTP Basic."},
         "client_secret": {"type": "string", "description": "When not using HTTP Basic."},
         "username": {"type": "string", "description": "Staff username (password grant)."},
@@ -131,7 +134,9 @@ async def issue_token(request: Request, session: SessionDep, settings: SettingsD
         credentials, basic_used = _client_credentials(request, form)
         grant_type = form.get("grant_type")
         if grant_type == "client_credentials":
-            token = await grant_client_credentials(session, settings, credentials, form.get("scope"))
+            token = await grant_client_credentials(
+                session, settings, credentials, form.get("scope")
+            )
         elif grant_type == "password":
             token = await grant_password(
                 session,

@@ -51,9 +51,7 @@ async def push_roster(
     limit = settings.roster_max_pupils
     if len(roster.pupils) > limit:
         raise PayloadTooLarge(f"A roster push holds at most {limit} pupils.")
-    return await pupils.push_roster(
-        session, auditor, school, roster.pupils, full=(mode == "full")
-    )
+    return await pupils.push_roster(session, auditor, school, roster.pupils, full=(mode == "full"))
 
 
 @router.get("/v1/pupils", response_model=PupilPage, responses=problem_responses(400, 422))
@@ -65,7 +63,11 @@ async def list_pupils(
     school_id: uuid.UUID | None = None,
     name: Annotated[
         str | None,
-        Query(min_length=1, max_length=100, description="Part of a given or family name (needs cases:read)."),
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Part of a given or family name (needs cases:read).",
+        ),
     ] = None,
     upn: Annotated[str | None, Query(min_length=13, max_length=13)] = None,
     year_group: Annotated[str | None, Query(pattern=YEAR_GROUP_PATTERN)] = None,
@@ -99,7 +101,9 @@ async def list_pupils(
     return PupilPage(items=[pupils.present(p, principal) for p in items], next_cursor=next_cursor)
 
 
-@router.get("/v1/pupils/{pupil_id}", response_model=PupilRead, responses=problem_responses(404, 422))
+@router.get(
+    "/v1/pupils/{pupil_id}", response_model=PupilRead, responses=problem_responses(404, 422)
+)
 async def read_pupil(
     pupil_id: uuid.UUID, session: SessionDep, principal: PupilsReader, auditor: AuditorDep
 ) -> PupilRead:

@@ -41,13 +41,17 @@ async def list_schools(
     response_model=SchoolRead,
     responses=problem_responses(409, 413, 415, 422),
 )
-async def create_school(school_in: SchoolCreate, session: SessionDep, principal: Admin) -> SchoolRead:
+async def create_school(
+    school_in: SchoolCreate, session: SessionDep, principal: Admin
+) -> SchoolRead:
     """Create a school in an LA within the admin's reach."""
     return SchoolRead.model_validate(await schools.create(session, principal, school_in))
 
 
 @router.get("/{school_id}", response_model=SchoolRead, responses=problem_responses(404, 422))
-async def read_school(school_id: uuid.UUID, session: SessionDep, principal: AnyPrincipal) -> SchoolRead:
+async def read_school(
+    school_id: uuid.UUID, session: SessionDep, principal: AnyPrincipal
+) -> SchoolRead:
     return SchoolRead.model_validate(await schools.get(session, principal, school_id))
 
 

@@ -46,7 +46,9 @@ async def get_all(
         query = query.where(AuditEvent.occurred_at < filters.until)
     if page.after is not None:
         query = query.where(AuditEvent.id < page.after)
-    rows = (await session.exec(query.order_by(col(AuditEvent.id).desc()).limit(page.limit + 1))).all()
+    rows = (
+        await session.exec(query.order_by(col(AuditEvent.id).desc()).limit(page.limit + 1))
+    ).all()
     events, next_cursor = page.split(rows)
     pupils: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
     if events:

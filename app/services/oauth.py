@@ -58,7 +58,11 @@ async def grant_client_credentials(
         raise OAuthError("invalid_client", "Client authentication failed.")
     scopes = _narrow(scope, principals.granted_scopes(client))
     return issue_access_token(
-        settings, kind="client", subject_id=str(client.id), scopes=scopes, client_id=client.client_id
+        settings,
+        kind="client",
+        subject_id=str(client.id),
+        scopes=scopes,
+        client_id=client.client_id,
     )
 
 

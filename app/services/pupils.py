@@ -176,7 +176,9 @@ def present(pupil: Pupil, principal: Principal) -> PupilRead:
     """A pupil as this principal may see it: names and birth date need `cases:read`."""
     read = PupilRead.model_validate(pupil)
     if not principal.has(Scope.cases_read):
-        read = read.model_copy(update={"given_name": None, "family_name": None, "date_of_birth": None})
+        read = read.model_copy(
+            update={"given_name": None, "family_name": None, "date_of_birth": None}
+        )
     return read
 
 

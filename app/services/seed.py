@@ -36,15 +36,53 @@ DEMO_CLIENTS = [
     ("demo-admin", "Demo LA admin tool", "admin directory:write", []),
 ]
 DEMO_STAFF = [
-    ("practitioner@demo.liaison", "Priya Practitioner", StaffRole.practitioner, ["990001", "990003"]),
+    (
+        "practitioner@demo.liaison",
+        "Priya Practitioner",
+        StaffRole.practitioner,
+        ["990001", "990003"],
+    ),
     ("manager@demo.liaison", "Morgan Manager", StaffRole.manager, []),
     ("dpo@demo.liaison", "Dana Data-Protection", StaffRole.dpo, []),
     ("admin@demo.liaison", "Alex Admin", StaffRole.admin, []),
 ]
-GIVEN = ["Amara", "Ben", "Chloe", "Dylan", "Ella", "Finn", "Grace", "Harry", "Isla", "Jack",
-         "Kai", "Lily", "Mason", "Nia", "Oscar", "Poppy", "Rhys", "Sofia", "Theo", "Zara"]  # fmt: skip
-FAMILY = ["Ahmed", "Brown", "Clarke", "Davies", "Evans", "Fraser", "Green", "Hughes",
-          "Iqbal", "Jones", "Khan", "Lewis", "Morgan", "Nowak", "Owen", "Patel"]  # fmt: skip
+GIVEN = [
+    "Amara",
+    "Ben",
+    "Chloe",
+    "Dylan",
+    "Ella",
+    "Finn",
+    "Grace",
+    "Harry",
+    "Isla",
+    "Jack",
+    "Kai",
+    "Lily",
+    "Mason",
+    "Nia",
+    "Oscar",
+    "Poppy",
+    "Rhys",
+    "Sofia",
+    "Theo",
+    "Zara",
+]
+FAMILY = [
+    "Ahmed",
+    "Brown",
+    "Clarke",
+    "Davies",
+    "Evans",
+    "Fraser",
+    "Green",
+    "Hughes",
+    "Iqbal",
+    "Jones",
+    "Khan",
+    "Lewis",
+    "Morgan",
+]
 PUPILS_PER_SCHOOL = 30
 
 SEED_PRINCIPAL = Principal(
@@ -66,7 +104,7 @@ def _upn(estab: int, serial: int) -> str:
 
 
 def _roster(estab: int, phase: Phase) -> list[dict[str, Any]]:
-    rng = random.Random(estab)
+    rng = random.Random(estab)  # noqa: S311 (repeatable demo data, not secrets)
     youngest, oldest = (4, 11) if phase == Phase.primary else (11, 16)
     rows = []
     for serial in range(1, PUPILS_PER_SCHOOL + 1):
@@ -113,7 +151,9 @@ async def seed_demo(session: AsyncSession) -> dict[str, Any]:
     clients = []
     for client_id, name, scopes, codes in DEMO_CLIENTS:
         secret = demo_secret(client_id)
-        client = (await session.exec(select(ApiClient).where(ApiClient.client_id == client_id))).first()
+        client = (
+            await session.exec(select(ApiClient).where(ApiClient.client_id == client_id))
+        ).first()
         if client is None:
             client = ApiClient(
                 client_id=client_id,
@@ -154,9 +194,7 @@ async def seed_demo(session: AsyncSession) -> dict[str, Any]:
     await session.flush()
     return {
         "la_code": DEMO_LA,
-        "schools": [
-            {"id": str(s.id), "code": s.code, "name": s.name} for s in by_code.values()
-        ],
+        "schools": [{"id": str(s.id), "code": s.code, "name": s.name} for s in by_code.values()],
         "clients": clients,
         "staff": staff,
     }

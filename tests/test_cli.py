@@ -1,0 +1,120 @@
+"""The `liaison` command against the test database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.config import get_settings
+from tests.conftest import TEST_SIGNING_KEY, TestDatabase, World
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(
+    database: TestDatabase, fresh_app: object, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    monkeypatch.setenv("LIAISON_DATABASE_URL", database.url)
+    monkeypatch.setenv("LIAISON_SIGNING_KEY", TEST_SIGNING_KEY)
+    monkeypatch.setenv("LIAISON_ENVIRONMENT", "test")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
+    result = runner.invoke(cli, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_create_school_client_and_staff(cli_env: None) -> None:
+    school = run("create-school", "--code", "654321", "--name", "CLI School", "--la", "202")
+    assert school["code"] == "654321"
+    client = run(
+        "create-client", "--name", "CLI MIS", "--scope", "pupils:write", "--school", "654321"
+    )
+    assert client["client_id"].startswith("lsn_") and len(client["client_secret"]) >= 40
+    staff = run(
+        "create-staff", "--username", "Cli.User@Example.org", "--name", "Cli User",
+        "--role", "manager", "--la", "202", env={"LIAISON_STAFF_PASSWORD": "long enough password"},
+    )  # fmt: skip
+    assert staff["username"] == "cli.user@example.org"
+
+
+def test_cli_refuses_bad_input(cli_env: None) -> None:
+    bad = runner.invoke(cli, ["create-client", "--name", "x", "--scope", "pupils:write everything"])
+    assert bad.exit_code == 1 and "everything" in bad.output
+    bad = runner.invoke(
+        cli, ["create-client", "--name", "x", "--scope", "admin", "--school", "000000"]
+    )
+    assert bad.exit_code == 1 and "000000" in bad.output
+    bad = runner.invoke(cli, ["create-school", "--code", "12", "--name", "x", "--la", "202"])
+    assert bad.exit_code == 1
+    short = runner.invoke(
+        cli,
+        ["create-staff", "--username", "a@b.c", "--name", "A", "--role", "dpo"],
+        env={"LIAISON_STAFF_PASSWORD": "short"},
+    )
+    assert short.exit_code == 1
+
+
+async def test_created_client_gets_a_token(
+    cli_env: None, client: httpx.AsyncClient, world: World
+) -> None:
+    # The CLI runs its own event loop, so from an async test it runs on a thread.
+    await asyncio.to_thread(run, "create-school", "--code", "654321", "--name", "S", "--la", "202")
+    created = await asyncio.to_thread(
+        run, "create-client", "--name", "MIS", "--scope", "pupils:write", "--school", "654321"
+    )
+    response = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": created["client_id"],
+            "client_secret": created["client_secret"],
+        },
+    )
+    assert response.status_code == 200
+    assert response.json()["scope"] == "pupils:write"
+
+
+async def test_seed_demo_is_idempotent_and_its_credentials_work(
+    cli_env: None, client: httpx.AsyncClient
+) -> None:
+    first = await asyncio.to_thread(run, "seed-demo")
+    second = await asyncio.to_thread(run, "seed-demo")
+    assert first == second
+    assert {c["client_id"] for c in first["clients"]} >= {"demo-mis", "demo-hub", "demo-admin"}
+    assert {s["role"] for s in first["staff"]} == {"practitioner", "manager", "dpo", "admin"}
+    practitioner = next(s for s in first["staff"] if s["role"] == "practitioner")
+    token = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "password",
+            "username": practitioner["username"],
+            "password": practitioner["password"],
+        },
+    )
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    pupils = (await client.get("/v1/pupils", params={"limit": 200}, headers=headers)).json()[
+        "items"
+    ]
+    assert len(pupils) == 60  # two of the three demo schools, thirty pupils each
+    assert all(p["given_name"] for p in pupils)
+
+
+def test_seed_demo_is_refused_in_production(cli_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIAISON_ENVIRONMENT", "production")
+    monkeypatch.setenv("LIAISON_SIGNING_KEY", "p" * 48)
+    get_settings.cache_clear()
+    result = runner.invoke(cli, ["seed-demo"])
+    assert result.exit_code == 1
+    assert "production" in result.output
