@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from app.config import Settings, get_settings
@@ -35,13 +36,22 @@ err = Console(stderr=True)
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _migrations_home() -> Path:
+    """Where alembic.ini lives: the source checkout, else the working directory (the
+    container image keeps it beside the installed package)."""
+    for folder in (ROOT, Path.cwd()):
+        if (folder / "alembic.ini").is_file():
+            return folder
+    raise typer.BadParameter("alembic.ini not found: run from the Liaison directory")
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
 def _run(work: Callable[[Any], Awaitable[T]], settings: Settings | None = None) -> T:
     """Run `work(session)` in one transaction, committed when it succeeds."""
-    settings = settings or get_settings()
+    settings = settings or _checked_settings()
 
     async def main() -> T:
         engine = create_engine(settings)
@@ -60,11 +70,22 @@ def _run(work: Callable[[Any], Awaitable[T]], settings: Settings | None = None) 
         raise typer.Exit(1) from None
 
 
+def _checked_settings() -> Settings:
+    """Settings, or a one-line reason and exit status 2 when they are unusable."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        err.print(f"[red]refusing to start:[/red] {reasons}")
+        raise typer.Exit(2) from None
+
+
 def alembic_config(database_url: str | None = None) -> Any:
     from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
+    home = _migrations_home()
+    config = Config(str(home / "alembic.ini"))
+    config.set_main_option("script_location", str(home / "alembic"))
     config.attributes["database_url"] = database_url or get_settings().database_url
     config.attributes["configure_logger"] = False
     return config
@@ -91,6 +112,7 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn
 
+    _checked_settings()
     if migrate_first:
         migrate("head")
     uvicorn.run(
@@ -202,7 +224,7 @@ def create_staff(
 @cli.command("seed-demo")
 def seed_demo_command() -> None:
     """Load demo data (idempotent): an LA, schools, pupils and one account per role."""
-    settings = get_settings()
+    settings = _checked_settings()
     if settings.environment == "production":
         err.print("[red]error:[/red] demo data is never loaded in production")
         raise typer.Exit(1)
@@ -212,9 +234,9 @@ def seed_demo_command() -> None:
 
 @cli.command("export-openapi")
 def export_openapi(
-    output: Annotated[Path, typer.Option(help="Where to write the schema.")] = ROOT
-    / "openapi"
-    / "openapi.json",
+    output: Annotated[Path, typer.Option(help="Where to write the schema.")] = Path(
+        "openapi/openapi.json"
+    ),
 ) -> None:
     """Write the OpenAPI schema the app serves to a file (checked in CI)."""
     from app.main import create_app, openapi_document

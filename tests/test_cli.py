@@ -118,3 +118,16 @@ def test_seed_demo_is_refused_in_production(cli_env: None, monkeypatch: pytest.M
     result = runner.invoke(cli, ["seed-demo"])
     assert result.exit_code == 1
     assert "production" in result.output
+
+
+def test_serve_refuses_production_without_a_signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("LIAISON_SIGNING_KEY", "LIAISON_PREVIOUS_SIGNING_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LIAISON_ENVIRONMENT", "production")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(cli, ["serve"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "LIAISON_SIGNING_KEY" in result.output
