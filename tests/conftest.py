@@ -42,7 +42,7 @@ TEST_SIGNING_KEY = "test-signing-key-0123456789abcdef-0123456789"
 
 
 @dataclass(frozen=True)
-class TestDatabase:
+class DatabaseUnderTest:
     backend: str
     url: str
     template: Path | None = None  # SQLite only
@@ -93,15 +93,15 @@ def migrate(url: str, revision: str = "head") -> None:
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> TestDatabase:
+) -> DatabaseUnderTest:
     if request.param == "postgresql":
         url = make_postgres_database("liaison_test")
         migrate(url)
-        return TestDatabase("postgresql", url)
+        return DatabaseUnderTest("postgresql", url)
     folder = tmp_path_factory.mktemp("sqlite")
     template = folder / "template.db"
     migrate(f"sqlite+aiosqlite:///{template}")
-    return TestDatabase("sqlite", f"sqlite+aiosqlite:///{folder / 'liaison.db'}", template)
+    return DatabaseUnderTest("sqlite", f"sqlite+aiosqlite:///{folder / 'liaison.db'}", template)
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
@@ -117,7 +117,7 @@ def settings_for(url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def app(database: TestDatabase) -> AsyncIterator[FastAPI]:
+async def app(database: DatabaseUnderTest) -> AsyncIterator[FastAPI]:
     if database.template is not None:
         shutil.copyfile(database.template, database.path)
     application = create_app(settings_for(database.url))
@@ -125,7 +125,7 @@ async def app(database: TestDatabase) -> AsyncIterator[FastAPI]:
         yield application
 
 
-async def reset_database(application: FastAPI, database: TestDatabase) -> None:
+async def reset_database(application: FastAPI, database: DatabaseUnderTest) -> None:
     engine = application.state.engine
     if database.template is not None:
         await engine.dispose()
@@ -139,7 +139,7 @@ async def reset_database(application: FastAPI, database: TestDatabase) -> None:
 
 
 @pytest.fixture
-async def fresh_app(app: FastAPI, database: TestDatabase) -> FastAPI:
+async def fresh_app(app: FastAPI, database: DatabaseUnderTest) -> FastAPI:
     """The app over an empty, migrated database."""
     await reset_database(app, database)
     return app

@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.config import get_settings
-from tests.conftest import TEST_SIGNING_KEY, TestDatabase, World
+from tests.conftest import TEST_SIGNING_KEY, DatabaseUnderTest, World
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def cli_env(
-    database: TestDatabase, fresh_app: object, monkeypatch: pytest.MonkeyPatch
+    database: DatabaseUnderTest, fresh_app: object, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     monkeypatch.setenv("LIAISON_DATABASE_URL", database.url)
     monkeypatch.setenv("LIAISON_SIGNING_KEY", TEST_SIGNING_KEY)
