@@ -45,13 +45,12 @@ class Page:
         self.after = after
         self.limit = limit
 
-    def split(self, rows: Sequence[T], key: uuid.UUID | None = None) -> tuple[list[T], str | None]:
+    def split(self, rows: Sequence[T]) -> tuple[list[T], str | None]:
         """Rows of this page and the next cursor; the query fetched `limit + 1` rows."""
         items = list(rows[: self.limit])
         if len(rows) <= self.limit or not items:
             return items, None
-        last = key if key is not None else items[-1].id  # type: ignore[attr-defined]
-        return items, encode_cursor(last)
+        return items, encode_cursor(items[-1].id)  # type: ignore[attr-defined]
 
 
 def get_page(

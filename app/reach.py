@@ -30,15 +30,6 @@ def within_reach(school_column: Any, reach: Reach | Principal) -> ColumnElement[
     return or_(*conditions)
 
 
-def school_in_reach(school: School, reach: Reach | Principal) -> bool:
-    """The same rule as `within_reach`, for a school already loaded."""
-    if isinstance(reach, Principal):
-        reach = reach.reach
-    return school.id in reach.school_ids or (
-        reach.la_code is not None and school.la_code == reach.la_code
-    )
-
-
 def la_in_reach(la_code: str, reach: Reach | Principal) -> bool:
     if isinstance(reach, Principal):
         reach = reach.reach
