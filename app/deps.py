@@ -68,6 +68,25 @@ async def authenticate(
     settings: SettingsDep,
     authorization: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
+    """The request's principal, checked for the scopes this use of it declares.
+
+    FastAPI caches a dependency per set of declared scopes, so a route asking for a scoped
+    principal and an auditor would call this twice; the token is verified and the account
+    loaded once per request, and only the scope check repeats.
+    """
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = await _identify(request, session, settings, authorization)
+        request.state.principal = principal
+    missing = [scope for scope in security_scopes.scopes if not principal.has(scope)]
+    if missing:
+        raise InsufficientScope(missing)
+    return principal
+
+
+async def _identify(
+    request: Request, session: AsyncSession, settings: Settings, authorization: str | None
+) -> Principal:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated()
@@ -83,10 +102,6 @@ async def authenticate(
     principal = await principals.load_principal(session, claims)
     if principal is None:
         raise Unauthenticated("The token's account is unknown or disabled.")
-    missing = [scope for scope in security_scopes.scopes if not principal.has(scope)]
-    if missing:
-        raise InsufficientScope(missing)
-    request.state.principal = principal
     return principal
 
 

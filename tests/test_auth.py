@@ -7,6 +7,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
@@ -185,3 +186,22 @@ async def test_token_for_deleted_subject_is_401(client: httpx.AsyncClient) -> No
     )
     response = await client.get("/v1/pupils", headers={"Authorization": f"Bearer {token.token}"})
     assert response.status_code == 401
+
+
+async def test_principal_is_loaded_once_per_request(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A route asking for a scoped principal and an auditor authenticates once."""
+    from app.services import principals
+
+    loads: list[object] = []
+    original = principals.load_principal
+
+    async def counting(session: object, claims: object) -> object:
+        loads.append(claims)
+        return await original(session, claims)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(principals, "load_principal", counting)
+    headers = await world.client_headers("pupils:read", la_code="202")
+    assert (await client.get("/v1/pupils", headers=headers)).status_code == 200
+    assert len(loads) == 1

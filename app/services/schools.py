@@ -72,7 +72,7 @@ async def update(
     session: AsyncSession, principal: Principal, school: School, changes: SchoolUpdate
 ) -> School:
     values = changes.model_dump(exclude_unset=True)
-    if any(values.get(field) is None and field in values for field in values):
+    if any(value is None for value in values.values()):
         raise ValidationFailed("Fields of a school cannot be set to null.")
     if "la_code" in values:
         _check_la(principal, values["la_code"])
