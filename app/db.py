@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import CursorResult, Executable, Table, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,7 +18,7 @@ SessionFactory = async_sessionmaker[AsyncSession]
 def create_engine(settings: Settings) -> AsyncEngine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
@@ -26,6 +26,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
+        # Error messages would otherwise quote the statement's parameters: children's data.
+        hide_parameters=True,
         pool_recycle=1800,
         pool_timeout=settings.db_connect_timeout_seconds,
         connect_args={
@@ -67,3 +69,18 @@ async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:
     except Exception:
         return False
     return True
+
+
+async def run(
+    session: AsyncSession, statement: Executable, params: Any = None
+) -> CursorResult[Any]:
+    """Execute a Core statement (text, a multi-column select, a bulk write) on the session's
+    connection and transaction, where the ORM's `exec` has no typed overload for it."""
+    connection = await session.connection()
+    return await connection.execute(statement, params)
+
+
+def table_of(model: Any) -> Table:
+    """A table model's `Table`, typed."""
+    table: Table = model.__table__
+    return table

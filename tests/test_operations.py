@@ -75,14 +75,25 @@ async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) 
     assert "GET" in wrong.headers["allow"]
 
 
-async def test_unexpected_errors_are_500_problems_without_internals(tmp_path: Path) -> None:
+async def test_unexpected_errors_are_500_problems_without_internals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async for application, http in standalone(f"sqlite+aiosqlite:///{tmp_path}/x.db"):
 
         @application.get("/boom")
         async def boom() -> None:
-            raise RuntimeError("secret internal detail")
+            child_name = "Ada Lovelace-Example"
+            raise RuntimeError(f"secret internal detail {len(child_name)}")
 
-        response = await http.get("/boom", headers={"X-Request-ID": "req-500"})
+        capsys.readouterr()
+        response = await http.get(
+            "/boom", headers={"X-Request-ID": "req-500", "Authorization": "Bearer tok-abc"}
+        )
+        logged = capsys.readouterr().out
+        assert "unhandled_exception" in logged
+        # The traceback is logged without frame locals: no child's name, no token.
+        assert "Ada Lovelace" not in logged
+        assert "tok-abc" not in logged
         assert response.status_code == 500
         assert response.headers["content-type"] == "application/problem+json"
         body = response.json()
