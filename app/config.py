@@ -56,6 +56,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     page_max_limit: int = Field(default=200, ge=1, le=1000)
     roster_max_pupils: int = Field(default=20_000, ge=1)
+    idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
+
+    # Attendance ingestion and the absence flags it keeps up to date.
+    attendance_max_marks: int = Field(default=50_000, ge=1)
+    # Persistent and severe absence are judged only once a pupil has this many possible
+    # sessions in the academic year, so two missed sessions in September raise nothing.
+    flag_min_sessions: int = Field(default=20, ge=1)
+    unexplained_run_sessions: int = Field(default=3, ge=1, le=100)
+    # Sharp decline: the last `sharp_decline_weeks` weeks' attendance is at least this many
+    # percentage points below the pupil's own rate earlier in the year.
+    sharp_decline_points: float = Field(default=15.0, gt=0, le=100)
+    sharp_decline_weeks: int = Field(default=4, ge=1, le=12)
+    sharp_decline_min_sessions: int = Field(default=20, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -18,7 +18,7 @@ from app.db import create_engine, create_session_factory
 from app.errors import Problem, install_exception_handlers
 from app.logging import configure_logging
 from app.middleware import BodySizeLimitMiddleware, Metrics, RequestContextMiddleware
-from app.routers import audit_events, health, oauth, pupils, schools
+from app.routers import attendance, audit_events, health, oauth, pupils, schools
 from app.security import JwksCache
 
 log = structlog.get_logger("liaison")
@@ -67,7 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     install_exception_handlers(app)
-    for router in (oauth.router, schools.router, pupils.router, audit_events.router, health.router):
+    for router in (
+        oauth.router,
+        schools.router,
+        pupils.router,
+        attendance.router,
+        audit_events.router,
+        health.router,
+    ):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)

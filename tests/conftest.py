@@ -39,6 +39,8 @@ from app.services import principals
 POSTGRES_ENV = "LIAISON_TEST_POSTGRES_URL"
 IN_CI = bool(os.environ.get("CI"))
 TEST_SIGNING_KEY = "test-signing-key-0123456789abcdef-0123456789"
+# Tables whose rows come from migrations: never truncated between tests.
+REFERENCE_TABLES = frozenset({"attendance_code"})
 
 
 @dataclass(frozen=True)
@@ -133,9 +135,13 @@ async def reset_database(application: FastAPI, database: DatabaseUnderTest) -> N
             Path(f"{database.path}{suffix}").unlink(missing_ok=True)
         shutil.copyfile(database.template, database.path)
         return
-    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    tables = ", ".join(
+        f'"{t.name}"' for t in SQLModel.metadata.sorted_tables if t.name not in REFERENCE_TABLES
+    )
     async with engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+        # Reference data seeded by migrations stays; what tests added goes.
+        await connection.execute(text("DELETE FROM attendance_code WHERE NOT statutory"))
 
 
 @pytest.fixture

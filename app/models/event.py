@@ -1,0 +1,31 @@
+"""Internal events, written in the same transaction as the change they describe.
+
+Rows wait here (an outbox) until webhook delivery publishes them, so an event is never
+lost and never sent for work that rolled back. Payloads carry ids, never personal data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from app.models.base import new_id, utcnow
+
+
+class OutboxEvent(SQLModel, table=True):
+    __tablename__ = "outbox_event"
+    __table_args__ = (Index("ix_outbox_event_published_at_id", "published_at", "id"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    type: str = Field(max_length=64)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    school_id: uuid.UUID | None = None
+    payload: dict[str, Any] = Field(
+        default_factory=dict, sa_type=JSON().with_variant(JSONB(), "postgresql")
+    )
+    published_at: datetime | None = None

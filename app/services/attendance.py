@@ -1,0 +1,737 @@
+"""Attendance marks: the batch upsert from school MIS integrations, and the figures read
+back for a pupil or a school.
+
+A push is validated item by item (a bad mark is rejected with its reason, the good ones are
+kept), resolved against the code tables, upserted by (pupil, date, session), and the
+pupil's weekly running counts move by the difference between old and new marks. Flags are
+then brought up to date for the pupils whose marks changed, from those running counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import and_, case, func, text
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.audit import Auditor
+from app.config import Settings
+from app.db import run, table_of
+from app.errors import BadRequest, NotFound
+from app.models.attendance import (
+    ATTENDED,
+    AttendanceMark,
+    AttendanceWeek,
+    Category,
+    IngestResult,
+    MarkIn,
+    MarkRejection,
+    PupilAttendance,
+    SchoolAttendance,
+    SchoolPupilFigures,
+    TermFigures,
+    WeekFigures,
+)
+from app.models.base import utcnow
+from app.models.pupil import Pupil
+from app.models.school import School
+from app.reach import within_reach
+from app.security import Principal
+from app.services import attendance_flags
+from app.services.attendance_codes import CodeBook, Meaning
+
+SCHOOL_TIME = ZoneInfo("Europe/London")
+CHUNK = 5000  # ids per IN (...) list: under both databases' bind-parameter limits
+MAX_RANGE_DAYS = 3 * 366
+
+_MARKS = TypeAdapter(list[MarkIn])
+_MARK = TypeAdapter(MarkIn)
+
+
+def school_today() -> date:
+    return datetime.now(SCHOOL_TIME).date()
+
+
+def academic_year(day: date) -> int:
+    """The calendar year an academic year starts in. Years run from 1 August, which takes in
+    Scotland's mid-August start as well as September starts in England and Wales."""
+    return day.year if day.month >= 8 else day.year - 1
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _reason(exc: ValidationError) -> str:
+    # Field paths and messages only, never the input: a comment may name a child.
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "mark"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def validate_shapes(items: list[Any]) -> tuple[list[tuple[int, MarkIn]], list[MarkRejection]]:
+    """Check every item's fields. The whole list is validated at once (fast); only when that
+    fails are items validated one by one to find which to reject."""
+    try:
+        return list(enumerate(_MARKS.validate_python(items))), []
+    except ValidationError:
+        pass
+    good: list[tuple[int, MarkIn]] = []
+    rejected: list[MarkRejection] = []
+    for index, item in enumerate(items):
+        try:
+            good.append((index, _MARK.validate_python(item)))
+        except ValidationError as exc:
+            rejected.append(MarkRejection(index=index, reason=_reason(exc)))
+    return good, rejected
+
+
+@dataclass
+class _Batch:
+    """Accepted marks as columns, ready for an `unnest` upsert."""
+
+    pupil_id: list[uuid.UUID] = field(default_factory=list)
+    date: list[date] = field(default_factory=list)
+    session: list[str] = field(default_factory=list)
+    school_id: list[uuid.UUID] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)
+    statutory_code: list[str] = field(default_factory=list)
+    category: list[str] = field(default_factory=list)
+    late: list[bool] = field(default_factory=list)
+    unexplained: list[bool] = field(default_factory=list)
+    minutes_late: list[int | None] = field(default_factory=list)
+    comment: list[str | None] = field(default_factory=list)
+    source_record_id: list[str | None] = field(default_factory=list)
+
+    COLUMNS = (
+        "pupil_id",
+        "date",
+        "session",
+        "school_id",
+        "code",
+        "statutory_code",
+        "category",
+        "late",
+        "unexplained",
+        "minutes_late",
+        "comment",
+        "source_record_id",
+    )
+
+    def __len__(self) -> int:
+        return len(self.pupil_id)
+
+    def rows(self) -> list[dict[str, Any]]:
+        columns = [getattr(self, name) for name in self.COLUMNS]
+        return [
+            dict(zip(self.COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)
+        ]
+
+
+@dataclass
+class _Written:
+    created: int = 0
+    updated: int = 0
+    pupil_ids: set[uuid.UUID] = field(default_factory=set)
+
+
+async def _schools_by_code(
+    session: AsyncSession, principal: Principal, codes: set[str]
+) -> dict[str, School | str]:
+    """Each code's school within reach, or the reason a mark naming it is rejected. Schools
+    outside reach read exactly like unknown ones."""
+    found: dict[str, list[School]] = defaultdict(list)
+    for school in (
+        await session.exec(
+            select(School).where(col(School.code).in_(codes), within_reach(School.id, principal))
+        )
+    ).all():
+        found[school.code].append(school)
+    out: dict[str, School | str] = {}
+    for code in codes:
+        matches = found.get(code, [])
+        if len(matches) == 1:
+            out[code] = matches[0]
+        elif matches:
+            out[code] = f"school_code: {code!r} names schools in more than one jurisdiction"
+        else:
+            out[code] = f"school_code: no school {code!r} within your reach"
+    return out
+
+
+async def _pupils_of(
+    session: AsyncSession, school_ids: list[uuid.UUID]
+) -> tuple[dict[tuple[uuid.UUID, str], uuid.UUID], dict[tuple[uuid.UUID, str], uuid.UUID]]:
+    by_mis: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+    by_upn: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+    rows = await session.exec(
+        select(col(Pupil.id), col(Pupil.school_id), col(Pupil.mis_id), col(Pupil.upn)).where(
+            col(Pupil.school_id).in_(school_ids)
+        )
+    )
+    for pupil_id, school_id, mis_id, upn in rows:
+        by_mis[(school_id, mis_id)] = pupil_id
+        if upn:
+            by_upn[(school_id, upn)] = pupil_id
+    return by_mis, by_upn
+
+
+async def ingest(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    settings: Settings,
+    items: list[Any],
+) -> IngestResult:
+    """Upsert a push of marks. Each bad mark is rejected with its reason; the rest are kept."""
+    marks, rejected = validate_shapes(items)
+    schools = await _schools_by_code(session, principal, {m.school_code for _, m in marks})
+    in_reach = [s for s in schools.values() if isinstance(s, School)]
+    by_mis, by_upn = await _pupils_of(session, [s.id for s in in_reach])
+    book = await CodeBook.load(session, in_reach)
+
+    today = school_today()
+    batch = _Batch()
+    seen: dict[tuple[uuid.UUID, date, str], int] = {}
+    for index, mark in marks:
+        school = schools[mark.school_code]
+        if isinstance(school, str):
+            rejected.append(MarkRejection(index=index, reason=school))
+            continue
+        reason, pupil_id = _pupil(mark, school.id, by_mis, by_upn)
+        if pupil_id is None:
+            rejected.append(MarkRejection(index=index, reason=reason))
+            continue
+        if mark.date > today:
+            rejected.append(MarkRejection(index=index, reason="date: is in the future"))
+            continue
+        statutory = mark.statutory_code or book.statutory_for(school.id, mark.code)
+        meaning = book.meaning(school.jurisdiction, statutory, mark.date)
+        if isinstance(meaning, str):
+            rejected.append(MarkRejection(index=index, reason=meaning))
+            continue
+        key = (pupil_id, mark.date, mark.session)
+        first = seen.get(key)
+        if first is not None:
+            reason = f"a mark for this pupil, date and session is already at index {first}"
+            rejected.append(MarkRejection(index=index, reason=reason))
+            continue
+        seen[key] = index
+        _append(batch, pupil_id, school.id, mark, meaning)
+
+    written = _Written()
+    if len(batch):
+        if session.get_bind().dialect.name == "postgresql":
+            written = await _upsert_postgresql(session, batch)
+        else:
+            written = await _upsert_portable(session, batch)
+    raised = await attendance_flags.refresh(session, settings, sorted(written.pupil_ids))
+    rejected.sort(key=lambda r: r.index)
+    result = IngestResult(
+        received=len(items),
+        created=written.created,
+        updated=written.updated,
+        unchanged=len(batch) - written.created - written.updated,
+        rejected=rejected,
+    )
+    await auditor.record(
+        "attendance.marks.push",
+        "attendance_mark",
+        pupil_ids=written.pupil_ids,
+        details={
+            "received": result.received,
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "rejected": len(rejected),
+            "schools": sorted(str(s.id) for s in in_reach),
+            "flags_raised": raised,
+        },
+    )
+    return result
+
+
+def _pupil(
+    mark: MarkIn,
+    school_id: uuid.UUID,
+    by_mis: dict[tuple[uuid.UUID, str], uuid.UUID],
+    by_upn: dict[tuple[uuid.UUID, str], uuid.UUID],
+) -> tuple[str, uuid.UUID | None]:
+    if mark.mis_id is None and mark.upn is None:
+        return "mis_id or upn is required", None
+    from_mis = by_mis.get((school_id, mark.mis_id)) if mark.mis_id is not None else None
+    from_upn = by_upn.get((school_id, mark.upn.upper())) if mark.upn is not None else None
+    if mark.mis_id is not None and from_mis is None:
+        return "mis_id: no such pupil at this school", None
+    if mark.upn is not None and from_upn is None:
+        return "upn: no such pupil at this school", None
+    if from_mis is not None and from_upn is not None and from_mis != from_upn:
+        return "mis_id and upn name different pupils", None
+    return "", from_mis or from_upn
+
+
+def _append(
+    batch: _Batch, pupil_id: uuid.UUID, school_id: uuid.UUID, mark: MarkIn, meaning: Meaning
+) -> None:
+    batch.pupil_id.append(pupil_id)
+    batch.date.append(mark.date)
+    batch.session.append(mark.session)
+    batch.school_id.append(school_id)
+    batch.code.append(mark.code)
+    batch.statutory_code.append(meaning.code)
+    batch.category.append(meaning.category.value)
+    batch.late.append(meaning.late)
+    batch.unexplained.append(meaning.unexplained)
+    batch.minutes_late.append(mark.minutes_late)
+    batch.comment.append(mark.comment)
+    batch.source_record_id.append(mark.source_record_id)
+
+
+# --- the upsert, PostgreSQL: one statement does marks and running counts ------------------
+
+_PG_UPSERT = text(
+    """
+WITH input AS (
+    SELECT * FROM unnest(
+        CAST(:pupil_id AS uuid[]), CAST(:date AS date[]), CAST(:session AS text[]),
+        CAST(:school_id AS uuid[]), CAST(:code AS text[]), CAST(:statutory_code AS text[]),
+        CAST(:category AS text[]), CAST(:late AS boolean[]), CAST(:unexplained AS boolean[]),
+        CAST(:minutes_late AS integer[]), CAST(:comment AS text[]),
+        CAST(:source_record_id AS text[])
+    ) AS t(pupil_id, date, session, school_id, code, statutory_code, category, late,
+           unexplained, minutes_late, comment, source_record_id)
+),
+old AS (
+    SELECT m.pupil_id, m.date, m.session, m.category
+    FROM attendance_mark m JOIN input i USING (pupil_id, date, session)
+),
+written AS (
+    INSERT INTO attendance_mark AS m (pupil_id, date, session, school_id, code, statutory_code,
+        category, late, unexplained, minutes_late, comment, source_record_id, created_at,
+        updated_at)
+    SELECT pupil_id, date, session, school_id, code, statutory_code, category, late,
+        unexplained, minutes_late, comment, source_record_id, :now, :now
+    FROM input
+    ON CONFLICT (pupil_id, date, session) DO UPDATE SET
+        school_id = EXCLUDED.school_id, code = EXCLUDED.code,
+        statutory_code = EXCLUDED.statutory_code, category = EXCLUDED.category,
+        late = EXCLUDED.late, unexplained = EXCLUDED.unexplained,
+        minutes_late = EXCLUDED.minutes_late, comment = EXCLUDED.comment,
+        source_record_id = EXCLUDED.source_record_id, updated_at = EXCLUDED.updated_at
+    WHERE (m.school_id, m.code, m.statutory_code, m.category, m.late, m.unexplained,
+           m.minutes_late, m.comment, m.source_record_id)
+      IS DISTINCT FROM (EXCLUDED.school_id, EXCLUDED.code, EXCLUDED.statutory_code,
+           EXCLUDED.category, EXCLUDED.late, EXCLUDED.unexplained, EXCLUDED.minutes_late,
+           EXCLUDED.comment, EXCLUDED.source_record_id)
+    RETURNING m.pupil_id, m.date, m.session, m.category
+),
+changes AS (
+    SELECT w.pupil_id, w.date, w.category AS new, o.category AS old
+    FROM written w LEFT JOIN old o USING (pupil_id, date, session)
+),
+deltas AS (
+    SELECT pupil_id, CAST(date_trunc('week', date) AS date) AS week_start,
+        sum((new <> 'not_possible')::int - coalesce((old <> 'not_possible')::int, 0))
+            AS possible,
+        sum((new IN ('present', 'approved_activity'))::int
+            - coalesce((old IN ('present', 'approved_activity'))::int, 0)) AS attended,
+        sum((new = 'unauthorised_absence')::int
+            - coalesce((old = 'unauthorised_absence')::int, 0)) AS unauthorised
+    FROM changes GROUP BY 1, 2
+),
+weeks AS (
+    INSERT INTO attendance_week AS w (pupil_id, week_start, academic_year, possible,
+        attended, unauthorised)
+    SELECT pupil_id, week_start,
+        CASE WHEN extract(month FROM week_start) >= 8 THEN extract(year FROM week_start)
+             ELSE extract(year FROM week_start) - 1 END,
+        possible, attended, unauthorised
+    FROM deltas
+    ON CONFLICT (pupil_id, week_start) DO UPDATE SET
+        possible = w.possible + EXCLUDED.possible,
+        attended = w.attended + EXCLUDED.attended,
+        unauthorised = w.unauthorised + EXCLUDED.unauthorised
+    RETURNING 1
+)
+SELECT count(*) FILTER (WHERE old IS NULL) AS created,
+       count(*) FILTER (WHERE old IS NOT NULL) AS updated,
+       array_agg(DISTINCT pupil_id) AS pupil_ids,
+       (SELECT count(*) FROM weeks) AS weeks
+FROM changes
+"""
+)
+
+
+def _lock_key(school_id: uuid.UUID) -> int:
+    return int.from_bytes(school_id.bytes[:8], "big", signed=True)
+
+
+async def _upsert_postgresql(session: AsyncSession, batch: _Batch) -> _Written:
+    # Writers of one school's marks take turns, so the old values read in the upsert are
+    # the ones it replaces and the running counts stay exact under concurrent pushes.
+    keys = sorted({_lock_key(s) for s in batch.school_id})
+    await run(
+        session,
+        text(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM "
+            "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ordered"
+        ),
+        {"keys": keys},
+    )
+    params: dict[str, Any] = {name: getattr(batch, name) for name in _Batch.COLUMNS}
+    params["now"] = utcnow()
+    row = (await run(session, _PG_UPSERT, params)).one()
+    return _Written(created=row.created, updated=row.updated, pupil_ids=set(row.pupil_ids or ()))
+
+
+# --- the upsert anywhere else (SQLite): the same result, computed here --------------------
+
+_COMPARED = (
+    "school_id",
+    "code",
+    "statutory_code",
+    "category",
+    "late",
+    "unexplained",
+    "minutes_late",
+    "comment",
+    "source_record_id",
+)
+
+
+def _counts(category: str | None) -> tuple[int, int, int]:
+    if category is None:
+        return 0, 0, 0
+    return (
+        int(category != Category.not_possible),
+        int(category in ATTENDED),
+        int(category == Category.unauthorised_absence),
+    )
+
+
+async def _upsert_portable(session: AsyncSession, batch: _Batch) -> _Written:
+    rows = batch.rows()
+    wanted = {(r["pupil_id"], r["date"], r["session"]) for r in rows}
+    pupil_ids = sorted({r["pupil_id"] for r in rows})
+    first, last = min(batch.date), max(batch.date)
+    old: dict[tuple[uuid.UUID, date, str], dict[str, Any]] = {}
+    mark = table_of(AttendanceMark)
+    for ids in chunks(pupil_ids):
+        result = await run(
+            session,
+            core_select(mark).where(
+                mark.c.pupil_id.in_(ids), mark.c.date >= first, mark.c.date <= last
+            ),
+        )
+        for found in result.mappings():
+            key = (found["pupil_id"], found["date"], found["session"])
+            if key in wanted:
+                old[key] = dict(found)
+    now = utcnow()
+    written = _Written()
+    changed: list[dict[str, Any]] = []
+    deltas: dict[tuple[uuid.UUID, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for row in rows:
+        key = (row["pupil_id"], row["date"], row["session"])
+        before = old.get(key)
+        if before is not None and all(before[c] == row[c] for c in _COMPARED):
+            continue
+        if before is None:
+            written.created += 1
+        else:
+            written.updated += 1
+        written.pupil_ids.add(row["pupil_id"])
+        changed.append({**row, "created_at": now, "updated_at": now})
+        delta = deltas[(row["pupil_id"], week_start(row["date"]))]
+        for n, (new, prior) in enumerate(
+            zip(
+                _counts(row["category"]),
+                _counts(before["category"] if before is not None else None),
+                strict=True,
+            )
+        ):
+            delta[n] += new - prior
+    if changed:
+        statement = sqlite_insert(AttendanceMark)
+        statement = statement.on_conflict_do_update(
+            index_elements=["pupil_id", "date", "session"],
+            set_={c: statement.excluded[c] for c in (*_COMPARED, "updated_at")},
+        )
+        await session.exec(statement, params=changed)
+        week = sqlite_insert(AttendanceWeek)
+        week = week.on_conflict_do_update(
+            index_elements=["pupil_id", "week_start"],
+            set_={
+                name: getattr(AttendanceWeek, name) + week.excluded[name]
+                for name in ("possible", "attended", "unauthorised")
+            },
+        )
+        await session.exec(
+            week,
+            params=[
+                {
+                    "pupil_id": pupil_id,
+                    "week_start": start,
+                    "academic_year": academic_year(start),
+                    "possible": d[0],
+                    "attended": d[1],
+                    "unauthorised": d[2],
+                }
+                for (pupil_id, start), d in deltas.items()
+            ],
+        )
+    return written
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def easter_sunday(year: int) -> date:
+    """Gregorian Easter (the anonymous algorithm): spring term ends at Easter."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    n = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * n) // 451
+    month, day = divmod(h + n - 7 * m + 114, 31)
+    return date(year, month, day + 1)
+
+
+def term_of(day: date) -> tuple[int, str, date, date]:
+    """(academic year, term, first day, last day): autumn from 1 August to 31 December,
+    spring from 1 January to Easter Sunday, summer from Easter Monday to 31 July."""
+    year = academic_year(day)
+    easter = easter_sunday(year + 1)
+    if day.month >= 8:
+        return year, "autumn", date(year, 8, 1), date(year, 12, 31)
+    if day <= easter:
+        return year, "spring", date(year + 1, 1, 1), easter
+    return year, "summer", easter + timedelta(days=1), date(year + 1, 7, 31)
+
+
+def band(possible: int, attended: int) -> str | None:
+    if possible == 0:
+        return None
+    missed = possible - attended
+    if missed * 2 >= possible:
+        return "severe_absence"
+    if missed * 10 >= possible:
+        return "persistent_absence"
+    if attended == possible:
+        return "full"
+    if attended * 100 >= possible * 95:
+        return "expected"
+    return "at_risk"
+
+
+def rate(possible: int, attended: int) -> float | None:
+    if possible == 0:
+        return None
+    # Round half up on the exact fraction, not on a binary float.
+    tenths = (attended * 1000 * 2 + possible) // (possible * 2)
+    return tenths / 10
+
+
+class _Tally:
+    __slots__ = ("approved", "authorised", "late", "possible", "present", "unauthorised")
+
+    def __init__(self) -> None:
+        self.possible = self.present = self.approved = 0
+        self.authorised = self.unauthorised = self.late = 0
+
+    def add(self, category: str, late: bool) -> None:
+        if category == Category.not_possible:
+            return
+        self.possible += 1
+        if category == Category.present:
+            self.present += 1
+        elif category == Category.approved_activity:
+            self.approved += 1
+        elif category == Category.authorised_absence:
+            self.authorised += 1
+        else:
+            self.unauthorised += 1
+        if late:
+            self.late += 1
+
+    def figures(self) -> dict[str, Any]:
+        attended = self.present + self.approved
+        return {
+            "possible_sessions": self.possible,
+            "present_sessions": self.present,
+            "approved_activity_sessions": self.approved,
+            "authorised_absence_sessions": self.authorised,
+            "unauthorised_absence_sessions": self.unauthorised,
+            "late_sessions": self.late,
+            "attendance_rate": rate(self.possible, attended),
+            "band": band(self.possible, attended),
+        }
+
+
+def default_range(start: date | None, end: date | None) -> tuple[date, date]:
+    today = school_today()
+    end = end or today
+    start = start or date(academic_year(end), 8, 1)
+    if start > end:
+        raise BadRequest("`from` must not be after `to`.")
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise BadRequest(f"A range covers at most {MAX_RANGE_DAYS} days.")
+    return start, end
+
+
+async def pupil_figures(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    pupil_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+) -> PupilAttendance:
+    start, end = default_range(start, end)
+    school_id = (
+        await session.exec(
+            select(col(Pupil.school_id)).where(
+                col(Pupil.id) == pupil_id, within_reach(Pupil.school_id, principal)
+            )
+        )
+    ).first()
+    if school_id is None:
+        raise NotFound("No such pupil.")
+    rows = await session.exec(
+        select(
+            col(AttendanceMark.date), col(AttendanceMark.category), col(AttendanceMark.late)
+        ).where(
+            col(AttendanceMark.pupil_id) == pupil_id,
+            col(AttendanceMark.date) >= start,
+            col(AttendanceMark.date) <= end,
+        )
+    )
+    total = _Tally()
+    weeks: dict[date, _Tally] = defaultdict(_Tally)
+    terms: dict[tuple[int, str, date, date], _Tally] = defaultdict(_Tally)
+    for day, category, late in rows:
+        total.add(category, late)
+        weeks[week_start(day)].add(category, late)
+        terms[term_of(day)].add(category, late)
+    await auditor.record(
+        "pupil.attendance.read",
+        "pupil",
+        pupil_id,
+        pupil_ids=[pupil_id],
+        details={"from": start.isoformat(), "to": end.isoformat()},
+    )
+    return PupilAttendance(
+        pupil_id=pupil_id,
+        school_id=school_id,
+        from_date=start,
+        to_date=end,
+        **total.figures(),
+        weeks=[WeekFigures(week_start=w, **t.figures()) for w, t in sorted(weeks.items())],
+        terms=[
+            TermFigures(
+                academic_year=f"{year}/{(year + 1) % 100:02d}",
+                term=name,
+                starts=first,
+                ends=last,
+                **t.figures(),
+            )
+            for (year, name, first, last), t in sorted(terms.items())
+        ],
+    )
+
+
+async def school_figures(
+    session: AsyncSession,
+    auditor: Auditor,
+    school: School,
+    start: date | None,
+    end: date | None,
+    after: tuple[int, uuid.UUID] | None,
+    limit: int,
+) -> SchoolAttendance:
+    """The school's pupils with marks in the range, lowest attendance first."""
+    start, end = default_range(start, end)
+    m = table_of(AttendanceMark).c
+
+    def count(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    rows = await run(
+        session,
+        core_select(
+            m.pupil_id,
+            count(m.category == Category.present.value),
+            count(m.category == Category.approved_activity.value),
+            count(m.category == Category.authorised_absence.value),
+            count(m.category == Category.unauthorised_absence.value),
+            count(and_(m.late, m.category != Category.not_possible.value)),
+        )
+        .where(m.school_id == school.id, m.date >= start, m.date <= end)
+        .group_by(m.pupil_id),
+    )
+    tallies: dict[uuid.UUID, _Tally] = {}
+    for pupil_id, present, approved, authorised, unauthorised, late in map(tuple, rows):
+        tally = tallies[pupil_id] = _Tally()
+        tally.present, tally.approved = present, approved
+        tally.authorised, tally.unauthorised, tally.late = authorised, unauthorised, late
+        tally.possible = present + approved + authorised + unauthorised
+    ranked = sorted((_rank(t), pupil_id) for pupil_id, t in tallies.items())
+    if after is not None:
+        ranked = [r for r in ranked if r > after]
+    page = ranked[:limit]
+    items = [SchoolPupilFigures(pupil_id=p, **tallies[p].figures()) for _, p in page]
+    next_cursor = encode_rank_cursor(page[-1]) if len(ranked) > limit and page else None
+    await auditor.record(
+        "school.attendance.read",
+        "school",
+        school.id,
+        pupil_ids=[i.pupil_id for i in items],
+        details={"from": start.isoformat(), "to": end.isoformat(), "returned": len(items)},
+    )
+    return SchoolAttendance(
+        school_id=school.id, from_date=start, to_date=end, items=items, next_cursor=next_cursor
+    )
+
+
+def _rank(tally: _Tally) -> int:
+    """Attendance as an exact integer key (parts per million); no marks sort last."""
+    if tally.possible == 0:
+        return 1_000_001
+    return (tally.present + tally.approved) * 1_000_000 // tally.possible
+
+
+def encode_rank_cursor(position: tuple[int, uuid.UUID]) -> str:
+    raw = json.dumps({"v": 1, "rank": position[0], "id": str(position[1])})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_rank_cursor(cursor: str) -> tuple[int, uuid.UUID]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if data.get("v") != 1:
+            raise ValueError("version")
+        return int(data["rank"]), uuid.UUID(data["id"])
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise BadRequest("The cursor is not valid; start again without one.") from None

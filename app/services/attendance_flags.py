@@ -1,0 +1,405 @@
+"""Absence flags: derived from the marks, kept up to date by every push, never set by hand.
+
+`refresh` re-judges only the pupils whose marks just changed, from their weekly running
+counts and their latest few sessions, never from a rescan of their year. A flag is raised
+once, stays live (open, then perhaps acknowledged) while its condition holds, and is
+resolved when it stops holding; each change is kept in the flag's history, and raising a
+flag queues an internal event for webhook delivery.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import insert, text, update
+from sqlalchemy import select as core_select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.audit import Auditor
+from app.config import Settings
+from app.db import run, table_of
+from app.errors import Conflict, NotFound
+from app.models.attendance import (
+    AttendanceFlag,
+    AttendanceFlagEvent,
+    AttendanceWeek,
+    FlagKind,
+    FlagStatus,
+)
+from app.models.base import new_id, utcnow
+from app.models.event import OutboxEvent
+from app.models.pupil import Pupil
+from app.pagination import Page
+from app.reach import within_reach
+from app.security import Principal
+
+CHUNK = 5000
+FLAG_RAISED = "attendance.flag.raised"
+
+
+@dataclass(frozen=True)
+class _Week:
+    start: date
+    year: int
+    possible: int
+    attended: int
+
+
+def _percent(attended: int, possible: int) -> float | None:
+    return round(attended * 100 / possible, 1) if possible else None
+
+
+def judge(
+    settings: Settings, weeks: list[_Week], trailing: list[bool]
+) -> tuple[int | None, dict[FlagKind, dict[str, Any]]]:
+    """Which flags hold for one pupil, with the figures behind each: (academic year, flags).
+
+    `weeks` are the pupil's weekly counts; `trailing` says, for the latest possible sessions
+    (newest first), whether each was an unexplained absence.
+    """
+    if not weeks:
+        return None, {}
+    year = max(w.year for w in weeks)
+    this_year = sorted((w for w in weeks if w.year == year), key=lambda w: w.start)
+    possible = sum(w.possible for w in this_year)
+    attended = sum(w.attended for w in this_year)
+    missed = possible - attended
+    held: dict[FlagKind, dict[str, Any]] = {}
+    figures = {
+        "possible_sessions": possible,
+        "missed_sessions": missed,
+        "attendance_rate": _percent(attended, possible),
+    }
+    if possible >= settings.flag_min_sessions:
+        if missed * 10 >= possible:
+            held[FlagKind.persistent_absence] = figures
+        if missed * 2 >= possible:
+            held[FlagKind.severe_absence] = figures
+    run = settings.unexplained_run_sessions
+    if len(trailing) >= run and all(trailing[:run]):
+        held[FlagKind.unexplained_absence] = {"consecutive_unexplained_sessions": run}
+    counted = [w for w in this_year if w.possible > 0]
+    if counted:
+        cutoff = counted[-1].start - timedelta(weeks=settings.sharp_decline_weeks)
+        recent = [w for w in counted if w.start > cutoff]
+        earlier = [w for w in counted if w.start <= cutoff]
+        before = (sum(w.possible for w in earlier), sum(w.attended for w in earlier))
+        lately = (sum(w.possible for w in recent), sum(w.attended for w in recent))
+        if before[0] >= settings.sharp_decline_min_sessions and lately[0] > 0:
+            # Compare exactly: earlier% - recent% >= points, scaled to integers.
+            drop = (before[1] * lately[0] - lately[1] * before[0]) * 100
+            if drop >= settings.sharp_decline_points * before[0] * lately[0]:
+                held[FlagKind.sharp_decline] = {
+                    "earlier_rate": _percent(before[1], before[0]),
+                    "recent_rate": _percent(lately[1], lately[0]),
+                    "recent_weeks": settings.sharp_decline_weeks,
+                }
+    return year, held
+
+
+async def _weeks(session: AsyncSession, pupil_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[_Week]]:
+    out: dict[uuid.UUID, list[_Week]] = defaultdict(list)
+    w = table_of(AttendanceWeek).c
+    for start in range(0, len(pupil_ids), CHUNK):
+        ids = pupil_ids[start : start + CHUNK]
+        rows = await run(
+            session,
+            core_select(w.pupil_id, w.week_start, w.academic_year, w.possible, w.attended).where(
+                w.pupil_id.in_(ids)
+            ),
+        )
+        for pupil_id, week_start, year, possible, attended in map(tuple, rows):
+            out[pupil_id].append(_Week(week_start, year, possible, attended))
+    return out
+
+
+_TRAILING_PG = text(
+    """
+SELECT p.id, t.unexplained
+FROM unnest(CAST(:ids AS uuid[])) AS p(id)
+CROSS JOIN LATERAL (
+    SELECT m.unexplained, m.date, m.session FROM attendance_mark m
+    WHERE m.pupil_id = p.id AND m.category <> 'not_possible'
+    ORDER BY m.date DESC, m.session DESC
+    LIMIT :run
+) AS t
+ORDER BY p.id, t.date DESC, t.session DESC
+"""
+)
+
+_TRAILING_PORTABLE = """
+SELECT pupil_id, unexplained FROM (
+    SELECT pupil_id, unexplained, date, session, row_number() OVER (
+        PARTITION BY pupil_id ORDER BY date DESC, session DESC) AS n
+    FROM attendance_mark
+    WHERE pupil_id IN ({ids}) AND category <> 'not_possible'
+) AS latest WHERE n <= :run
+ORDER BY pupil_id, date DESC, session DESC
+"""
+
+
+async def _trailing(
+    session: AsyncSession, pupil_ids: list[uuid.UUID], length: int
+) -> dict[uuid.UUID, list[bool]]:
+    """For each pupil, whether each of their latest `length` possible sessions was
+    unexplained, newest first."""
+    out: dict[uuid.UUID, list[bool]] = defaultdict(list)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for start in range(0, len(pupil_ids), CHUNK):
+        ids = pupil_ids[start : start + CHUNK]
+        if postgres:
+            rows = await run(session, _TRAILING_PG, {"ids": ids, "run": length})
+        else:
+            names = {f"p{n}": pupil_id for n, pupil_id in enumerate(ids)}
+            placeholders = ", ".join(f":{name}" for name in names)
+            statement = text(_TRAILING_PORTABLE.format(ids=placeholders)).bindparams(
+                *(_uuid_param(name) for name in names)
+            )
+            rows = await run(session, statement, {**names, "run": length})
+        for pupil_id, unexplained in map(tuple, rows):
+            out[_as_uuid(pupil_id)].append(bool(unexplained))
+    return out
+
+
+def _uuid_param(name: str) -> Any:
+    from sqlalchemy import Uuid, bindparam
+
+    return bindparam(name, type_=Uuid())
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+async def refresh(session: AsyncSession, settings: Settings, pupil_ids: list[uuid.UUID]) -> int:
+    """Raise and resolve flags for these pupils. Returns how many flags were raised."""
+    if not pupil_ids:
+        return 0
+    weeks = await _weeks(session, pupil_ids)
+    trailing = await _trailing(session, pupil_ids, settings.unexplained_run_sessions)
+    f = table_of(AttendanceFlag).c
+    live: dict[tuple[uuid.UUID, str], Any] = {}
+    for start in range(0, len(pupil_ids), CHUNK):
+        ids = pupil_ids[start : start + CHUNK]
+        flags = await run(
+            session,
+            core_select(f.id, f.pupil_id, f.kind).where(
+                f.pupil_id.in_(ids), f.status != FlagStatus.resolved.value
+            ),
+        )
+        for flag_id, pupil_id, kind in map(tuple, flags):
+            live[(pupil_id, kind)] = flag_id
+    schools = await _schools_of(session, pupil_ids)
+    now = utcnow()
+    raised: list[dict[str, Any]] = []
+    resolved: list[uuid.UUID] = []
+    events: list[dict[str, Any]] = []
+    outbox: list[dict[str, Any]] = []
+    for pupil_id in pupil_ids:
+        year, held = judge(settings, weeks.get(pupil_id, []), trailing.get(pupil_id, []))
+        for kind in FlagKind:
+            flag_id = live.get((pupil_id, kind.value))
+            evidence = held.get(kind)
+            if evidence is not None and flag_id is None and year is not None:
+                flag_id = new_id()
+                raised.append(
+                    {
+                        "id": flag_id,
+                        "pupil_id": pupil_id,
+                        "school_id": schools[pupil_id],
+                        "kind": kind.value,
+                        "status": FlagStatus.open.value,
+                        "academic_year": year,
+                        "raised_at": now,
+                        "evidence": evidence,
+                        "updated_at": now,
+                    }
+                )
+                events.append(_event(flag_id, "raised", now, None, evidence))
+                outbox.append(
+                    {
+                        "id": new_id(),
+                        "type": FLAG_RAISED,
+                        "occurred_at": now,
+                        "school_id": schools[pupil_id],
+                        "payload": {
+                            "flag_id": str(flag_id),
+                            "pupil_id": str(pupil_id),
+                            "school_id": str(schools[pupil_id]),
+                            "kind": kind.value,
+                            "academic_year": year,
+                        },
+                    }
+                )
+            elif evidence is None and flag_id is not None:
+                resolved.append(flag_id)
+                events.append(_event(flag_id, "resolved", now, None, {}))
+    if raised:
+        await session.exec(insert(AttendanceFlag), params=raised)
+        await session.exec(insert(OutboxEvent), params=outbox)
+    if resolved:
+        for ids in (resolved[n : n + CHUNK] for n in range(0, len(resolved), CHUNK)):
+            await session.exec(
+                update(AttendanceFlag)
+                .where(col(AttendanceFlag.id).in_(ids))
+                .values(status=FlagStatus.resolved.value, resolved_at=now, updated_at=now)
+            )
+    if events:
+        await session.exec(insert(AttendanceFlagEvent), params=events)
+    return len(raised)
+
+
+def _event(
+    flag_id: uuid.UUID, event: str, at: Any, actor: str | None, evidence: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "flag_id": flag_id,
+        "event": event,
+        "occurred_at": at,
+        "actor": actor,
+        "evidence": evidence,
+    }
+
+
+async def _schools_of(
+    session: AsyncSession, pupil_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    out: dict[uuid.UUID, uuid.UUID] = {}
+    for start in range(0, len(pupil_ids), CHUNK):
+        ids = pupil_ids[start : start + CHUNK]
+        rows = await session.exec(
+            select(col(Pupil.id), col(Pupil.school_id)).where(col(Pupil.id).in_(ids))
+        )
+        out.update(dict(rows.all()))
+    return out
+
+
+# --- reads and acknowledgement ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlagFilters:
+    school_id: uuid.UUID | None = None
+    kind: FlagKind | None = None
+    status: FlagStatus | None = None
+    pupil_id: uuid.UUID | None = None
+
+
+async def get_all(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    page: Page,
+    filters: FlagFilters,
+) -> tuple[list[AttendanceFlag], str | None]:
+    query = select(AttendanceFlag).where(within_reach(AttendanceFlag.school_id, principal))
+    if filters.school_id is not None:
+        query = query.where(col(AttendanceFlag.school_id) == filters.school_id)
+    if filters.kind is not None:
+        query = query.where(col(AttendanceFlag.kind) == filters.kind)
+    if filters.status is not None:
+        query = query.where(col(AttendanceFlag.status) == filters.status)
+    if filters.pupil_id is not None:
+        query = query.where(col(AttendanceFlag.pupil_id) == filters.pupil_id)
+    if page.after is not None:
+        query = query.where(col(AttendanceFlag.id) > page.after)
+    rows = (await session.exec(query.order_by(col(AttendanceFlag.id)).limit(page.limit + 1))).all()
+    items, next_cursor = page.split(rows)
+    await auditor.record(
+        "attendance.flag.list",
+        "attendance_flag",
+        pupil_ids=[f.pupil_id for f in items],
+        details={
+            "school_id": str(filters.school_id) if filters.school_id else None,
+            "kind": filters.kind,
+            "status": filters.status,
+            "returned": len(items),
+        },
+    )
+    return items, next_cursor
+
+
+async def get(session: AsyncSession, principal: Principal, flag_id: uuid.UUID) -> AttendanceFlag:
+    flag = (
+        await session.exec(
+            select(AttendanceFlag).where(
+                col(AttendanceFlag.id) == flag_id,
+                within_reach(AttendanceFlag.school_id, principal),
+            )
+        )
+    ).first()
+    if flag is None:
+        raise NotFound("No such flag.")
+    return flag
+
+
+async def history(session: AsyncSession, flag_id: uuid.UUID) -> list[AttendanceFlagEvent]:
+    return list(
+        (
+            await session.exec(
+                select(AttendanceFlagEvent)
+                .where(col(AttendanceFlagEvent.flag_id) == flag_id)
+                .order_by(col(AttendanceFlagEvent.id))
+            )
+        ).all()
+    )
+
+
+async def read(
+    session: AsyncSession, principal: Principal, auditor: Auditor, flag_id: uuid.UUID
+) -> tuple[AttendanceFlag, list[AttendanceFlagEvent]]:
+    flag = await get(session, principal, flag_id)
+    await auditor.record(
+        "attendance.flag.read", "attendance_flag", flag.id, pupil_ids=[flag.pupil_id]
+    )
+    return flag, await history(session, flag.id)
+
+
+async def acknowledge(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    flag_id: uuid.UUID,
+    note: str,
+) -> tuple[AttendanceFlag, list[AttendanceFlagEvent]]:
+    flag = await get(session, principal, flag_id)
+    if flag.status == FlagStatus.resolved:
+        raise Conflict("This flag is resolved; there is nothing to acknowledge.")
+    if flag.status == FlagStatus.acknowledged:
+        raise Conflict(
+            f"This flag was already acknowledged by {flag.acknowledged_by} "
+            f"at {flag.acknowledged_at:%Y-%m-%d %H:%M} UTC."
+        )
+    now = utcnow()
+    result = await session.exec(
+        update(AttendanceFlag)
+        .where(
+            col(AttendanceFlag.id) == flag.id,
+            col(AttendanceFlag.status) == FlagStatus.open.value,
+        )
+        .values(
+            status=FlagStatus.acknowledged.value,
+            acknowledged_at=now,
+            acknowledged_by=principal.subject,
+            note=note,
+            updated_at=now,
+        )
+    )
+    if result.rowcount != 1:
+        raise Conflict("This flag changed while you were acknowledging it; read it again.")
+    await session.exec(
+        insert(AttendanceFlagEvent).values(
+            **_event(flag.id, "acknowledged", now, principal.subject, {})
+        )
+    )
+    await auditor.record(
+        "attendance.flag.acknowledge", "attendance_flag", flag.id, pupil_ids=[flag.pupil_id]
+    )
+    await session.refresh(flag)
+    return flag, await history(session, flag.id)
