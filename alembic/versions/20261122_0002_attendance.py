@@ -175,12 +175,6 @@ def upgrade() -> None:
             name=op.f("fk_attendance_mark_pupil_id_pupil"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["school_id"],
-            ["school.id"],
-            name=op.f("fk_attendance_mark_school_id_school"),
-            ondelete="RESTRICT",
-        ),
         sa.PrimaryKeyConstraint("pupil_id", "date", "session", name=op.f("pk_attendance_mark")),
     )
     with op.batch_alter_table("attendance_mark", schema=None) as batch_op:

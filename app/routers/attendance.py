@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response, Security
+from pydantic import TypeAdapter
 
 from app.deps import (
     Admin,
@@ -58,7 +59,7 @@ FlagHandler = Annotated[
 ]
 
 NDJSON = "application/x-ndjson"
-_MARK_SCHEMA = MarkIn.model_json_schema()
+_MARK_SCHEMA = TypeAdapter(MarkIn).json_schema()
 
 
 def _push_body_schema() -> dict[str, Any]:

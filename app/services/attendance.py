@@ -47,7 +47,7 @@ from app.models.attendance import (
 )
 from app.models.base import utcnow
 from app.models.pupil import Pupil
-from app.models.school import School
+from app.models.school import Jurisdiction, School
 from app.reach import within_reach
 from app.security import Principal
 from app.services import attendance_flags
@@ -106,46 +106,40 @@ def validate_shapes(items: list[Any]) -> tuple[list[tuple[int, MarkIn]], list[Ma
     return good, rejected
 
 
-@dataclass
+COLUMNS = (
+    "pupil_id",
+    "date",
+    "session",
+    "school_id",
+    "code",
+    "statutory_code",
+    "category",
+    "late",
+    "unexplained",
+    "minutes_late",
+    "comment",
+    "source_record_id",
+)
+
+
 class _Batch:
-    """Accepted marks as columns, ready for an `unnest` upsert."""
+    """Accepted marks, one tuple per mark in `COLUMNS` order."""
 
-    pupil_id: list[uuid.UUID] = field(default_factory=list)
-    date: list[date] = field(default_factory=list)
-    session: list[str] = field(default_factory=list)
-    school_id: list[uuid.UUID] = field(default_factory=list)
-    code: list[str] = field(default_factory=list)
-    statutory_code: list[str] = field(default_factory=list)
-    category: list[str] = field(default_factory=list)
-    late: list[bool] = field(default_factory=list)
-    unexplained: list[bool] = field(default_factory=list)
-    minutes_late: list[int | None] = field(default_factory=list)
-    comment: list[str | None] = field(default_factory=list)
-    source_record_id: list[str | None] = field(default_factory=list)
-
-    COLUMNS = (
-        "pupil_id",
-        "date",
-        "session",
-        "school_id",
-        "code",
-        "statutory_code",
-        "category",
-        "late",
-        "unexplained",
-        "minutes_late",
-        "comment",
-        "source_record_id",
-    )
+    def __init__(self) -> None:
+        self.marks: list[tuple[Any, ...]] = []
 
     def __len__(self) -> int:
-        return len(self.pupil_id)
+        return len(self.marks)
+
+    def columns(self) -> dict[str, list[Any]]:
+        """Column arrays, ready for an `unnest` upsert."""
+        return {
+            name: list(values)
+            for name, values in zip(COLUMNS, zip(*self.marks, strict=True), strict=True)
+        }
 
     def rows(self) -> list[dict[str, Any]]:
-        columns = [getattr(self, name) for name in self.COLUMNS]
-        return [
-            dict(zip(self.COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)
-        ]
+        return [dict(zip(COLUMNS, mark, strict=True)) for mark in self.marks]
 
 
 @dataclass
@@ -179,21 +173,68 @@ async def _schools_by_code(
     return out
 
 
-async def _pupils_of(
-    session: AsyncSession, school_ids: list[uuid.UUID]
-) -> tuple[dict[tuple[uuid.UUID, str], uuid.UUID], dict[tuple[uuid.UUID, str], uuid.UUID]]:
-    by_mis: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
-    by_upn: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+@dataclass
+class _Roll:
+    """One school's pupils by MIS id and by UPN. Each pupil also gets a small ordinal, so
+    the duplicate check hashes ints rather than UUIDs."""
+
+    school: School
+    book: CodeBook
+    by_mis: dict[str, tuple[uuid.UUID, int]] = field(default_factory=dict)
+    by_upn: dict[str, tuple[uuid.UUID, int]] = field(default_factory=dict)
+    meanings: dict[tuple[str, str | None, date], Meaning | str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.school_id: uuid.UUID = self.school.id
+        self.jurisdiction = Jurisdiction(self.school.jurisdiction).value
+
+    def meaning(self, mark: MarkIn) -> Meaning | str:
+        """What the mark's code means on its date, remembered for the rest of the push."""
+        code, explicit, day = mark["code"], mark.get("statutory_code"), mark["date"]
+        key = (code, explicit, day)
+        found = self.meanings.get(key)
+        if found is None:
+            statutory = explicit or self.book.statutory_for(self.school_id, code)
+            found = self.meanings[key] = self.book.meaning(self.jurisdiction, statutory, day)
+        return found
+
+    def find(self, mark: MarkIn) -> tuple[uuid.UUID, int] | str:
+        mis_id, upn = mark.get("mis_id"), mark.get("upn")
+        if mis_id is None and upn is None:
+            return "mis_id or upn is required"
+        from_mis = from_upn = None
+        if mis_id is not None:
+            from_mis = self.by_mis.get(mis_id)
+            if from_mis is None:
+                return "mis_id: no such pupil at this school"
+        if upn is not None:
+            from_upn = self.by_upn.get(upn.upper())
+            if from_upn is None:
+                return "upn: no such pupil at this school"
+            if from_mis is not None and from_mis[1] != from_upn[1]:
+                return "mis_id and upn name different pupils"
+        found = from_mis or from_upn
+        assert found is not None
+        return found
+
+
+async def _rolls(
+    session: AsyncSession, schools: list[School], book: CodeBook
+) -> dict[uuid.UUID, _Roll]:
+    rolls = {school.id: _Roll(school, book) for school in schools}
+    if not rolls:
+        return rolls
     rows = await session.exec(
         select(col(Pupil.id), col(Pupil.school_id), col(Pupil.mis_id), col(Pupil.upn)).where(
-            col(Pupil.school_id).in_(school_ids)
+            col(Pupil.school_id).in_(list(rolls))
         )
     )
-    for pupil_id, school_id, mis_id, upn in rows:
-        by_mis[(school_id, mis_id)] = pupil_id
+    for ordinal, (pupil_id, school_id, mis_id, upn) in enumerate(rows):
+        roll = rolls[school_id]
+        roll.by_mis[mis_id] = (pupil_id, ordinal)
         if upn:
-            by_upn[(school_id, upn)] = pupil_id
-    return by_mis, by_upn
+            roll.by_upn[upn] = (pupil_id, ordinal)
+    return rolls
 
 
 async def ingest(
@@ -205,39 +246,59 @@ async def ingest(
 ) -> IngestResult:
     """Upsert a push of marks. Each bad mark is rejected with its reason; the rest are kept."""
     marks, rejected = validate_shapes(items)
-    schools = await _schools_by_code(session, principal, {m.school_code for _, m in marks})
+    schools = await _schools_by_code(session, principal, {m["school_code"] for _, m in marks})
     in_reach = [s for s in schools.values() if isinstance(s, School)]
-    by_mis, by_upn = await _pupils_of(session, [s.id for s in in_reach])
     book = await CodeBook.load(session, in_reach)
+    rolls = await _rolls(session, in_reach, book)
+    by_code: dict[str, _Roll | str] = {
+        code: school if isinstance(school, str) else rolls[school.id]
+        for code, school in schools.items()
+    }
 
     today = school_today()
     batch = _Batch()
-    seen: dict[tuple[uuid.UUID, date, str], int] = {}
+    seen: dict[tuple[int, date, str], int] = {}
     for index, mark in marks:
-        school = schools[mark.school_code]
-        if isinstance(school, str):
-            rejected.append(MarkRejection(index=index, reason=school))
+        roll = by_code[mark["school_code"]]
+        if isinstance(roll, str):
+            rejected.append(MarkRejection(index=index, reason=roll))
             continue
-        reason, pupil_id = _pupil(mark, school.id, by_mis, by_upn)
-        if pupil_id is None:
-            rejected.append(MarkRejection(index=index, reason=reason))
+        found = roll.find(mark)
+        if isinstance(found, str):
+            rejected.append(MarkRejection(index=index, reason=found))
             continue
-        if mark.date > today:
+        day = mark["date"]
+        if day > today:
             rejected.append(MarkRejection(index=index, reason="date: is in the future"))
             continue
-        statutory = mark.statutory_code or book.statutory_for(school.id, mark.code)
-        meaning = book.meaning(school.jurisdiction, statutory, mark.date)
+        meaning = roll.meaning(mark)
         if isinstance(meaning, str):
             rejected.append(MarkRejection(index=index, reason=meaning))
             continue
-        key = (pupil_id, mark.date, mark.session)
+        pupil_id, ordinal = found
+        key = (ordinal, day, mark["session"])
         first = seen.get(key)
         if first is not None:
             reason = f"a mark for this pupil, date and session is already at index {first}"
             rejected.append(MarkRejection(index=index, reason=reason))
             continue
         seen[key] = index
-        _append(batch, pupil_id, school.id, mark, meaning)
+        batch.marks.append(
+            (
+                pupil_id,
+                day,
+                mark["session"],
+                roll.school_id,
+                mark["code"],
+                meaning.code,
+                meaning.category,
+                meaning.late,
+                meaning.unexplained,
+                mark.get("minutes_late"),
+                mark.get("comment"),
+                mark.get("source_record_id"),
+            )
+        )
 
     written = _Written()
     if len(batch):
@@ -245,7 +306,12 @@ async def ingest(
             written = await _upsert_postgresql(session, batch)
         else:
             written = await _upsert_portable(session, batch)
-    raised = await attendance_flags.refresh(session, settings, sorted(written.pupil_ids))
+    school_of = {
+        pupil_id: roll.school_id for roll in rolls.values() for pupil_id, _ in roll.by_mis.values()
+    }
+    raised = await attendance_flags.refresh(
+        session, settings, {p: school_of[p] for p in written.pupil_ids}
+    )
     rejected.sort(key=lambda r: r.index)
     result = IngestResult(
         received=len(items),
@@ -271,42 +337,6 @@ async def ingest(
     return result
 
 
-def _pupil(
-    mark: MarkIn,
-    school_id: uuid.UUID,
-    by_mis: dict[tuple[uuid.UUID, str], uuid.UUID],
-    by_upn: dict[tuple[uuid.UUID, str], uuid.UUID],
-) -> tuple[str, uuid.UUID | None]:
-    if mark.mis_id is None and mark.upn is None:
-        return "mis_id or upn is required", None
-    from_mis = by_mis.get((school_id, mark.mis_id)) if mark.mis_id is not None else None
-    from_upn = by_upn.get((school_id, mark.upn.upper())) if mark.upn is not None else None
-    if mark.mis_id is not None and from_mis is None:
-        return "mis_id: no such pupil at this school", None
-    if mark.upn is not None and from_upn is None:
-        return "upn: no such pupil at this school", None
-    if from_mis is not None and from_upn is not None and from_mis != from_upn:
-        return "mis_id and upn name different pupils", None
-    return "", from_mis or from_upn
-
-
-def _append(
-    batch: _Batch, pupil_id: uuid.UUID, school_id: uuid.UUID, mark: MarkIn, meaning: Meaning
-) -> None:
-    batch.pupil_id.append(pupil_id)
-    batch.date.append(mark.date)
-    batch.session.append(mark.session)
-    batch.school_id.append(school_id)
-    batch.code.append(mark.code)
-    batch.statutory_code.append(meaning.code)
-    batch.category.append(meaning.category.value)
-    batch.late.append(meaning.late)
-    batch.unexplained.append(meaning.unexplained)
-    batch.minutes_late.append(mark.minutes_late)
-    batch.comment.append(mark.comment)
-    batch.source_record_id.append(mark.source_record_id)
-
-
 # --- the upsert, PostgreSQL: one statement does marks and running counts ------------------
 
 _PG_UPSERT = text(
@@ -322,8 +352,14 @@ WITH input AS (
            unexplained, minutes_late, comment, source_record_id)
 ),
 old AS (
-    SELECT m.pupil_id, m.date, m.session, m.category
-    FROM attendance_mark m JOIN input i USING (pupil_id, date, session)
+    -- One primary-key probe per mark; LIMIT keeps the planner from turning this into a
+    -- join that hashes the whole table.
+    SELECT i.pupil_id, i.date, i.session, m.category
+    FROM input i CROSS JOIN LATERAL (
+        SELECT category FROM attendance_mark m
+        WHERE m.pupil_id = i.pupil_id AND m.date = i.date AND m.session = i.session
+        LIMIT 1
+    ) AS m
 ),
 written AS (
     INSERT INTO attendance_mark AS m (pupil_id, date, session, school_id, code, statutory_code,
@@ -389,7 +425,8 @@ def _lock_key(school_id: uuid.UUID) -> int:
 async def _upsert_postgresql(session: AsyncSession, batch: _Batch) -> _Written:
     # Writers of one school's marks take turns, so the old values read in the upsert are
     # the ones it replaces and the running counts stay exact under concurrent pushes.
-    keys = sorted({_lock_key(s) for s in batch.school_id})
+    params: dict[str, Any] = batch.columns()
+    keys = sorted({_lock_key(s) for s in set(params["school_id"])})
     await run(
         session,
         text(
@@ -398,7 +435,6 @@ async def _upsert_postgresql(session: AsyncSession, batch: _Batch) -> _Written:
         ),
         {"keys": keys},
     )
-    params: dict[str, Any] = {name: getattr(batch, name) for name in _Batch.COLUMNS}
     params["now"] = utcnow()
     row = (await run(session, _PG_UPSERT, params)).one()
     return _Written(created=row.created, updated=row.updated, pupil_ids=set(row.pupil_ids or ()))
@@ -433,7 +469,8 @@ async def _upsert_portable(session: AsyncSession, batch: _Batch) -> _Written:
     rows = batch.rows()
     wanted = {(r["pupil_id"], r["date"], r["session"]) for r in rows}
     pupil_ids = sorted({r["pupil_id"] for r in rows})
-    first, last = min(batch.date), max(batch.date)
+    first = min(r["date"] for r in rows)
+    last = max(r["date"] for r in rows)
     old: dict[tuple[uuid.UUID, date, str], dict[str, Any]] = {}
     mark = table_of(AttendanceMark)
     for ids in chunks(pupil_ids):

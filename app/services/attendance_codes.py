@@ -32,7 +32,7 @@ class Meaning:
     """What a statutory code means on a given date."""
 
     code: str
-    category: Category
+    category: str  # a Category value, kept as a plain string for the hot path
     late: bool
     unexplained: bool
 
@@ -166,7 +166,10 @@ class CodeBook:
                 version.effective_to is None or on < version.effective_to
             ):
                 return Meaning(
-                    version.code, Category(version.category), version.late, version.unexplained
+                    version.code,
+                    Category(version.category).value,
+                    version.late,
+                    version.unexplained,
                 )
         retired = [v.effective_to for v in versions if v.effective_to and v.effective_to <= on]
         if retired:

@@ -33,7 +33,6 @@ from app.models.attendance import (
 )
 from app.models.base import new_id, utcnow
 from app.models.event import OutboxEvent
-from app.models.pupil import Pupil
 from app.pagination import Page
 from app.reach import within_reach
 from app.security import Principal
@@ -176,10 +175,14 @@ def _as_uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-async def refresh(session: AsyncSession, settings: Settings, pupil_ids: list[uuid.UUID]) -> int:
-    """Raise and resolve flags for these pupils. Returns how many flags were raised."""
-    if not pupil_ids:
+async def refresh(
+    session: AsyncSession, settings: Settings, schools: dict[uuid.UUID, uuid.UUID]
+) -> int:
+    """Raise and resolve flags for these pupils (pupil id -> school id). Returns how many
+    flags were raised."""
+    if not schools:
         return 0
+    pupil_ids = sorted(schools)
     weeks = await _weeks(session, pupil_ids)
     trailing = await _trailing(session, pupil_ids, settings.unexplained_run_sessions)
     f = table_of(AttendanceFlag).c
@@ -194,7 +197,6 @@ async def refresh(session: AsyncSession, settings: Settings, pupil_ids: list[uui
         )
         for flag_id, pupil_id, kind in map(tuple, flags):
             live[(pupil_id, kind)] = flag_id
-    schools = await _schools_of(session, pupil_ids)
     now = utcnow()
     raised: list[dict[str, Any]] = []
     resolved: list[uuid.UUID] = []
@@ -265,19 +267,6 @@ def _event(
         "actor": actor,
         "evidence": evidence,
     }
-
-
-async def _schools_of(
-    session: AsyncSession, pupil_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, uuid.UUID]:
-    out: dict[uuid.UUID, uuid.UUID] = {}
-    for start in range(0, len(pupil_ids), CHUNK):
-        ids = pupil_ids[start : start + CHUNK]
-        rows = await session.exec(
-            select(col(Pupil.id), col(Pupil.school_id)).where(col(Pupil.id).in_(ids))
-        )
-        out.update(dict(rows.all()))
-    return out
 
 
 # --- reads and acknowledgement ------------------------------------------------------------

@@ -1,0 +1,450 @@
+"""Attendance ingestion, the flag worklist and a pupil's figures: Liaison over HTTP beside
+raw asyncpg, in the same run.
+
+A synthetic LA of `--schools` schools of `--pupils` pupils each. Starts `liaison serve`
+(uvicorn, one worker) on a fresh PostgreSQL database, pushes the rosters (not timed), then
+pushes `--days` school days of session marks, one school-week per request (10,000 marks
+at the defaults: what an MIS or an aggregator sends after a week's registers), with auth,
+validation, code resolution, reach, running counts, flag upkeep and audit all on. Each
+request is timed beside the same marks upserted by raw asyncpg into a table of the same
+shape (`INSERT ... SELECT FROM unnest(...) ON CONFLICT ... DO UPDATE ... WHERE IS DISTINCT
+FROM`), batch by batch, so both see the same machine at the same moment.
+
+Then: the same pushes again (nothing may be created); one 50,000-mark request, with the
+server's peak resident memory read from /proc; the LA-wide open-flag list and a pupil's
+figures, each beside the raw SELECT that reads the same rows.
+
+Absolute times drift on shared machines; the ratios are the result.
+
+    .venv/bin/python bench/ingest.py [--schools 20] [--pupils 1000] [--days 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import socket
+import subprocess
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = os.environ.get("LIAISON_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+DATABASE = "liaison_bench_ingest"
+FIRST_DAY = date(2026, 9, 7)  # a Monday this academic year, in the past
+LA = "202"
+
+
+def school_days(start: date, count: int) -> list[date]:
+    days: list[date] = []
+    day = start
+    while len(days) < count:
+        if day.weekday() < 5:
+            days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+class Pupils:
+    """Each pupil's habits: most attend; some are persistently or severely absent; a few go
+    missing (runs of N). The same seed gives the same LA every run."""
+
+    def __init__(self, schools: int, pupils: int) -> None:
+        rng = random.Random(7)
+        self.kind: dict[tuple[int, int], str] = {}
+        for s in range(schools):
+            for p in range(pupils):
+                roll = rng.random()
+                self.kind[(s, p)] = (
+                    "severe"
+                    if roll < 0.01
+                    else "missing"
+                    if roll < 0.015
+                    else "persistent"
+                    if roll < 0.12
+                    else "good"
+                )
+
+    def code(self, s: int, p: int, day: date, session: str, rng: random.Random) -> str:
+        kind = self.kind[(s, p)]
+        present = "/" if session == "AM" else "\\"
+        roll = rng.random()
+        if kind == "severe":
+            return rng.choice(["O", "G", "I", "N"]) if roll < 0.6 else present
+        if kind == "missing" and day >= FIRST_DAY + timedelta(days=14):
+            return "N"
+        if kind == "persistent":
+            return rng.choice(["I", "M", "O", "U", "G"]) if roll < 0.15 else present
+        if roll < 0.03:
+            return rng.choice(["I", "M", "L", "C", "V"])
+        return present
+
+
+def week_batches(
+    codes: list[str], habits: Pupils, pupils: int, days: list[date]
+) -> list[tuple[int, list[dict[str, Any]]]]:
+    """One request per school per week of `days`: (school index, marks)."""
+    batches = []
+    weeks: dict[date, list[date]] = {}
+    for day in days:
+        weeks.setdefault(day - timedelta(days=day.weekday()), []).append(day)
+    for week_days in weeks.values():
+        for s, code in enumerate(codes):
+            rng = random.Random(f"{s}-{week_days[0]}")
+            marks = [
+                {
+                    "school_code": code,
+                    "mis_id": f"{s}-{p}",
+                    "date": day.isoformat(),
+                    "session": session,
+                    "code": habits.code(s, p, day, session, rng),
+                }
+                for p in range(pupils)
+                for day in week_days
+                for session in ("AM", "PM")
+            ]
+            batches.append((s, marks))
+    return batches
+
+
+RAW_UPSERT = """
+INSERT INTO raw_mark AS m (pupil_id, date, session, school_id, code, statutory_code, category,
+                           late, unexplained, minutes_late, comment, source_record_id,
+                           created_at, updated_at)
+SELECT pupil_id, date, session, school_id, code, statutory_code, category, late, unexplained,
+       minutes_late, comment, source_record_id, now(), now()
+FROM unnest($1::uuid[], $2::date[], $3::text[], $4::uuid[], $5::text[], $6::text[],
+            $7::text[], $8::bool[], $9::bool[], $10::int[], $11::text[], $12::text[])
+     AS t(pupil_id, date, session, school_id, code, statutory_code, category, late,
+          unexplained, minutes_late, comment, source_record_id)
+ON CONFLICT (pupil_id, date, session) DO UPDATE SET
+    school_id = EXCLUDED.school_id, code = EXCLUDED.code,
+    statutory_code = EXCLUDED.statutory_code, category = EXCLUDED.category,
+    late = EXCLUDED.late, unexplained = EXCLUDED.unexplained,
+    minutes_late = EXCLUDED.minutes_late, comment = EXCLUDED.comment,
+    source_record_id = EXCLUDED.source_record_id, updated_at = EXCLUDED.updated_at
+WHERE (m.school_id, m.code, m.statutory_code, m.category, m.late, m.unexplained,
+       m.minutes_late, m.comment, m.source_record_id)
+  IS DISTINCT FROM (EXCLUDED.school_id, EXCLUDED.code, EXCLUDED.statutory_code,
+       EXCLUDED.category, EXCLUDED.late, EXCLUDED.unexplained, EXCLUDED.minutes_late,
+       EXCLUDED.comment, EXCLUDED.source_record_id)
+"""
+
+CATEGORY = {
+    "/": ("present", False, False),
+    "\\": ("present", False, False),
+    "L": ("present", True, False),
+    "V": ("approved_activity", False, False),
+    "I": ("authorised_absence", False, False),
+    "M": ("authorised_absence", False, False),
+    "C": ("authorised_absence", False, False),
+    "G": ("unauthorised_absence", False, False),
+    "O": ("unauthorised_absence", False, True),
+    "N": ("unauthorised_absence", False, True),
+    "U": ("unauthorised_absence", True, False),
+}
+
+
+def raw_arrays(
+    marks: list[dict[str, Any]], ids: dict[str, uuid.UUID], school_id: uuid.UUID
+) -> list[list[Any]]:
+    """The raw baseline gets its pupil ids and code meanings resolved in advance."""
+    meaning = [CATEGORY[m["code"]] for m in marks]
+    n = len(marks)
+    return [
+        [ids[m["mis_id"]] for m in marks],
+        [date.fromisoformat(m["date"]) for m in marks],
+        [m["session"] for m in marks],
+        [school_id] * n,
+        [m["code"] for m in marks],
+        [m["code"] for m in marks],
+        [c for c, _, _ in meaning],
+        [late for _, late, _ in meaning],
+        [unexplained for _, _, unexplained in meaning],
+        [None] * n,
+        [None] * n,
+        [None] * n,
+    ]
+
+
+async def recreate_database() -> None:
+    connection = await asyncpg.connect(f"{SERVER}/postgres")
+    await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    await connection.execute(f"CREATE DATABASE {DATABASE}")
+    await connection.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def liaison(*args: str, env: dict[str, str]) -> str:
+    return subprocess.run(
+        [str(ROOT / ".venv/bin/liaison"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak(pid: int) -> None:
+    # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux 4.0+).
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+async def timed_reads(
+    http: httpx.AsyncClient,
+    raw: asyncpg.Connection,
+    url: str,
+    params: dict[str, str],
+    headers: dict[str, str],
+    raw_sql: str,
+    raw_args: list[Any],
+    count: int,
+) -> tuple[list[float], list[float]]:
+    http_times, raw_times = [], []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = await http.get(url, params=params, headers=headers)
+        http_times.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text
+        started = time.perf_counter()
+        await raw.fetch(raw_sql, *raw_args)
+        raw_times.append(time.perf_counter() - started)
+    return http_times, raw_times
+
+
+def ms(samples: list[float], q: float) -> str:
+    return f"{percentile(samples, q) * 1000:7.2f} ms"
+
+
+async def main(schools: int, pupils: int, days: int, reads: int) -> None:
+    await recreate_database()
+    url = f"{SERVER.replace('postgresql://', 'postgresql+asyncpg://')}/{DATABASE}"
+    env = {
+        **os.environ,
+        "LIAISON_DATABASE_URL": url,
+        "LIAISON_ENVIRONMENT": "development",
+        "LIAISON_LOG_LEVEL": "WARNING",
+    }
+    liaison("migrate", env=env)
+    codes = [str(700000 + s) for s in range(schools)]
+    for code in codes:
+        liaison("create-school", "--code", code, "--name", f"Bench {code}", "--la", LA, env=env)
+    credentials = json.loads(
+        liaison(
+            "create-client", "--name", "bench-aggregator", "--la", LA,
+            "--scope", "pupils:write pupils:read attendance:write attendance:read", env=env,
+        )
+    )  # fmt: skip
+    port = free_port()
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/liaison"), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    raw = await asyncpg.connect(f"{SERVER}/{DATABASE}")
+    # The same table: columns, primary key, indexes and the pupil foreign key.
+    await raw.execute("CREATE TABLE raw_mark (LIKE attendance_mark INCLUDING ALL)")
+    await raw.execute(
+        "ALTER TABLE raw_mark ADD FOREIGN KEY (pupil_id) REFERENCES pupil (id) ON DELETE CASCADE"
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=300) as http:
+            for _ in range(200):
+                try:
+                    if (await http.get("/livez")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            token = (
+                await http.post(
+                    "/oauth/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=(credentials["client_id"], credentials["client_secret"]),
+                )
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            listed = (await http.get("/v1/schools", params={"limit": 200}, headers=headers)).json()
+            school_ids = {s["code"]: uuid.UUID(s["id"]) for s in listed["items"]}
+            for s, code in enumerate(codes):
+                roster = [
+                    {
+                        "mis_id": f"{s}-{p}",
+                        "given_name": f"Given{p}",
+                        "family_name": f"Family{p % 97}",
+                        "date_of_birth": (date(2012, 9, 1) + timedelta(days=p % 1500)).isoformat(),
+                    }
+                    for p in range(pupils)
+                ]
+                response = await http.put(
+                    f"/v1/schools/{school_ids[code]}/pupils",
+                    json={"pupils": roster},
+                    headers=headers,
+                )
+                assert response.status_code == 200, response.text
+            ids = {r["mis_id"]: r["id"] for r in await raw.fetch("SELECT id, mis_id FROM pupil")}
+
+            habits = Pupils(schools, pupils)
+            batches = week_batches(codes, habits, pupils, school_days(FIRST_DAY, days))
+            bodies = [orjson.dumps({"marks": marks}) for _, marks in batches]
+            arrays = [raw_arrays(marks, ids, school_ids[codes[s]]) for s, marks in batches]
+            total = sum(len(marks) for _, marks in batches)
+            push_headers = {**headers, "Content-Type": "application/json"}
+
+            async def run_pass(label: str) -> tuple[float, float, dict[str, int]]:
+                http_seconds = raw_seconds = 0.0
+                counts = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+                for body, columns in zip(bodies, arrays, strict=True):
+                    started = time.perf_counter()
+                    response = await http.post(
+                        "/v1/attendance/marks", content=body, headers=push_headers
+                    )
+                    http_seconds += time.perf_counter() - started
+                    assert response.status_code == 200, response.text[:500]
+                    result = response.json()
+                    for key in ("created", "updated", "unchanged"):
+                        counts[key] += result[key]
+                    counts["rejected"] += len(result["rejected"])
+                    started = time.perf_counter()
+                    await raw.execute(RAW_UPSERT, *columns)
+                    raw_seconds += time.perf_counter() - started
+                print(
+                    f"  {label:9s} liaison HTTP {total / http_seconds:9.0f} marks/s   "
+                    f"raw asyncpg {total / raw_seconds:9.0f} marks/s   "
+                    f"ratio {raw_seconds / http_seconds:.2f}x of raw   {counts}"
+                )
+                return http_seconds, raw_seconds, counts
+
+            print(
+                f"attendance push: {schools} schools x {pupils} pupils x {days} days = "
+                f"{total} marks in {len(batches)} requests of {total // len(batches)} marks"
+            )
+            await run_pass("first")
+            _, _, again = await run_pass("re-push")
+            assert again["created"] == 0 and again["updated"] == 0, again
+
+            # One request at the 50,000-mark limit, of marks not seen before (last summer's).
+            extra_day = school_days(date(2026, 5, 4), 25)
+            big = [
+                {
+                    "school_code": codes[s % schools],
+                    "mis_id": f"{s % schools}-{p}",
+                    "date": day.isoformat(),
+                    "session": session,
+                    "code": "/" if session == "AM" else "\\",
+                }
+                for s in range(max(1, 50_000 // (pupils * 2 * 25)))
+                for p in range(pupils)
+                for day in extra_day[:25]
+                for session in ("AM", "PM")
+            ][:50_000]
+            big_body = orjson.dumps({"marks": big})
+            before = rss_mb(server.pid)
+            reset_peak(server.pid)
+            started = time.perf_counter()
+            response = await http.post(
+                "/v1/attendance/marks", content=big_body, headers=push_headers
+            )
+            seconds = time.perf_counter() - started
+            assert response.status_code == 200, response.text[:500]
+            print(
+                f"one {len(big)}-mark request ({len(big_body) / 1e6:.1f} MB of JSON): "
+                f"{seconds * 1000:.0f} ms, server RSS before {before:.0f} MB, "
+                f"peak during {peak_rss_mb(server.pid):.0f} MB"
+            )
+
+            open_flags = await raw.fetchval("SELECT count(*) FROM attendance_flag")
+            marks_held = await raw.fetchval("SELECT count(*) FROM attendance_mark")
+            print(f"flags raised: {open_flags}; marks held: {marks_held}")
+            http_times, raw_times = await timed_reads(
+                http,
+                raw,
+                "/v1/attendance/flags",
+                {"status": "open", "limit": "200"},
+                headers,
+                "SELECT * FROM attendance_flag WHERE status = 'open' ORDER BY id LIMIT 201",
+                [],
+                reads,
+            )
+            print(
+                f"LA-wide open-flag list, 200 a page ({reads} requests): "
+                f"liaison HTTP p50 {ms(http_times, 0.5)} p95 {ms(http_times, 0.95)}   "
+                f"raw asyncpg p50 {ms(raw_times, 0.5)} p95 {ms(raw_times, 0.95)}"
+            )
+            pupil_ids = list(ids.values())
+            rng = random.Random(3)
+            http_times, raw_times = [], []
+            for _ in range(reads):
+                pupil_id = rng.choice(pupil_ids)
+                started = time.perf_counter()
+                response = await http.get(f"/v1/pupils/{pupil_id}/attendance", headers=headers)
+                http_times.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
+                started = time.perf_counter()
+                await raw.fetch(
+                    "SELECT date, category, late FROM attendance_mark "
+                    "WHERE pupil_id = $1 AND date >= $2 AND date <= $3",
+                    pupil_id,
+                    date(2026, 8, 1),
+                    date.today(),
+                )
+                raw_times.append(time.perf_counter() - started)
+            print(
+                f"a pupil's figures, year to date ({reads} requests): "
+                f"liaison HTTP p50 {ms(http_times, 0.5)} p95 {ms(http_times, 0.95)}   "
+                f"raw asyncpg p50 {ms(raw_times, 0.5)} p95 {ms(raw_times, 0.95)}"
+            )
+    finally:
+        await raw.close()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--schools", type=int, default=20)
+    parser.add_argument("--pupils", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=20)
+    parser.add_argument("--reads", type=int, default=300)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.schools, arguments.pupils, arguments.days, arguments.reads))
