@@ -253,7 +253,9 @@ def ms(samples: list[float], q: float) -> str:
     return f"{percentile(samples, q) * 1000:7.2f} ms"
 
 
-async def main(schools: int, pupils: int, days: int, reads: int) -> None:
+async def main(
+    schools: int, pupils: int, days: int, reads: int, concurrency: int, workers: int
+) -> None:
     await recreate_database()
     url = f"{SERVER.replace('postgresql://', 'postgresql+asyncpg://')}/{DATABASE}"
     env = {
@@ -274,12 +276,13 @@ async def main(schools: int, pupils: int, days: int, reads: int) -> None:
     )  # fmt: skip
     port = free_port()
     server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/liaison"), "serve", "--port", str(port)],
+        [str(ROOT / ".venv/bin/liaison"), "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    raw = await asyncpg.connect(f"{SERVER}/{DATABASE}")
+    raws = [await asyncpg.connect(f"{SERVER}/{DATABASE}") for _ in range(concurrency)]
+    raw = raws[0]
     # The same table: columns, primary key, indexes and the pupil foreign key.
     await raw.execute("CREATE TABLE raw_mark (LIKE attendance_mark INCLUDING ALL)")
     await raw.execute(
@@ -329,36 +332,49 @@ async def main(schools: int, pupils: int, days: int, reads: int) -> None:
             total = sum(len(marks) for _, marks in batches)
             push_headers = {**headers, "Content-Type": "application/json"}
 
-            async def run_pass(label: str) -> tuple[float, float, dict[str, int]]:
+            async def post(body: bytes, counts: dict[str, int]) -> None:
+                response = await http.post(
+                    "/v1/attendance/marks", content=body, headers=push_headers
+                )
+                assert response.status_code == 200, response.text[:500]
+                result = response.json()
+                for key in ("created", "updated", "unchanged"):
+                    counts[key] += result[key]
+                counts["rejected"] += len(result["rejected"])
+
+            async def run_pass(label: str) -> dict[str, int]:
+                """Rounds of `concurrency` requests (different schools, same week), each
+                round timed over HTTP and then as raw upserts on as many connections."""
                 http_seconds = raw_seconds = 0.0
                 counts = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
-                for body, columns in zip(bodies, arrays, strict=True):
+                for start in range(0, len(bodies), concurrency):
+                    round_bodies = bodies[start : start + concurrency]
+                    round_arrays = arrays[start : start + concurrency]
                     started = time.perf_counter()
-                    response = await http.post(
-                        "/v1/attendance/marks", content=body, headers=push_headers
-                    )
+                    await asyncio.gather(*(post(body, counts) for body in round_bodies))
                     http_seconds += time.perf_counter() - started
-                    assert response.status_code == 200, response.text[:500]
-                    result = response.json()
-                    for key in ("created", "updated", "unchanged"):
-                        counts[key] += result[key]
-                    counts["rejected"] += len(result["rejected"])
                     started = time.perf_counter()
-                    await raw.execute(RAW_UPSERT, *columns)
+                    await asyncio.gather(
+                        *(
+                            connection.execute(RAW_UPSERT, *columns)
+                            for connection, columns in zip(raws, round_arrays, strict=False)
+                        )
+                    )
                     raw_seconds += time.perf_counter() - started
                 print(
                     f"  {label:9s} liaison HTTP {total / http_seconds:9.0f} marks/s   "
                     f"raw asyncpg {total / raw_seconds:9.0f} marks/s   "
                     f"ratio {raw_seconds / http_seconds:.2f}x of raw   {counts}"
                 )
-                return http_seconds, raw_seconds, counts
+                return counts
 
             print(
                 f"attendance push: {schools} schools x {pupils} pupils x {days} days = "
-                f"{total} marks in {len(batches)} requests of {total // len(batches)} marks"
+                f"{total} marks in {len(batches)} requests of {total // len(batches)} marks, "
+                f"{concurrency} at a time (raw: as many connections)"
             )
             await run_pass("first")
-            _, _, again = await run_pass("re-push")
+            again = await run_pass("re-push")
             assert again["created"] == 0 and again["updated"] == 0, again
 
             # One request at the 50,000-mark limit, of marks not seen before (last summer's).
@@ -433,7 +449,8 @@ async def main(schools: int, pupils: int, days: int, reads: int) -> None:
                 f"raw asyncpg p50 {ms(raw_times, 0.5)} p95 {ms(raw_times, 0.95)}"
             )
     finally:
-        await raw.close()
+        for connection in raws:
+            await connection.close()
         server.terminate()
         server.wait(timeout=10)
 
@@ -446,5 +463,18 @@ if __name__ == "__main__":
     parser.add_argument("--pupils", type=int, default=1000)
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--reads", type=int, default=300)
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="Pushes in flight at once (and raw connections)."
+    )
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes.")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.schools, arguments.pupils, arguments.days, arguments.reads))
+    asyncio.run(
+        main(
+            arguments.schools,
+            arguments.pupils,
+            arguments.days,
+            arguments.reads,
+            arguments.concurrency,
+            arguments.workers,
+        )
+    )

@@ -339,8 +339,9 @@ async def ingest(
 
 # --- the upsert, PostgreSQL: one statement does marks and running counts ------------------
 
-_PG_UPSERT = text(
-    """
+# The marks as a relation. Optional columns that are null throughout a push are sent as
+# one null rather than an array of them: `unnest` pads the missing values with nulls.
+_PG_INPUT = """
 WITH input AS (
     SELECT * FROM unnest(
         CAST(:pupil_id AS uuid[]), CAST(:date AS date[]), CAST(:session AS text[]),
@@ -348,9 +349,76 @@ WITH input AS (
         CAST(:category AS text[]), CAST(:late AS boolean[]), CAST(:unexplained AS boolean[]),
         CAST(:minutes_late AS integer[]), CAST(:comment AS text[]),
         CAST(:source_record_id AS text[])
-    ) AS t(pupil_id, date, session, school_id, code, statutory_code, category, late,
-           unexplained, minutes_late, comment, source_record_id)
+    ) WITH ORDINALITY AS t(pupil_id, date, session, school_id, code, statutory_code, category,
+           late, unexplained, minutes_late, comment, source_record_id, n)
+),"""
+
+# Moves each pupil's weekly counts by the difference between old and new marks in
+# `changes` (pupil_id, date, new category, old category or null).
+_PG_WEEKS = """
+deltas AS (
+    SELECT pupil_id, CAST(date_trunc('week', date) AS date) AS week_start,
+        sum((new <> 'not_possible')::int - coalesce((old <> 'not_possible')::int, 0))
+            AS possible,
+        sum((new IN ('present', 'approved_activity'))::int
+            - coalesce((old IN ('present', 'approved_activity'))::int, 0)) AS attended,
+        sum((new = 'unauthorised_absence')::int
+            - coalesce((old = 'unauthorised_absence')::int, 0)) AS unauthorised
+    FROM changes GROUP BY 1, 2
 ),
+weeks AS (
+    INSERT INTO attendance_week AS w (pupil_id, week_start, academic_year, possible,
+        attended, unauthorised)
+    SELECT pupil_id, week_start,
+        CASE WHEN extract(month FROM week_start) >= 8 THEN extract(year FROM week_start)
+             ELSE extract(year FROM week_start) - 1 END,
+        possible, attended, unauthorised
+    FROM deltas
+    ON CONFLICT (pupil_id, week_start) DO UPDATE SET
+        possible = w.possible + EXCLUDED.possible,
+        attended = w.attended + EXCLUDED.attended,
+        unauthorised = w.unauthorised + EXCLUDED.unauthorised
+    RETURNING 1
+)"""
+
+# The common case, in one statement: marks not yet held are inserted outright (no
+# speculative insertion: pushes of one school take turns, so nobody else can insert them),
+# their weekly counts move, and the positions of held marks that differ come back.
+_PG_INSERT_NEW_BODY = """
+probe AS (
+    SELECT i.*, m.differs FROM input i LEFT JOIN LATERAL (
+        SELECT (m.school_id, m.code, m.statutory_code, m.category, m.late, m.unexplained,
+                m.minutes_late, m.comment, m.source_record_id)
+          IS DISTINCT FROM (i.school_id, i.code, i.statutory_code, i.category, i.late,
+                i.unexplained, i.minutes_late, i.comment, i.source_record_id) AS differs
+        FROM attendance_mark m
+        WHERE m.pupil_id = i.pupil_id AND m.date = i.date AND m.session = i.session
+        LIMIT 1
+    ) AS m ON true
+),
+inserted AS (
+    INSERT INTO attendance_mark (pupil_id, date, session, school_id, code, statutory_code,
+        category, late, unexplained, minutes_late, comment, source_record_id, created_at,
+        updated_at)
+    SELECT pupil_id, date, session, school_id, code, statutory_code, category, late,
+        unexplained, minutes_late, comment, source_record_id, :now, :now
+    FROM probe WHERE differs IS NULL
+    RETURNING pupil_id, date, category
+),
+changes AS (SELECT pupil_id, date, category AS new, CAST(NULL AS text) AS old FROM inserted),
+"""
+_PG_INSERT_NEW_RESULT = """
+SELECT (SELECT count(*) FROM inserted) AS created,
+       (SELECT array_agg(DISTINCT pupil_id) FROM inserted) AS pupil_ids,
+       (SELECT array_agg(n) FROM probe WHERE differs) AS differing,
+       (SELECT count(*) FROM weeks) AS weeks
+"""
+# Statements are joined from the constants above, never from input.
+_PG_INSERT_NEW = text("".join((_PG_INPUT, _PG_INSERT_NEW_BODY, _PG_WEEKS, _PG_INSERT_NEW_RESULT)))
+
+# Corrections: an upsert that reads each old mark first, so the counts move by the change.
+_PG_UPSERT_BODY = """
+
 old AS (
     -- One primary-key probe per mark; LIMIT keeps the planner from turning this into a
     -- join that hashes the whole table.
@@ -385,37 +453,15 @@ changes AS (
     SELECT w.pupil_id, w.date, w.category AS new, o.category AS old
     FROM written w LEFT JOIN old o USING (pupil_id, date, session)
 ),
-deltas AS (
-    SELECT pupil_id, CAST(date_trunc('week', date) AS date) AS week_start,
-        sum((new <> 'not_possible')::int - coalesce((old <> 'not_possible')::int, 0))
-            AS possible,
-        sum((new IN ('present', 'approved_activity'))::int
-            - coalesce((old IN ('present', 'approved_activity'))::int, 0)) AS attended,
-        sum((new = 'unauthorised_absence')::int
-            - coalesce((old = 'unauthorised_absence')::int, 0)) AS unauthorised
-    FROM changes GROUP BY 1, 2
-),
-weeks AS (
-    INSERT INTO attendance_week AS w (pupil_id, week_start, academic_year, possible,
-        attended, unauthorised)
-    SELECT pupil_id, week_start,
-        CASE WHEN extract(month FROM week_start) >= 8 THEN extract(year FROM week_start)
-             ELSE extract(year FROM week_start) - 1 END,
-        possible, attended, unauthorised
-    FROM deltas
-    ON CONFLICT (pupil_id, week_start) DO UPDATE SET
-        possible = w.possible + EXCLUDED.possible,
-        attended = w.attended + EXCLUDED.attended,
-        unauthorised = w.unauthorised + EXCLUDED.unauthorised
-    RETURNING 1
-)
+"""
+_PG_UPSERT_RESULT = """
 SELECT count(*) FILTER (WHERE old IS NULL) AS created,
        count(*) FILTER (WHERE old IS NOT NULL) AS updated,
        array_agg(DISTINCT pupil_id) AS pupil_ids,
        (SELECT count(*) FROM weeks) AS weeks
 FROM changes
 """
-)
+_PG_UPSERT = text("".join((_PG_INPUT, _PG_UPSERT_BODY, _PG_WEEKS, _PG_UPSERT_RESULT)))
 
 
 def _lock_key(school_id: uuid.UUID) -> int:
@@ -435,9 +481,28 @@ async def _upsert_postgresql(session: AsyncSession, batch: _Batch) -> _Written:
         ),
         {"keys": keys},
     )
-    params["now"] = utcnow()
-    row = (await run(session, _PG_UPSERT, params)).one()
-    return _Written(created=row.created, updated=row.updated, pupil_ids=set(row.pupil_ids or ()))
+    now = utcnow()
+    row = (await run(session, _PG_INSERT_NEW, _compact({**params, "now": now}))).one()
+    written = _Written(created=row.created, pupil_ids=set(row.pupil_ids or ()))
+    if row.differing:
+        positions = [n - 1 for n in row.differing]
+        subset = {name: [values[i] for i in positions] for name, values in params.items()}
+        corrected = (await run(session, _PG_UPSERT, _compact({**subset, "now": now}))).one()
+        written.created += corrected.created
+        written.updated = corrected.updated
+        written.pupil_ids.update(corrected.pupil_ids or ())
+    return written
+
+
+_OPTIONAL = ("minutes_late", "comment", "source_record_id")
+
+
+def _compact(params: dict[str, Any]) -> dict[str, Any]:
+    """Send an optional column that is null throughout as a single null."""
+    for name in _OPTIONAL:
+        if all(value is None for value in params[name]):
+            params[name] = None
+    return params
 
 
 # --- the upsert anywhere else (SQLite): the same result, computed here --------------------
