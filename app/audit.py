@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.context import current_client_address, current_request_id
+from app.db import run
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import new_id, utcnow
 from app.security import Principal
@@ -49,7 +50,22 @@ class Auditor:
                 details=details or {},
             )
         )
-        rows = [{"event_id": event_id, "pupil_id": p} for p in dict.fromkeys(pupil_ids)]
-        if rows:
-            await self.session.exec(insert(AuditEventPupil), params=rows)
+        children = list(dict.fromkeys(pupil_ids))
+        if not children:
+            return event_id
+        if self.session.get_bind().dialect.name == "postgresql":
+            # One statement however many children: a push can touch thousands.
+            await run(
+                self.session,
+                text(
+                    "INSERT INTO audit_event_pupil (event_id, pupil_id) "
+                    "SELECT :event_id, unnest(CAST(:pupil_ids AS uuid[]))"
+                ),
+                {"event_id": event_id, "pupil_ids": children},
+            )
+        else:
+            await self.session.exec(
+                insert(AuditEventPupil),
+                params=[{"event_id": event_id, "pupil_id": p} for p in children],
+            )
         return event_id

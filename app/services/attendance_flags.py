@@ -101,17 +101,35 @@ def judge(
     return year, held
 
 
+_WEEKS_PG = text(
+    """
+SELECT w.pupil_id, w.week_start, w.academic_year, w.possible, w.attended
+FROM attendance_week w
+JOIN (
+    SELECT pupil_id, max(academic_year) AS academic_year FROM attendance_week
+    WHERE pupil_id = ANY(CAST(:ids AS uuid[])) GROUP BY pupil_id
+) AS latest USING (pupil_id, academic_year)
+"""
+)
+
+
 async def _weeks(session: AsyncSession, pupil_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[_Week]]:
+    """Each pupil's weekly counts for their latest academic year."""
     out: dict[uuid.UUID, list[_Week]] = defaultdict(list)
     w = table_of(AttendanceWeek).c
+    postgres = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(pupil_ids), CHUNK):
         ids = pupil_ids[start : start + CHUNK]
-        rows = await run(
-            session,
-            core_select(w.pupil_id, w.week_start, w.academic_year, w.possible, w.attended).where(
-                w.pupil_id.in_(ids)
-            ),
-        )
+        if postgres:
+            # One array parameter: the statement is prepared once, whatever the count.
+            rows = await run(session, _WEEKS_PG, {"ids": ids})
+        else:
+            rows = await run(
+                session,
+                core_select(
+                    w.pupil_id, w.week_start, w.academic_year, w.possible, w.attended
+                ).where(w.pupil_id.in_(ids)),
+            )
         for pupil_id, week_start, year, possible, attended in map(tuple, rows):
             out[pupil_id].append(_Week(week_start, year, possible, attended))
     return out
@@ -175,6 +193,12 @@ def _as_uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
+_LIVE_PG = text(
+    "SELECT id, pupil_id, kind FROM attendance_flag "
+    "WHERE pupil_id = ANY(CAST(:ids AS uuid[])) AND status <> 'resolved'"
+)
+
+
 async def refresh(
     session: AsyncSession, settings: Settings, schools: dict[uuid.UUID, uuid.UUID]
 ) -> int:
@@ -189,12 +213,15 @@ async def refresh(
     live: dict[tuple[uuid.UUID, str], Any] = {}
     for start in range(0, len(pupil_ids), CHUNK):
         ids = pupil_ids[start : start + CHUNK]
-        flags = await run(
-            session,
-            core_select(f.id, f.pupil_id, f.kind).where(
-                f.pupil_id.in_(ids), f.status != FlagStatus.resolved.value
-            ),
-        )
+        if session.get_bind().dialect.name == "postgresql":
+            flags = await run(session, _LIVE_PG, {"ids": ids})
+        else:
+            flags = await run(
+                session,
+                core_select(f.id, f.pupil_id, f.kind).where(
+                    f.pupil_id.in_(ids), f.status != FlagStatus.resolved.value
+                ),
+            )
         for flag_id, pupil_id, kind in map(tuple, flags):
             live[(pupil_id, kind)] = flag_id
     now = utcnow()
