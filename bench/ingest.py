@@ -27,8 +27,11 @@ import contextlib
 import json
 import os
 import random
+import re
 import socket
+import sqlite3
 import subprocess
+import tempfile
 import time
 import uuid
 from datetime import date, timedelta
@@ -178,6 +181,94 @@ def raw_arrays(
     ]
 
 
+class RawPostgres:
+    """The baseline: asyncpg straight to the same database, one connection per lane."""
+
+    label = "raw asyncpg"
+
+    async def open(self, lanes: int) -> None:
+        self.connections = [await asyncpg.connect(f"{SERVER}/{DATABASE}") for _ in range(lanes)]
+        # The same table: columns, primary key, indexes and the pupil foreign key.
+        await self.connections[0].execute(
+            "CREATE TABLE raw_mark (LIKE attendance_mark INCLUDING ALL);"
+            "ALTER TABLE raw_mark ADD FOREIGN KEY (pupil_id) REFERENCES pupil (id) "
+            "ON DELETE CASCADE"
+        )
+
+    async def upsert(self, lane: int, columns: list[list[Any]]) -> None:
+        await self.connections[lane].execute(RAW_UPSERT, *columns)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return list(await self.connections[0].fetch(sql, *args))
+
+    async def close(self) -> None:
+        for connection in self.connections:
+            await connection.close()
+
+
+class RawSqlite:
+    """The baseline on SQLite: the stdlib driver, `executemany` upsert, the same file."""
+
+    label = "raw sqlite3"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def open(self, lanes: int) -> None:
+        self.connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.connection.execute("PRAGMA foreign_keys=ON")
+        self.connection.execute("PRAGMA synchronous=NORMAL")
+        self.connection.executescript(
+            """
+            CREATE TABLE raw_mark (
+                pupil_id CHAR(32) NOT NULL REFERENCES pupil (id) ON DELETE CASCADE,
+                date DATE NOT NULL, session VARCHAR(2) NOT NULL, school_id CHAR(32) NOT NULL,
+                code VARCHAR(8) NOT NULL, statutory_code VARCHAR(4) NOT NULL,
+                category VARCHAR(24) NOT NULL, late BOOLEAN NOT NULL,
+                unexplained BOOLEAN NOT NULL, minutes_late INTEGER, comment VARCHAR(500),
+                source_record_id VARCHAR(64), created_at DATETIME NOT NULL,
+                updated_at DATETIME NOT NULL, PRIMARY KEY (pupil_id, date, session));
+            CREATE INDEX ix_raw_mark_school_id_date ON raw_mark (school_id, date);
+            """
+        )
+
+    async def upsert(self, lane: int, columns: list[list[Any]]) -> None:
+        now = time.strftime("%Y-%m-%d %H:%M:%S")
+        rows = [
+            (pupil.hex, day.isoformat(), session, school.hex, *rest, now, now)
+            for pupil, day, session, school, *rest in zip(*columns, strict=True)
+        ]
+        self.connection.execute("BEGIN")
+        self.connection.executemany(RAW_UPSERT_SQLITE, rows)
+        self.connection.execute("COMMIT")
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        sql = re.sub(r"\$\d+", "?", sql)
+        args = tuple(a.hex if isinstance(a, uuid.UUID) else a for a in args)
+        return self.connection.execute(sql, args).fetchall()
+
+    async def close(self) -> None:
+        self.connection.close()
+
+
+RAW_UPSERT_SQLITE = """
+INSERT INTO raw_mark AS m (pupil_id, date, session, school_id, code, statutory_code, category,
+    late, unexplained, minutes_late, comment, source_record_id, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (pupil_id, date, session) DO UPDATE SET
+    school_id = excluded.school_id, code = excluded.code,
+    statutory_code = excluded.statutory_code, category = excluded.category,
+    late = excluded.late, unexplained = excluded.unexplained,
+    minutes_late = excluded.minutes_late, comment = excluded.comment,
+    source_record_id = excluded.source_record_id, updated_at = excluded.updated_at
+WHERE (m.school_id, m.code, m.statutory_code, m.category, m.late, m.unexplained,
+       m.minutes_late, m.comment, m.source_record_id)
+  IS NOT (excluded.school_id, excluded.code, excluded.statutory_code, excluded.category,
+          excluded.late, excluded.unexplained, excluded.minutes_late, excluded.comment,
+          excluded.source_record_id)
+"""
+
+
 async def recreate_database() -> None:
     connection = await asyncpg.connect(f"{SERVER}/postgres")
     await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
@@ -207,6 +298,14 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def process_tree(pid: int) -> list[int]:
+    """The server and its worker processes."""
+    pids = [pid]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        pids.extend(process_tree(int(child)))
+    return pids
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -229,7 +328,7 @@ def reset_peak(pid: int) -> None:
 
 async def timed_reads(
     http: httpx.AsyncClient,
-    raw: asyncpg.Connection,
+    raw: RawPostgres | RawSqlite,
     url: str,
     params: dict[str, str],
     headers: dict[str, str],
@@ -254,10 +353,24 @@ def ms(samples: list[float], q: float) -> str:
 
 
 async def main(
-    schools: int, pupils: int, days: int, reads: int, concurrency: int, workers: int
+    schools: int,
+    pupils: int,
+    days: int,
+    reads: int,
+    concurrency: int,
+    workers: int,
+    database: str,
 ) -> None:
-    await recreate_database()
-    url = f"{SERVER.replace('postgresql://', 'postgresql+asyncpg://')}/{DATABASE}"
+    raw: RawPostgres | RawSqlite
+    if database == "sqlite":
+        path = Path(tempfile.mkdtemp(prefix="liaison-bench-")) / "liaison.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        raw = RawSqlite(path)
+        concurrency = workers = 1  # one writer at a time is SQLite's model
+    else:
+        await recreate_database()
+        url = f"{SERVER.replace('postgresql://', 'postgresql+asyncpg://')}/{DATABASE}"
+        raw = RawPostgres()
     env = {
         **os.environ,
         "LIAISON_DATABASE_URL": url,
@@ -281,13 +394,7 @@ async def main(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    raws = [await asyncpg.connect(f"{SERVER}/{DATABASE}") for _ in range(concurrency)]
-    raw = raws[0]
-    # The same table: columns, primary key, indexes and the pupil foreign key.
-    await raw.execute("CREATE TABLE raw_mark (LIKE attendance_mark INCLUDING ALL)")
-    await raw.execute(
-        "ALTER TABLE raw_mark ADD FOREIGN KEY (pupil_id) REFERENCES pupil (id) ON DELETE CASCADE"
-    )
+    await raw.open(concurrency)
     try:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=300) as http:
@@ -323,7 +430,10 @@ async def main(
                     headers=headers,
                 )
                 assert response.status_code == 200, response.text
-            ids = {r["mis_id"]: r["id"] for r in await raw.fetch("SELECT id, mis_id FROM pupil")}
+            ids = {
+                mis_id: uuid.UUID(str(pupil_id))
+                for pupil_id, mis_id in await raw.fetch("SELECT id, mis_id FROM pupil")
+            }
 
             habits = Pupils(schools, pupils)
             batches = week_batches(codes, habits, pupils, school_days(FIRST_DAY, days))
@@ -355,15 +465,12 @@ async def main(
                     http_seconds += time.perf_counter() - started
                     started = time.perf_counter()
                     await asyncio.gather(
-                        *(
-                            connection.execute(RAW_UPSERT, *columns)
-                            for connection, columns in zip(raws, round_arrays, strict=False)
-                        )
+                        *(raw.upsert(lane, columns) for lane, columns in enumerate(round_arrays))
                     )
                     raw_seconds += time.perf_counter() - started
                 print(
                     f"  {label:9s} liaison HTTP {total / http_seconds:9.0f} marks/s   "
-                    f"raw asyncpg {total / raw_seconds:9.0f} marks/s   "
+                    f"{raw.label} {total / raw_seconds:9.0f} marks/s   "
                     f"ratio {raw_seconds / http_seconds:.2f}x of raw   {counts}"
                 )
                 return counts
@@ -393,8 +500,10 @@ async def main(
                 for session in ("AM", "PM")
             ][:50_000]
             big_body = orjson.dumps({"marks": big})
-            before = rss_mb(server.pid)
-            reset_peak(server.pid)
+            tree = process_tree(server.pid)
+            before = max(rss_mb(p) for p in tree)
+            for p in tree:
+                reset_peak(p)
             started = time.perf_counter()
             response = await http.post(
                 "/v1/attendance/marks", content=big_body, headers=push_headers
@@ -404,11 +513,11 @@ async def main(
             print(
                 f"one {len(big)}-mark request ({len(big_body) / 1e6:.1f} MB of JSON): "
                 f"{seconds * 1000:.0f} ms, server RSS before {before:.0f} MB, "
-                f"peak during {peak_rss_mb(server.pid):.0f} MB"
+                f"peak during {max(peak_rss_mb(p) for p in tree):.0f} MB (largest process)"
             )
 
-            open_flags = await raw.fetchval("SELECT count(*) FROM attendance_flag")
-            marks_held = await raw.fetchval("SELECT count(*) FROM attendance_mark")
+            open_flags = (await raw.fetch("SELECT count(*) FROM attendance_flag"))[0][0]
+            marks_held = (await raw.fetch("SELECT count(*) FROM attendance_mark"))[0][0]
             print(f"flags raised: {open_flags}; marks held: {marks_held}")
             http_times, raw_times = await timed_reads(
                 http,
@@ -423,7 +532,7 @@ async def main(
             print(
                 f"LA-wide open-flag list, 200 a page ({reads} requests): "
                 f"liaison HTTP p50 {ms(http_times, 0.5)} p95 {ms(http_times, 0.95)}   "
-                f"raw asyncpg p50 {ms(raw_times, 0.5)} p95 {ms(raw_times, 0.95)}"
+                f"{raw.label} p50 {ms(raw_times, 0.5)} p95 {ms(raw_times, 0.95)}"
             )
             pupil_ids = list(ids.values())
             rng = random.Random(3)
@@ -446,11 +555,10 @@ async def main(
             print(
                 f"a pupil's figures, year to date ({reads} requests): "
                 f"liaison HTTP p50 {ms(http_times, 0.5)} p95 {ms(http_times, 0.95)}   "
-                f"raw asyncpg p50 {ms(raw_times, 0.5)} p95 {ms(raw_times, 0.95)}"
+                f"{raw.label} p50 {ms(raw_times, 0.5)} p95 {ms(raw_times, 0.95)}"
             )
     finally:
-        for connection in raws:
-            await connection.close()
+        await raw.close()
         server.terminate()
         server.wait(timeout=10)
 
@@ -467,6 +575,7 @@ if __name__ == "__main__":
         "--concurrency", type=int, default=1, help="Pushes in flight at once (and raw connections)."
     )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes.")
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     arguments = parser.parse_args()
     asyncio.run(
         main(
@@ -476,5 +585,6 @@ if __name__ == "__main__":
             arguments.reads,
             arguments.concurrency,
             arguments.workers,
+            arguments.database,
         )
     )
