@@ -109,6 +109,14 @@ async def test_seed_demo_is_idempotent_and_its_credentials_work(
     ]
     assert len(pupils) == 60  # two of the three demo schools, thirty pupils each
     assert all(p["given_name"] for p in pupils)
+    # Six weeks of registers came with them, and the worklist has flags on it.
+    flags = (await client.get("/v1/attendance/flags", headers=headers)).json()["items"]
+    kinds = {f["kind"] for f in flags}
+    assert {"persistent_absence", "severe_absence", "unexplained_absence"} <= kinds
+    figures = (
+        await client.get(f"/v1/pupils/{pupils[0]['id']}/attendance", headers=headers)
+    ).json()
+    assert figures["possible_sessions"] > 0
 
 
 def test_seed_demo_is_refused_in_production(cli_env: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,10 +16,11 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
+from app.config import Settings, get_settings
 from app.models.principal import ApiClient, ApiClientSchool, StaffMember, StaffRole
 from app.models.school import Jurisdiction, Phase, School
 from app.security import Principal, Reach, Scope, hash_secret
-from app.services import principals, pupils
+from app.services import attendance, principals, pupils
 from app.services.upn import check_letter
 
 DEMO_LA = "999"
@@ -30,8 +31,18 @@ DEMO_SCHOOLS = [
 ]
 DEMO_CLIENTS = [
     # client_id, name, scopes, school codes (empty: the whole LA)
-    ("demo-mis", "Riverside Primary MIS", "pupils:write attendance:write", ["990001"]),
-    ("demo-aggregator", "Demo LA attendance aggregator", "pupils:write attendance:write", []),
+    (
+        "demo-mis",
+        "Riverside Primary MIS",
+        "pupils:write pupils:read attendance:write attendance:read",
+        ["990001"],
+    ),
+    (
+        "demo-aggregator",
+        "Demo LA attendance aggregator",
+        "pupils:write pupils:read attendance:write attendance:read",
+        [],
+    ),
     ("demo-hub", "Demo LA early help hub", "referrals:write referrals:read", []),
     ("demo-admin", "Demo LA admin tool", "admin directory:write", []),
 ]
@@ -89,9 +100,13 @@ SEED_PRINCIPAL = Principal(
     kind="system",
     id=uuid.UUID(int=0),
     name="liaison seed-demo",
-    scopes=frozenset({Scope.pupils_write}),
+    scopes=frozenset({Scope.pupils_write, Scope.attendance_write}),
     reach=Reach(la_code=DEMO_LA),
 )
+# Six weeks of registers from the start of the 2026/27 autumn term: fixed dates, so running
+# seed-demo again changes nothing.
+DEMO_TERM_START = date(2026, 9, 7)
+DEMO_WEEKS = 6
 
 
 def demo_secret(name: str) -> str:
@@ -129,6 +144,40 @@ def _roster(estab: int, phase: Phase) -> list[dict[str, Any]]:
     return rows
 
 
+def _registers(code: str, estab: int) -> list[dict[str, Any]]:
+    """Mostly present; a few pupils persistently absent, one severely, and one whose last
+    three sessions are unexplained, so the flag worklist has something on it."""
+    rng = random.Random(estab * 7)  # noqa: S311 (repeatable demo data, not secrets)
+    marks = []
+    days = [
+        DEMO_TERM_START + timedelta(weeks=w, days=d) for w in range(DEMO_WEEKS) for d in range(5)
+    ]
+    sessions = [(day, session) for day in days for session in ("AM", "PM")]
+    for serial in range(1, PUPILS_PER_SCHOOL + 1):
+        habit = {1: "severe", 2: "persistent", 3: "persistent", 4: "missing"}.get(serial, "good")
+        for n, (day, session) in enumerate(sessions):
+            roll = rng.random()
+            mark = "/" if session == "AM" else "\\"
+            if habit == "severe" and roll < 0.55:
+                mark = rng.choice(["O", "G", "I"])
+            elif habit == "persistent" and roll < 0.18:
+                mark = rng.choice(["I", "M", "O", "U"])
+            elif habit == "missing" and n >= len(sessions) - 3:
+                mark = "N"
+            elif roll < 0.03:
+                mark = rng.choice(["I", "L", "M"])
+            marks.append(
+                {
+                    "school_code": code,
+                    "mis_id": f"{estab}-{serial:04d}",
+                    "date": day.isoformat(),
+                    "session": session,
+                    "code": mark,
+                }
+            )
+    return marks
+
+
 async def _school(session: AsyncSession, code: str, name: str, phase: Phase) -> School:
     school = (await session.exec(select(School).where(School.code == code))).first()
     if school is None:
@@ -140,13 +189,18 @@ async def _school(session: AsyncSession, code: str, name: str, phase: Phase) -> 
     return school
 
 
-async def seed_demo(session: AsyncSession) -> dict[str, Any]:
+async def seed_demo(session: AsyncSession, settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or get_settings()
     auditor = Auditor(session, SEED_PRINCIPAL)
     by_code: dict[str, School] = {}
     for code, name, phase, estab in DEMO_SCHOOLS:
         school = await _school(session, code, name, phase)
         by_code[code] = school
         await pupils.push_roster(session, auditor, school, _roster(estab, phase), full=False)
+        await session.flush()
+        await attendance.ingest(
+            session, SEED_PRINCIPAL, auditor, settings, list(_registers(code, estab))
+        )
 
     clients = []
     for client_id, name, scopes, codes in DEMO_CLIENTS:
