@@ -284,6 +284,22 @@ def world(fresh_app: FastAPI, client: httpx.AsyncClient) -> World:
     return World(fresh_app, client)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `postgresql_only` are not collected for SQLite at all (deselected, not
+    skipped: under CI a skip fails the run)."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database") if callspec else None
+        if item.get_closest_marker("postgresql_only") and backend == "sqlite":
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 # --- CI: a skipped test is a failed run --------------------------------------------------
 
 _skipped: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -753,3 +754,88 @@ async def test_push_and_reads_are_audited(client: httpx.AsyncClient, world: Worl
     actions = [e["action"] for e in events.json()["items"]]
     assert "attendance.marks.push" in actions
     assert "pupil.attendance.read" in actions
+
+
+# --- running counts and concurrency -------------------------------------------------------
+
+
+async def _counts_agree(fresh_app: FastAPI) -> None:
+    """The weekly running counts equal what the marks themselves add up to."""
+    async with fresh_app.state.engine.connect() as connection:
+        kept = (
+            await connection.execute(
+                text(
+                    "SELECT pupil_id, sum(possible), sum(attended), sum(unauthorised) "
+                    "FROM attendance_week GROUP BY pupil_id"
+                )
+            )
+        ).all()
+        recounted = (
+            await connection.execute(
+                text(
+                    "SELECT pupil_id, "
+                    "sum(CASE WHEN category <> 'not_possible' THEN 1 ELSE 0 END), "
+                    "sum(CASE WHEN category IN ('present', 'approved_activity') "
+                    "THEN 1 ELSE 0 END), "
+                    "sum(CASE WHEN category = 'unauthorised_absence' THEN 1 ELSE 0 END) "
+                    "FROM attendance_mark GROUP BY pupil_id"
+                )
+            )
+        ).all()
+    assert sorted(map(tuple, kept)) == sorted(map(tuple, recounted))
+
+
+async def test_running_counts_follow_every_correction(
+    client: httpx.AsyncClient, world: World, fresh_app: FastAPI
+) -> None:
+    setup = await make_school(world, client, pupils=4)
+    rng = __import__("random").Random(11)
+    codes = ["/", "\\", "L", "I", "M", "N", "O", "U", "G", "V", "#", "X", "D"]
+    marks = [
+        m for n in range(4) for m in setup.marks(f"P{n}", [rng.choice(codes) for _ in range(30)])
+    ]
+    await push(client, setup, marks)
+    for _ in range(3):
+        corrected = [dict(m, code=rng.choice(codes)) if rng.random() < 0.3 else m for m in marks]
+        await push(client, setup, corrected)
+        marks = corrected
+    await _counts_agree(fresh_app)
+
+
+@pytest.mark.postgresql_only
+async def test_concurrent_pushes_for_one_school_keep_counts_exact(
+    client: httpx.AsyncClient, world: World, fresh_app: FastAPI
+) -> None:
+    setup = await make_school(world, client, pupils=3)
+    first = [m for n in range(3) for m in setup.marks(f"P{n}", ["/", "\\"] * 10)]
+    second = [dict(m, code="I") if i % 3 == 0 else m for i, m in enumerate(first)]
+    results = await asyncio.gather(
+        *(push(client, setup, batch) for batch in (first, second, first, second))
+    )
+    assert sum(r["created"] for r in results) == len(first)
+    await _counts_agree(fresh_app)
+
+
+@pytest.mark.postgresql_only
+async def test_a_key_still_in_flight_is_409(
+    client: httpx.AsyncClient, world: World, fresh_app: FastAPI
+) -> None:
+    setup = await make_school(world, client, pupils=1)
+    async with fresh_app.state.engine.connect() as connection:
+        owner = (
+            await connection.execute(text("SELECT 'client:' || id FROM api_client LIMIT 1"))
+        ).scalar_one()
+        await connection.execute(
+            text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"),
+            {"k": f"{owner} retry-1"},
+        )
+        try:
+            response = await client.post(
+                "/v1/attendance/marks",
+                json={"marks": setup.marks("P0", ["/"])},
+                headers={**setup.mis, "Idempotency-Key": "retry-1"},
+            )
+        finally:
+            await connection.execute(text("SELECT pg_advisory_unlock_all()"))
+    assert response.status_code == 409
+    assert "in progress" in response.json()["detail"]

@@ -113,9 +113,7 @@ async def test_seed_demo_is_idempotent_and_its_credentials_work(
     flags = (await client.get("/v1/attendance/flags", headers=headers)).json()["items"]
     kinds = {f["kind"] for f in flags}
     assert {"persistent_absence", "severe_absence", "unexplained_absence"} <= kinds
-    figures = (
-        await client.get(f"/v1/pupils/{pupils[0]['id']}/attendance", headers=headers)
-    ).json()
+    figures = (await client.get(f"/v1/pupils/{pupils[0]['id']}/attendance", headers=headers)).json()
     assert figures["possible_sessions"] > 0
 
 
