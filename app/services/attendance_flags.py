@@ -49,26 +49,50 @@ class _Week:
     attended: int
 
 
+@dataclass(frozen=True)
+class Standing:
+    """What the flags are judged on, for one pupil in their latest academic year."""
+
+    year: int
+    possible: int
+    attended: int
+    recent_possible: int  # the last `sharp_decline_weeks` weeks with marks
+    recent_attended: int
+    unexplained_run: bool  # the latest `unexplained_run_sessions` possible sessions all N/O
+
+
 def _percent(attended: int, possible: int) -> float | None:
     return round(attended * 100 / possible, 1) if possible else None
 
 
-def judge(
-    settings: Settings, weeks: list[_Week], trailing: list[bool]
-) -> tuple[int | None, dict[FlagKind, dict[str, Any]]]:
-    """Which flags hold for one pupil, with the figures behind each: (academic year, flags).
-
-    `weeks` are the pupil's weekly counts; `trailing` says, for the latest possible sessions
-    (newest first), whether each was an unexplained absence.
-    """
+def standing(settings: Settings, weeks: list[_Week], trailing: list[bool]) -> Standing | None:
+    """A pupil's standing from their weekly counts and latest sessions (newest first)."""
     if not weeks:
-        return None, {}
+        return None
     year = max(w.year for w in weeks)
-    this_year = sorted((w for w in weeks if w.year == year), key=lambda w: w.start)
-    possible = sum(w.possible for w in this_year)
-    attended = sum(w.attended for w in this_year)
-    missed = possible - attended
+    counted = sorted((w for w in weeks if w.year == year and w.possible > 0), key=lambda w: w.start)
+    recent: list[_Week] = []
+    if counted:
+        cutoff = counted[-1].start - timedelta(weeks=settings.sharp_decline_weeks)
+        recent = [w for w in counted if w.start > cutoff]
+    run = settings.unexplained_run_sessions
+    return Standing(
+        year=year,
+        possible=sum(w.possible for w in counted),
+        attended=sum(w.attended for w in counted),
+        recent_possible=sum(w.possible for w in recent),
+        recent_attended=sum(w.attended for w in recent),
+        unexplained_run=len(trailing) >= run and all(trailing[:run]),
+    )
+
+
+def judge(settings: Settings, now: Standing | None) -> dict[FlagKind, dict[str, Any]]:
+    """Which flags hold for a pupil, with the figures behind each."""
+    if now is None:
+        return {}
     held: dict[FlagKind, dict[str, Any]] = {}
+    possible, attended = now.possible, now.attended
+    missed = possible - attended
     figures = {
         "possible_sessions": possible,
         "missed_sessions": missed,
@@ -79,75 +103,110 @@ def judge(
             held[FlagKind.persistent_absence] = figures
         if missed * 2 >= possible:
             held[FlagKind.severe_absence] = figures
-    run = settings.unexplained_run_sessions
-    if len(trailing) >= run and all(trailing[:run]):
-        held[FlagKind.unexplained_absence] = {"consecutive_unexplained_sessions": run}
-    counted = [w for w in this_year if w.possible > 0]
-    if counted:
-        cutoff = counted[-1].start - timedelta(weeks=settings.sharp_decline_weeks)
-        recent = [w for w in counted if w.start > cutoff]
-        earlier = [w for w in counted if w.start <= cutoff]
-        before = (sum(w.possible for w in earlier), sum(w.attended for w in earlier))
-        lately = (sum(w.possible for w in recent), sum(w.attended for w in recent))
-        if before[0] >= settings.sharp_decline_min_sessions and lately[0] > 0:
-            # Compare exactly: earlier% - recent% >= points, scaled to integers.
-            drop = (before[1] * lately[0] - lately[1] * before[0]) * 100
-            if drop >= settings.sharp_decline_points * before[0] * lately[0]:
-                held[FlagKind.sharp_decline] = {
-                    "earlier_rate": _percent(before[1], before[0]),
-                    "recent_rate": _percent(lately[1], lately[0]),
-                    "recent_weeks": settings.sharp_decline_weeks,
-                }
-    return year, held
+    if now.unexplained_run:
+        held[FlagKind.unexplained_absence] = {
+            "consecutive_unexplained_sessions": settings.unexplained_run_sessions
+        }
+    before = (possible - now.recent_possible, attended - now.recent_attended)
+    lately = (now.recent_possible, now.recent_attended)
+    if before[0] >= settings.sharp_decline_min_sessions and lately[0] > 0:
+        # Compare exactly: earlier% - recent% >= points, scaled to integers.
+        drop = (before[1] * lately[0] - lately[1] * before[0]) * 100
+        if drop >= settings.sharp_decline_points * before[0] * lately[0]:
+            held[FlagKind.sharp_decline] = {
+                "earlier_rate": _percent(before[1], before[0]),
+                "recent_rate": _percent(lately[1], lately[0]),
+                "recent_weeks": settings.sharp_decline_weeks,
+            }
+    return held
 
 
-_WEEKS_PG = text(
+# PostgreSQL works out every pupil's standing in one statement.
+_STANDING_PG = text(
     """
-SELECT w.pupil_id, w.week_start, w.academic_year, w.possible, w.attended
-FROM attendance_week w
-JOIN (
-    SELECT pupil_id, max(academic_year) AS academic_year FROM attendance_week
-    WHERE pupil_id = ANY(CAST(:ids AS uuid[])) GROUP BY pupil_id
-) AS latest USING (pupil_id, academic_year)
+WITH p AS (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS pupil_id),
+latest AS (
+    SELECT w.pupil_id, max(w.academic_year) AS year
+    FROM attendance_week w JOIN p USING (pupil_id) GROUP BY w.pupil_id
+),
+counted AS (
+    SELECT w.pupil_id, l.year, w.week_start, w.possible, w.attended,
+           max(w.week_start) OVER (PARTITION BY w.pupil_id) AS last_week
+    FROM attendance_week w JOIN latest l
+      ON l.pupil_id = w.pupil_id AND l.year = w.academic_year
+    WHERE w.possible > 0
+),
+standing AS (
+    SELECT pupil_id, year, sum(possible) AS possible, sum(attended) AS attended,
+           coalesce(sum(possible) FILTER (WHERE recent), 0) AS recent_possible,
+           coalesce(sum(attended) FILTER (WHERE recent), 0) AS recent_attended
+    FROM (
+        SELECT *, week_start > last_week - CAST(:recent_days AS integer) AS recent
+        FROM counted
+    ) AS weeks
+    GROUP BY pupil_id, year
+),
+trail AS (
+    SELECT p.pupil_id,
+           count(*) = CAST(:run AS integer) AND bool_and(t.unexplained) AS unexplained_run
+    FROM p CROSS JOIN LATERAL (
+        SELECT m.unexplained FROM attendance_mark m
+        WHERE m.pupil_id = p.pupil_id AND m.category <> 'not_possible'
+        ORDER BY m.date DESC, m.session DESC
+        LIMIT CAST(:run AS integer)
+    ) AS t
+    GROUP BY p.pupil_id
+)
+SELECT p.pupil_id, l.year, coalesce(s.possible, 0), coalesce(s.attended, 0),
+       coalesce(s.recent_possible, 0), coalesce(s.recent_attended, 0),
+       coalesce(t.unexplained_run, false)
+FROM p JOIN latest l USING (pupil_id)
+LEFT JOIN standing s USING (pupil_id) LEFT JOIN trail t USING (pupil_id)
 """
 )
 
 
-async def _weeks(session: AsyncSession, pupil_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[_Week]]:
-    """Each pupil's weekly counts for their latest academic year."""
-    out: dict[uuid.UUID, list[_Week]] = defaultdict(list)
-    w = table_of(AttendanceWeek).c
-    postgres = session.get_bind().dialect.name == "postgresql"
-    for start in range(0, len(pupil_ids), CHUNK):
-        ids = pupil_ids[start : start + CHUNK]
-        if postgres:
-            # One array parameter: the statement is prepared once, whatever the count.
-            rows = await run(session, _WEEKS_PG, {"ids": ids})
-        else:
+async def _standings(
+    session: AsyncSession, settings: Settings, pupil_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Standing]:
+    out: dict[uuid.UUID, Standing] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        for start in range(0, len(pupil_ids), CHUNK):
             rows = await run(
                 session,
-                core_select(
-                    w.pupil_id, w.week_start, w.academic_year, w.possible, w.attended
-                ).where(w.pupil_id.in_(ids)),
+                _STANDING_PG,
+                {
+                    "ids": pupil_ids[start : start + CHUNK],
+                    "recent_days": 7 * settings.sharp_decline_weeks,
+                    "run": settings.unexplained_run_sessions,
+                },
             )
-        for pupil_id, week_start, year, possible, attended in map(tuple, rows):
-            out[pupil_id].append(_Week(week_start, year, possible, attended))
+            for pupil_id, *figures in map(tuple, rows):
+                out[pupil_id] = Standing(*figures)
+        return out
+    weeks = await _weeks(session, pupil_ids)
+    trailing = await _trailing(session, pupil_ids, settings.unexplained_run_sessions)
+    for pupil_id in pupil_ids:
+        found = standing(settings, weeks.get(pupil_id, []), trailing.get(pupil_id, []))
+        if found is not None:
+            out[pupil_id] = found
     return out
 
 
-_TRAILING_PG = text(
-    """
-SELECT p.id, t.unexplained
-FROM unnest(CAST(:ids AS uuid[])) AS p(id)
-CROSS JOIN LATERAL (
-    SELECT m.unexplained, m.date, m.session FROM attendance_mark m
-    WHERE m.pupil_id = p.id AND m.category <> 'not_possible'
-    ORDER BY m.date DESC, m.session DESC
-    LIMIT :run
-) AS t
-ORDER BY p.id, t.date DESC, t.session DESC
-"""
-)
+async def _weeks(session: AsyncSession, pupil_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[_Week]]:
+    out: dict[uuid.UUID, list[_Week]] = defaultdict(list)
+    w = table_of(AttendanceWeek).c
+    for start in range(0, len(pupil_ids), CHUNK):
+        rows = await run(
+            session,
+            core_select(w.pupil_id, w.week_start, w.academic_year, w.possible, w.attended).where(
+                w.pupil_id.in_(pupil_ids[start : start + CHUNK])
+            ),
+        )
+        for pupil_id, week_start, year, possible, attended in map(tuple, rows):
+            out[_as_uuid(pupil_id)].append(_Week(week_start, year, possible, attended))
+    return out
+
 
 _TRAILING_PORTABLE = """
 SELECT pupil_id, unexplained FROM (
@@ -166,18 +225,14 @@ async def _trailing(
     """For each pupil, whether each of their latest `length` possible sessions was
     unexplained, newest first."""
     out: dict[uuid.UUID, list[bool]] = defaultdict(list)
-    postgres = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(pupil_ids), CHUNK):
         ids = pupil_ids[start : start + CHUNK]
-        if postgres:
-            rows = await run(session, _TRAILING_PG, {"ids": ids, "run": length})
-        else:
-            names = {f"p{n}": pupil_id for n, pupil_id in enumerate(ids)}
-            placeholders = ", ".join(f":{name}" for name in names)
-            statement = text(_TRAILING_PORTABLE.format(ids=placeholders)).bindparams(
-                *(_uuid_param(name) for name in names)
-            )
-            rows = await run(session, statement, {**names, "run": length})
+        names = {f"p{n}": pupil_id for n, pupil_id in enumerate(ids)}
+        placeholders = ", ".join(f":{name}" for name in names)
+        statement = text(_TRAILING_PORTABLE.format(ids=placeholders)).bindparams(
+            *(_uuid_param(name) for name in names)
+        )
+        rows = await run(session, statement, {**names, "run": length})
         for pupil_id, unexplained in map(tuple, rows):
             out[_as_uuid(pupil_id)].append(bool(unexplained))
     return out
@@ -207,8 +262,7 @@ async def refresh(
     if not schools:
         return 0
     pupil_ids = sorted(schools)
-    weeks = await _weeks(session, pupil_ids)
-    trailing = await _trailing(session, pupil_ids, settings.unexplained_run_sessions)
+    standings = await _standings(session, settings, pupil_ids)
     f = table_of(AttendanceFlag).c
     live: dict[tuple[uuid.UUID, str], Any] = {}
     for start in range(0, len(pupil_ids), CHUNK):
@@ -230,7 +284,9 @@ async def refresh(
     events: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
     for pupil_id in pupil_ids:
-        year, held = judge(settings, weeks.get(pupil_id, []), trailing.get(pupil_id, []))
+        now_standing = standings.get(pupil_id)
+        year = now_standing.year if now_standing else None
+        held = judge(settings, now_standing)
         for kind in FlagKind:
             flag_id = live.get((pupil_id, kind.value))
             evidence = held.get(kind)
