@@ -33,7 +33,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,
             "command_timeout": settings.db_command_timeout_seconds,
-            "server_settings": {"application_name": "liaison"},
+            # JIT compiles for tens of milliseconds whenever a plan's estimate is high
+            # (a LATERAL per pupil is), and short OLTP statements never repay it.
+            "server_settings": {"application_name": "liaison", "jit": "off"},
         },
     )
 

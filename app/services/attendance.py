@@ -415,6 +415,23 @@ SELECT (SELECT count(*) FROM inserted) AS created,
 """
 # Statements are joined from the constants above, never from input.
 _PG_INSERT_NEW = text("".join((_PG_INPUT, _PG_INSERT_NEW_BODY, _PG_WEEKS, _PG_INSERT_NEW_RESULT)))
+# When none of the push's pupils has a mark in its date range (the daily case), there is
+# nothing to probe for.
+_PG_INSERT_FRESH = text(
+    "".join(
+        (
+            _PG_INPUT,
+            "\nprobe AS (SELECT i.*, CAST(NULL AS boolean) AS differs FROM input i),\n",
+            _PG_INSERT_NEW_BODY[_PG_INSERT_NEW_BODY.index("inserted AS") :],
+            _PG_WEEKS,
+            _PG_INSERT_NEW_RESULT,
+        )
+    )
+)
+_PG_ANY_HELD = text(
+    "SELECT 1 FROM attendance_mark WHERE pupil_id = ANY(CAST(:ids AS uuid[])) "
+    "AND date >= :first AND date <= :last LIMIT 1"
+)
 
 # Corrections: an upsert that reads each old mark first, so the counts move by the change.
 _PG_UPSERT_BODY = """
@@ -482,7 +499,17 @@ async def _upsert_postgresql(session: AsyncSession, batch: _Batch) -> _Written:
         {"keys": keys},
     )
     now = utcnow()
-    row = (await run(session, _PG_INSERT_NEW, _compact({**params, "now": now}))).one()
+    held = await run(
+        session,
+        _PG_ANY_HELD,
+        {
+            "ids": list(set(params["pupil_id"])),
+            "first": min(params["date"]),
+            "last": max(params["date"]),
+        },
+    )
+    statement = _PG_INSERT_NEW if held.first() else _PG_INSERT_FRESH
+    row = (await run(session, statement, _compact({**params, "now": now}))).one()
     written = _Written(created=row.created, pupil_ids=set(row.pupil_ids or ()))
     if row.differing:
         positions = [n - 1 for n in row.differing]

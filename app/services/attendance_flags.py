@@ -125,16 +125,20 @@ def judge(settings: Settings, now: Standing | None) -> dict[FlagKind, dict[str, 
 _STANDING_PG = text(
     """
 WITH p AS (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS pupil_id),
-latest AS (
-    SELECT w.pupil_id, max(w.academic_year) AS year
-    FROM attendance_week w JOIN p USING (pupil_id) GROUP BY w.pupil_id
+recent_weeks AS (
+    -- Each pupil's latest weeks by primary key (a year has at most 53), never a scan.
+    SELECT p.pupil_id, w.week_start, w.academic_year, w.possible, w.attended,
+           max(w.academic_year) OVER (PARTITION BY p.pupil_id) AS year
+    FROM p CROSS JOIN LATERAL (
+        SELECT week_start, academic_year, possible, attended FROM attendance_week w
+        WHERE w.pupil_id = p.pupil_id ORDER BY w.week_start DESC LIMIT 60
+    ) AS w
 ),
+latest AS (SELECT DISTINCT pupil_id, year FROM recent_weeks),
 counted AS (
-    SELECT w.pupil_id, l.year, w.week_start, w.possible, w.attended,
-           max(w.week_start) OVER (PARTITION BY w.pupil_id) AS last_week
-    FROM attendance_week w JOIN latest l
-      ON l.pupil_id = w.pupil_id AND l.year = w.academic_year
-    WHERE w.possible > 0
+    SELECT pupil_id, year, week_start, possible, attended,
+           max(week_start) OVER (PARTITION BY pupil_id) AS last_week
+    FROM recent_weeks WHERE academic_year = year AND possible > 0
 ),
 standing AS (
     SELECT pupil_id, year, sum(possible) AS possible, sum(attended) AS attended,
