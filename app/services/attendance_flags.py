@@ -124,48 +124,43 @@ def judge(settings: Settings, now: Standing | None) -> dict[FlagKind, dict[str, 
 # PostgreSQL works out every pupil's standing in one statement.
 _STANDING_PG = text(
     """
-WITH p AS (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS pupil_id),
-recent_weeks AS (
-    -- Each pupil's latest weeks by primary key (a year has at most 53), never a scan.
-    SELECT p.pupil_id, w.week_start, w.academic_year, w.possible, w.attended,
-           max(w.academic_year) OVER (PARTITION BY p.pupil_id) AS year
-    FROM p CROSS JOIN LATERAL (
-        SELECT week_start, academic_year, possible, attended FROM attendance_week w
-        WHERE w.pupil_id = p.pupil_id ORDER BY w.week_start DESC LIMIT 60
-    ) AS w
-),
-latest AS (SELECT DISTINCT pupil_id, year FROM recent_weeks),
-counted AS (
-    SELECT pupil_id, year, week_start, possible, attended,
-           max(week_start) OVER (PARTITION BY pupil_id) AS last_week
-    FROM recent_weeks WHERE academic_year = year AND possible > 0
-),
-standing AS (
-    SELECT pupil_id, year, sum(possible) AS possible, sum(attended) AS attended,
-           coalesce(sum(possible) FILTER (WHERE recent), 0) AS recent_possible,
-           coalesce(sum(attended) FILTER (WHERE recent), 0) AS recent_attended
+WITH p AS (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS pupil_id)
+SELECT p.pupil_id, y.academic_year,
+       coalesce(a.possible, 0), coalesce(a.attended, 0),
+       coalesce(a.recent_possible, 0), coalesce(a.recent_attended, 0),
+       coalesce(t.unexplained_run, false)
+FROM p
+-- Every lookup below is a short primary-key range scan for one pupil: no sorts, no scans.
+CROSS JOIN LATERAL (
+    SELECT academic_year, make_date(academic_year, 8, 1) AS starts,
+           make_date(academic_year + 1, 8, 1) AS ends
+    FROM attendance_week w WHERE w.pupil_id = p.pupil_id
+    ORDER BY w.week_start DESC LIMIT 1
+) AS y
+LEFT JOIN LATERAL (
+    SELECT w.week_start AS last_week FROM attendance_week w
+    WHERE w.pupil_id = p.pupil_id AND w.week_start >= y.starts AND w.week_start < y.ends
+      AND w.possible > 0
+    ORDER BY w.week_start DESC LIMIT 1
+) AS c ON true
+LEFT JOIN LATERAL (
+    SELECT sum(w.possible) AS possible, sum(w.attended) AS attended,
+           sum(w.possible) FILTER (WHERE w.week_start > c.last_week - r.days)
+               AS recent_possible,
+           sum(w.attended) FILTER (WHERE w.week_start > c.last_week - r.days)
+               AS recent_attended
+    FROM attendance_week w, (SELECT CAST(:recent_days AS integer) AS days) AS r
+    WHERE w.pupil_id = p.pupil_id AND w.week_start >= y.starts AND w.week_start < y.ends
+) AS a ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) = CAST(:run AS integer) AND bool_and(latest.unexplained) AS unexplained_run
     FROM (
-        SELECT *, week_start > last_week - CAST(:recent_days AS integer) AS recent
-        FROM counted
-    ) AS weeks
-    GROUP BY pupil_id, year
-),
-trail AS (
-    SELECT p.pupil_id,
-           count(*) = CAST(:run AS integer) AND bool_and(t.unexplained) AS unexplained_run
-    FROM p CROSS JOIN LATERAL (
         SELECT m.unexplained FROM attendance_mark m
         WHERE m.pupil_id = p.pupil_id AND m.category <> 'not_possible'
         ORDER BY m.date DESC, m.session DESC
         LIMIT CAST(:run AS integer)
-    ) AS t
-    GROUP BY p.pupil_id
-)
-SELECT p.pupil_id, l.year, coalesce(s.possible, 0), coalesce(s.attended, 0),
-       coalesce(s.recent_possible, 0), coalesce(s.recent_attended, 0),
-       coalesce(t.unexplained_run, false)
-FROM p JOIN latest l USING (pupil_id)
-LEFT JOIN standing s USING (pupil_id) LEFT JOIN trail t USING (pupil_id)
+    ) AS latest
+) AS t ON true
 """
 )
 
