@@ -131,13 +131,6 @@ class _Batch:
     def __len__(self) -> int:
         return len(self.marks)
 
-    def columns(self) -> dict[str, list[Any]]:
-        """Column arrays, ready for an `unnest` upsert."""
-        return {
-            name: list(values)
-            for name, values in zip(COLUMNS, zip(*self.marks, strict=True), strict=True)
-        }
-
     def rows(self) -> list[dict[str, Any]]:
         return [dict(zip(COLUMNS, mark, strict=True)) for mark in self.marks]
 
@@ -339,18 +332,32 @@ async def ingest(
 
 # --- the upsert, PostgreSQL: one statement does marks and running counts ------------------
 
-# The marks as a relation. Optional columns that are null throughout a push are sent as
-# one null rather than an array of them: `unnest` pads the missing values with nulls.
+# The marks as a relation. The driver binds arrays element by element, so what repeats is
+# sent once: each mark carries the position of its school and of its code's meaning in two
+# short lists. Optional columns that are null throughout a push are sent as one null
+# rather than an array of them: `unnest` pads the missing values with nulls.
 _PG_INPUT = """
-WITH input AS (
+WITH meaning AS (
     SELECT * FROM unnest(
+        CAST(:m_code AS text[]), CAST(:m_category AS text[]), CAST(:m_late AS boolean[]),
+        CAST(:m_unexplained AS boolean[])
+    ) WITH ORDINALITY AS m(statutory_code, category, late, unexplained, k)
+),
+school AS (
+    SELECT * FROM unnest(CAST(:schools AS uuid[])) WITH ORDINALITY AS s(school_id, k)
+),
+input AS (
+    SELECT t.pupil_id, t.date, t.session, s.school_id, t.code, m.statutory_code, m.category,
+           m.late, m.unexplained, t.minutes_late, t.comment, t.source_record_id, t.n
+    FROM unnest(
         CAST(:pupil_id AS uuid[]), CAST(:date AS date[]), CAST(:session AS text[]),
-        CAST(:school_id AS uuid[]), CAST(:code AS text[]), CAST(:statutory_code AS text[]),
-        CAST(:category AS text[]), CAST(:late AS boolean[]), CAST(:unexplained AS boolean[]),
+        CAST(:school AS integer[]), CAST(:code AS text[]), CAST(:meaning AS integer[]),
         CAST(:minutes_late AS integer[]), CAST(:comment AS text[]),
         CAST(:source_record_id AS text[])
-    ) WITH ORDINALITY AS t(pupil_id, date, session, school_id, code, statutory_code, category,
-           late, unexplained, minutes_late, comment, source_record_id, n)
+    ) WITH ORDINALITY AS t(pupil_id, date, session, school, code, meaning, minutes_late,
+           comment, source_record_id, n)
+    JOIN school AS s ON s.k = t.school
+    JOIN meaning AS m ON m.k = t.meaning
 ),"""
 
 # Moves each pupil's weekly counts by the difference between old and new marks in
@@ -488,8 +495,9 @@ def _lock_key(school_id: uuid.UUID) -> int:
 async def _upsert_postgresql(session: AsyncSession, batch: _Batch) -> _Written:
     # Writers of one school's marks take turns, so the old values read in the upsert are
     # the ones it replaces and the running counts stay exact under concurrent pushes.
-    params: dict[str, Any] = batch.columns()
-    keys = sorted({_lock_key(s) for s in set(params["school_id"])})
+    marks = batch.marks
+    params = _pg_params(marks)
+    keys = sorted({_lock_key(s) for s in params["schools"]})
     await run(
         session,
         text(
@@ -509,26 +517,49 @@ async def _upsert_postgresql(session: AsyncSession, batch: _Batch) -> _Written:
         },
     )
     statement = _PG_INSERT_NEW if held.first() else _PG_INSERT_FRESH
-    row = (await run(session, statement, _compact({**params, "now": now}))).one()
+    row = (await run(session, statement, {**params, "now": now})).one()
     written = _Written(created=row.created, pupil_ids=set(row.pupil_ids or ()))
     if row.differing:
-        positions = [n - 1 for n in row.differing]
-        subset = {name: [values[i] for i in positions] for name, values in params.items()}
-        corrected = (await run(session, _PG_UPSERT, _compact({**subset, "now": now}))).one()
+        subset = _pg_params([marks[n - 1] for n in row.differing])
+        corrected = (await run(session, _PG_UPSERT, {**subset, "now": now})).one()
         written.created += corrected.created
         written.updated = corrected.updated
         written.pupil_ids.update(corrected.pupil_ids or ())
     return written
 
 
-_OPTIONAL = ("minutes_late", "comment", "source_record_id")
-
-
-def _compact(params: dict[str, Any]) -> dict[str, Any]:
-    """Send an optional column that is null throughout as a single null."""
-    for name in _OPTIONAL:
-        if all(value is None for value in params[name]):
-            params[name] = None
+def _pg_params(marks: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """Bind parameters for `_PG_INPUT` (positions in the short lists count from 1)."""
+    schools: dict[Any, int] = {}
+    meanings: dict[tuple[Any, ...], int] = {}
+    school_at: list[int] = []
+    meaning_at: list[int] = []
+    for mark in marks:
+        school = schools.get(mark[3])
+        if school is None:
+            school = schools[mark[3]] = len(schools) + 1
+        school_at.append(school)
+        key = mark[5:9]
+        meaning = meanings.get(key)
+        if meaning is None:
+            meaning = meanings[key] = len(meanings) + 1
+        meaning_at.append(meaning)
+    params: dict[str, Any] = {
+        "pupil_id": [m[0] for m in marks],
+        "date": [m[1] for m in marks],
+        "session": [m[2] for m in marks],
+        "school": school_at,
+        "code": [m[4] for m in marks],
+        "meaning": meaning_at,
+        "schools": list(schools),
+        "m_code": [k[0] for k in meanings],
+        "m_category": [k[1] for k in meanings],
+        "m_late": [k[2] for k in meanings],
+        "m_unexplained": [k[3] for k in meanings],
+    }
+    for position, name in ((9, "minutes_late"), (10, "comment"), (11, "source_record_id")):
+        values = [m[position] for m in marks]
+        params[name] = values if any(v is not None for v in values) else None
     return params
 
 
