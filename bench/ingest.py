@@ -188,11 +188,9 @@ class RawPostgres:
 
     async def open(self, lanes: int) -> None:
         self.connections = [await asyncpg.connect(f"{SERVER}/{DATABASE}") for _ in range(lanes)]
-        # The same table: columns, primary key, indexes and the pupil foreign key.
+        # The same table: columns, primary key and indexes.
         await self.connections[0].execute(
-            "CREATE TABLE raw_mark (LIKE attendance_mark INCLUDING ALL);"
-            "ALTER TABLE raw_mark ADD FOREIGN KEY (pupil_id) REFERENCES pupil (id) "
-            "ON DELETE CASCADE"
+            "CREATE TABLE raw_mark (LIKE attendance_mark INCLUDING ALL)"
         )
 
     async def upsert(self, lane: int, columns: list[list[Any]]) -> None:
@@ -221,7 +219,7 @@ class RawSqlite:
         self.connection.executescript(
             """
             CREATE TABLE raw_mark (
-                pupil_id CHAR(32) NOT NULL REFERENCES pupil (id) ON DELETE CASCADE,
+                pupil_id CHAR(32) NOT NULL,
                 date DATE NOT NULL, session VARCHAR(2) NOT NULL, school_id CHAR(32) NOT NULL,
                 code VARCHAR(8) NOT NULL, statutory_code VARCHAR(4) NOT NULL,
                 category VARCHAR(24) NOT NULL, late BOOLEAN NOT NULL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -12,8 +13,10 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import delete, text
 
+from app.db import table_of
+from app.models.pupil import Pupil
 from tests.conftest import World
 from tests.test_pupils import upn
 
@@ -839,3 +842,22 @@ async def test_a_key_still_in_flight_is_409(
             await connection.execute(text("SELECT pg_advisory_unlock_all()"))
     assert response.status_code == 409
     assert "in progress" in response.json()["detail"]
+
+
+async def test_a_pupils_marks_go_with_the_pupil(
+    client: httpx.AsyncClient, world: World, fresh_app: FastAPI
+) -> None:
+    """Erasure: deleting a pupil row deletes its marks (a trigger, not a foreign key)."""
+    setup = await make_school(world, client, pupils=2)
+    await push(client, setup, setup.marks("P0", ["N", "N", "N"]) + setup.marks("P1", ["/"]))
+    async with fresh_app.state.engine.begin() as connection:
+        pupil = table_of(Pupil)
+        await connection.execute(
+            delete(pupil).where(pupil.c.id == uuid.UUID(setup.pupil_ids["P0"]))
+        )
+    async with fresh_app.state.engine.connect() as connection:
+        held = (await connection.execute(text("SELECT count(*) FROM attendance_mark"))).scalar()
+        flags_left = (
+            await connection.execute(text("SELECT count(*) FROM attendance_flag"))
+        ).scalar()
+    assert (held, flags_left) == (1, 0)
