@@ -131,9 +131,6 @@ class _Batch:
     def __len__(self) -> int:
         return len(self.marks)
 
-    def rows(self) -> list[dict[str, Any]]:
-        return [dict(zip(COLUMNS, mark, strict=True)) for mark in self.marks]
-
 
 @dataclass
 class _Written:
@@ -578,6 +575,9 @@ _COMPARED = (
 )
 
 
+_CATEGORY_AT = _COMPARED.index("category")
+
+
 def _counts(category: str | None) -> tuple[int, int, int]:
     if category is None:
         return 0, 0, 0
@@ -588,56 +588,41 @@ def _counts(category: str | None) -> tuple[int, int, int]:
     )
 
 
+PORTABLE_CHUNK = 5000  # marks compared and written at a time: bounds a big push's memory
+
+
 async def _upsert_portable(session: AsyncSession, batch: _Batch) -> _Written:
-    rows = batch.rows()
-    wanted = {(r["pupil_id"], r["date"], r["session"]) for r in rows}
-    pupil_ids = sorted({r["pupil_id"] for r in rows})
-    first = min(r["date"] for r in rows)
-    last = max(r["date"] for r in rows)
-    old: dict[tuple[uuid.UUID, date, str], dict[str, Any]] = {}
-    mark = table_of(AttendanceMark)
-    for ids in chunks(pupil_ids):
-        result = await run(
-            session,
-            core_select(mark).where(
-                mark.c.pupil_id.in_(ids), mark.c.date >= first, mark.c.date <= last
-            ),
-        )
-        for found in result.mappings():
-            key = (found["pupil_id"], found["date"], found["session"])
-            if key in wanted:
-                old[key] = dict(found)
-    now = utcnow()
     written = _Written()
-    changed: list[dict[str, Any]] = []
     deltas: dict[tuple[uuid.UUID, date], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for row in rows:
-        key = (row["pupil_id"], row["date"], row["session"])
-        before = old.get(key)
-        if before is not None and all(before[c] == row[c] for c in _COMPARED):
-            continue
-        if before is None:
-            written.created += 1
-        else:
-            written.updated += 1
-        written.pupil_ids.add(row["pupil_id"])
-        changed.append({**row, "created_at": now, "updated_at": now})
-        delta = deltas[(row["pupil_id"], week_start(row["date"]))]
-        for n, (new, prior) in enumerate(
-            zip(
-                _counts(row["category"]),
-                _counts(before["category"] if before is not None else None),
-                strict=True,
+    now = utcnow()
+    for part in chunks(batch.marks, PORTABLE_CHUNK):
+        rows = [dict(zip(COLUMNS, mark, strict=True)) for mark in part]
+        old = await _held(session, rows)
+        changed: list[dict[str, Any]] = []
+        for row in rows:
+            before = old.get((row["pupil_id"], row["date"], row["session"]))
+            if before is not None and before == tuple(row[c] for c in _COMPARED):
+                continue
+            if before is None:
+                written.created += 1
+            else:
+                written.updated += 1
+            written.pupil_ids.add(row["pupil_id"])
+            row["created_at"] = row["updated_at"] = now
+            changed.append(row)
+            delta = deltas[(row["pupil_id"], week_start(row["date"]))]
+            new = _counts(row["category"])
+            prior = _counts(before[_CATEGORY_AT] if before is not None else None)
+            for n in range(3):
+                delta[n] += new[n] - prior[n]
+        if changed:
+            statement = sqlite_insert(AttendanceMark)
+            statement = statement.on_conflict_do_update(
+                index_elements=["pupil_id", "date", "session"],
+                set_={c: statement.excluded[c] for c in (*_COMPARED, "updated_at")},
             )
-        ):
-            delta[n] += new - prior
-    if changed:
-        statement = sqlite_insert(AttendanceMark)
-        statement = statement.on_conflict_do_update(
-            index_elements=["pupil_id", "date", "session"],
-            set_={c: statement.excluded[c] for c in (*_COMPARED, "updated_at")},
-        )
-        await session.exec(statement, params=changed)
+            await session.exec(statement, params=changed)
+    if deltas:
         week = sqlite_insert(AttendanceWeek)
         week = week.on_conflict_do_update(
             index_elements=["pupil_id", "week_start"],
@@ -661,6 +646,30 @@ async def _upsert_portable(session: AsyncSession, batch: _Batch) -> _Written:
             ],
         )
     return written
+
+
+async def _held(
+    session: AsyncSession, rows: list[dict[str, Any]]
+) -> dict[tuple[uuid.UUID, date, str], tuple[Any, ...]]:
+    """The compared columns of the marks already held for these rows' keys."""
+    wanted = {(r["pupil_id"], r["date"], r["session"]) for r in rows}
+    first = min(r["date"] for r in rows)
+    last = max(r["date"] for r in rows)
+    old: dict[tuple[uuid.UUID, date, str], tuple[Any, ...]] = {}
+    mark = table_of(AttendanceMark)
+    compared = [mark.c[name] for name in _COMPARED]
+    for ids in chunks(sorted({r["pupil_id"] for r in rows})):
+        result = await run(
+            session,
+            core_select(mark.c.pupil_id, mark.c.date, mark.c.session, *compared).where(
+                mark.c.pupil_id.in_(ids), mark.c.date >= first, mark.c.date <= last
+            ),
+        )
+        for pupil_id, day, session_name, *values in map(tuple, result):
+            key = (pupil_id, day, session_name)
+            if key in wanted:
+                old[key] = tuple(values)
+    return old
 
 
 # --- figures ------------------------------------------------------------------------------
