@@ -32,9 +32,8 @@ import json
 import os
 import random
 import re
-import socket
 import sqlite3
-import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -46,8 +45,17 @@ import asyncpg
 import httpx
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER = os.environ.get("LIAISON_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    SERVER,
+    client_headers,
+    liaison,
+    percentile,
+    recreate_database,
+    serve,
+)
+
 DATABASE = "liaison_bench_ingest"
 FIRST_DAY = date(2026, 9, 7)  # a Monday this academic year, in the past
 LA = "202"
@@ -271,35 +279,6 @@ WHERE (m.school_id, m.code, m.statutory_code, m.category, m.late, m.unexplained,
 """
 
 
-async def recreate_database() -> None:
-    connection = await asyncpg.connect(f"{SERVER}/postgres")
-    await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    await connection.execute(f"CREATE DATABASE {DATABASE}")
-    await connection.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def liaison(*args: str, env: dict[str, str]) -> str:
-    return subprocess.run(
-        [str(ROOT / ".venv/bin/liaison"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def process_tree(pid: int) -> list[int]:
     """The server and its worker processes."""
     pids = [pid]
@@ -370,7 +349,7 @@ async def main(
         raw = RawSqlite(path)
         concurrency = workers = 1  # one writer at a time is SQLite's model
     else:
-        await recreate_database()
+        await recreate_database(DATABASE)
         url = f"{SERVER.replace('postgresql://', 'postgresql+asyncpg://')}/{DATABASE}"
         raw = RawPostgres()
     env = {
@@ -389,31 +368,11 @@ async def main(
             "--scope", "pupils:write pupils:read attendance:write attendance:read", env=env,
         )
     )  # fmt: skip
-    port = free_port()
-    server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/liaison"), "serve", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, base = serve(env, workers)
     await raw.open(concurrency)
     try:
-        base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=300) as http:
-            for _ in range(200):
-                try:
-                    if (await http.get("/livez")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            token = (
-                await http.post(
-                    "/oauth/token",
-                    data={"grant_type": "client_credentials"},
-                    auth=(credentials["client_id"], credentials["client_secret"]),
-                )
-            ).json()["access_token"]
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = await client_headers(http, credentials)
             listed = (await http.get("/v1/schools", params={"limit": 200}, headers=headers)).json()
             school_ids = {s["code"]: uuid.UUID(s["id"]) for s in listed["items"]}
             for s, code in enumerate(codes):

@@ -20,9 +20,7 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -33,12 +31,18 @@ from typing import Any
 import asyncpg
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.services.upn import check_letter  # noqa: E402
+from app.services.upn import check_letter
+from bench.common import (
+    SERVER,
+    client_headers,
+    liaison,
+    percentile,
+    recreate_database,
+    serve,
+)
 
-SERVER = os.environ.get("LIAISON_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 DATABASE = "liaison_bench"
 
 
@@ -59,31 +63,6 @@ def rows(school: int, pupils: int, changed: float = 0.0) -> list[dict[str, Any]]
             }
         )
     return out
-
-
-async def recreate_database() -> None:
-    connection = await asyncpg.connect(f"{SERVER}/postgres")
-    await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    await connection.execute(f"CREATE DATABASE {DATABASE}")
-    await connection.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def liaison(*args: str, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [str(ROOT / ".venv/bin/liaison"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout
 
 
 RAW_UPSERT = """
@@ -119,13 +98,8 @@ async def raw_push(
     )
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def main(schools: int, pupils: int, reads: int) -> None:
-    await recreate_database()
+    await recreate_database(DATABASE)
     url = f"{SERVER.replace('postgresql://', 'postgresql+asyncpg://')}/{DATABASE}"
     env = {
         **os.environ,
@@ -143,13 +117,7 @@ async def main(schools: int, pupils: int, reads: int) -> None:
             "--scope", "pupils:write pupils:read cases:read", env=env,
         )
     )  # fmt: skip
-    port = free_port()
-    server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/liaison"), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, base = serve(env, 1)
     raw = await asyncpg.connect(f"{SERVER}/{DATABASE}")
     await raw.execute(
         "CREATE TABLE raw_pupil (id uuid PRIMARY KEY, school_id uuid, mis_id text, upn text, "
@@ -157,22 +125,8 @@ async def main(schools: int, pupils: int, reads: int) -> None:
         "free_school_meals bool, UNIQUE (school_id, mis_id))"
     )
     try:
-        base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=120) as http:
-            for _ in range(100):
-                try:
-                    if (await http.get("/livez")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            token = (
-                await http.post(
-                    "/oauth/token",
-                    data={"grant_type": "client_credentials"},
-                    auth=(credentials["client_id"], credentials["client_secret"]),
-                )
-            ).json()["access_token"]
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = await client_headers(http, credentials)
             school_ids = [
                 s["id"] for s in (await http.get("/v1/schools", headers=headers)).json()["items"]
             ]

@@ -124,10 +124,7 @@ async def read_school_codes(
     school_id: uuid.UUID, session: SessionDep, principal: AnyPrincipal
 ) -> SchoolCodeList:
     school = await schools.get(session, principal, school_id)
-    rows = await attendance_codes.school_mappings(session, school)
-    return SchoolCodeList(
-        school_id=school.id, items=[SchoolCodeRead.model_validate(r) for r in rows]
-    )
+    return _code_list(school.id, await attendance_codes.school_mappings(session, school))
 
 
 @router.put(
@@ -145,8 +142,12 @@ async def replace_school_codes(
     code is in the map is read as the statutory code it maps to."""
     school = await schools.get(session, principal, school_id)
     rows = await attendance_codes.replace_school_mappings(session, school, body.codes)
+    return _code_list(school.id, rows)
+
+
+def _code_list(school_id: uuid.UUID, rows: list[Any]) -> SchoolCodeList:
     return SchoolCodeList(
-        school_id=school.id, items=[SchoolCodeRead.model_validate(r) for r in rows]
+        school_id=school_id, items=[SchoolCodeRead.model_validate(r) for r in rows]
     )
 
 

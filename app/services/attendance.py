@@ -562,17 +562,7 @@ def _pg_params(marks: list[tuple[Any, ...]]) -> dict[str, Any]:
 
 # --- the upsert anywhere else (SQLite): the same result, computed here --------------------
 
-_COMPARED = (
-    "school_id",
-    "code",
-    "statutory_code",
-    "category",
-    "late",
-    "unexplained",
-    "minutes_late",
-    "comment",
-    "source_record_id",
-)
+_COMPARED = COLUMNS[3:]  # every column but the key (pupil, date, session)
 
 
 _CATEGORY_AT = _COMPARED.index("category")
