@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import Header
 from sqlalchemy import delete, insert, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -111,15 +112,19 @@ class Idempotency:
             if existing.status_code is None:
                 raise Conflict("A request with this Idempotency-Key is still in progress.")
             return None, StoredAnswer(existing.status_code, existing.body or "")
-        await session.exec(
-            insert(IdempotentRequest).values(
-                owner=claim.owner,
-                key=key,
-                fingerprint=print_,
-                created_at=now,
-                expires_at=now + timedelta(hours=hours),
+        try:
+            await session.exec(
+                insert(IdempotentRequest).values(
+                    owner=claim.owner,
+                    key=key,
+                    fingerprint=print_,
+                    created_at=now,
+                    expires_at=now + timedelta(hours=hours),
+                )
             )
-        )
+        except IntegrityError:
+            # Another request with this key got there between our read and our insert.
+            raise Conflict("A request with this Idempotency-Key is still in progress.") from None
         return claim, None
 
     async def finish(self, status_code: int, body: str) -> None:

@@ -430,12 +430,14 @@ async def test_bad_marks_are_rejected_with_reasons_and_good_ones_kept(
         {**good, "code": "\\"},  # the same session twice
         {**setup.mark("P1", AUTUMN_2025, "PM", "/"), "colour": "blue"},
         "not an object",
+        setup.mark("P1", AUTUMN_2025, "PM", "HOME", statutory_code="QQ"),
         setup.mark("P1", AUTUMN_2025, "PM", "\\", comment="Mum phoned"),
     ]
     result = await push(client, setup, marks)
-    assert (result["received"], result["created"]) == (11, 2)
+    assert (result["received"], result["created"]) == (12, 2)
     reasons = {r["index"]: r["reason"] for r in result["rejected"]}
-    assert sorted(reasons) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert sorted(reasons) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert reasons[10].startswith("statutory_code: 'QQ'")
     assert "no such pupil" in reasons[1]
     assert "'ZZ' is not a england attendance code" in reasons[2]
     assert "future" in reasons[3]

@@ -185,7 +185,10 @@ class _Roll:
         found = self.meanings.get(key)
         if found is None:
             statutory = explicit or self.book.statutory_for(self.school_id, code)
-            found = self.meanings[key] = self.book.meaning(self.jurisdiction, statutory, day)
+            found = self.book.meaning(self.jurisdiction, statutory, day)
+            if explicit and isinstance(found, str):
+                found = "statutory_" + found  # the reason names the field that was sent
+            self.meanings[key] = found
         return found
 
     def find(self, mark: MarkIn) -> tuple[uuid.UUID, int] | str:
