@@ -312,7 +312,23 @@ async def list_flags(
     ] = None,
     pupil_id: uuid.UUID | None = None,
 ) -> FlagPage:
-    """Absence flags within reach, oldest raised first: the worklist."""
+    """Absence flags within reach, oldest raised first: the worklist.
+
+    Flags are judged on the pupil's latest academic year (from 1 August) every time their
+    marks change, with the settings' thresholds (defaults in brackets):
+
+    - `persistent_absence`: 10% or more of possible sessions missed, once the year has at
+      least `LIAISON_FLAG_MIN_SESSIONS` (20) possible sessions;
+    - `severe_absence`: 50% or more missed, on the same terms;
+    - `unexplained_absence`: the latest `LIAISON_UNEXPLAINED_RUN_SESSIONS` (3) possible
+      sessions are all `N` or `O` (whereabouts unknown);
+    - `sharp_decline`: attendance over the last `LIAISON_SHARP_DECLINE_WEEKS` (4) weeks with
+      marks is `LIAISON_SHARP_DECLINE_POINTS` (15) percentage points or more below the
+      pupil's own rate earlier in the year.
+
+    A flag is `open` when raised, `acknowledged` once a practitioner has noted what was
+    done, and `resolved` when its condition stops holding (a corrected mark can do that).
+    A condition that returns raises a new flag; old ones keep their history."""
     filters = attendance_flags.FlagFilters(
         school_id=school_id, kind=kind, status=status, pupil_id=pupil_id
     )
