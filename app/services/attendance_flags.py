@@ -128,15 +128,19 @@ WITH p AS (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS pupil_id)
 SELECT p.pupil_id, y.academic_year,
        coalesce(a.possible, 0), coalesce(a.attended, 0),
        coalesce(a.recent_possible, 0), coalesce(a.recent_attended, 0),
-       coalesce(t.unexplained_run, false)
+       coalesce(t.unexplained_run, false), live.ids, live.kinds
 FROM p
--- Every lookup below is a short primary-key range scan for one pupil: no sorts, no scans.
-CROSS JOIN LATERAL (
+-- Every lookup below is a short index scan for one pupil: no sorts, no table scans.
+LEFT JOIN LATERAL (
     SELECT academic_year, make_date(academic_year, 8, 1) AS starts,
            make_date(academic_year + 1, 8, 1) AS ends
     FROM attendance_week w WHERE w.pupil_id = p.pupil_id
     ORDER BY w.week_start DESC LIMIT 1
-) AS y
+) AS y ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(f.id) AS ids, array_agg(f.kind) AS kinds FROM attendance_flag f
+    WHERE f.pupil_id = p.pupil_id AND f.status <> 'resolved'
+) AS live ON true
 LEFT JOIN LATERAL (
     SELECT w.week_start AS last_week FROM attendance_week w
     WHERE w.pupil_id = p.pupil_id AND w.week_start >= y.starts AND w.week_start < y.ends
@@ -167,8 +171,10 @@ LEFT JOIN LATERAL (
 
 async def _standings(
     session: AsyncSession, settings: Settings, pupil_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, Standing]:
+) -> tuple[dict[uuid.UUID, Standing], dict[tuple[uuid.UUID, str], Any]]:
+    """Each pupil's standing, and their live flags by (pupil, kind)."""
     out: dict[uuid.UUID, Standing] = {}
+    live: dict[tuple[uuid.UUID, str], Any] = {}
     if session.get_bind().dialect.name == "postgresql":
         for start in range(0, len(pupil_ids), CHUNK):
             rows = await run(
@@ -180,16 +186,30 @@ async def _standings(
                     "run": settings.unexplained_run_sessions,
                 },
             )
-            for pupil_id, *figures in map(tuple, rows):
-                out[pupil_id] = Standing(*figures)
-        return out
+            for pupil_id, year, *figures, flag_ids, kinds in map(tuple, rows):
+                if year is not None:
+                    out[pupil_id] = Standing(year, *figures)
+                for flag_id, kind in zip(flag_ids or (), kinds or (), strict=True):
+                    live[(pupil_id, kind)] = flag_id
+        return out, live
     weeks = await _weeks(session, pupil_ids)
     trailing = await _trailing(session, pupil_ids, settings.unexplained_run_sessions)
     for pupil_id in pupil_ids:
         found = standing(settings, weeks.get(pupil_id, []), trailing.get(pupil_id, []))
         if found is not None:
             out[pupil_id] = found
-    return out
+    f = table_of(AttendanceFlag).c
+    for start in range(0, len(pupil_ids), CHUNK):
+        flags = await run(
+            session,
+            core_select(f.id, f.pupil_id, f.kind).where(
+                f.pupil_id.in_(pupil_ids[start : start + CHUNK]),
+                f.status != FlagStatus.resolved.value,
+            ),
+        )
+        for flag_id, pupil_id, kind in map(tuple, flags):
+            live[(_as_uuid(pupil_id), kind)] = flag_id
+    return out, live
 
 
 async def _weeks(session: AsyncSession, pupil_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[_Week]]:
@@ -247,12 +267,6 @@ def _as_uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-_LIVE_PG = text(
-    "SELECT id, pupil_id, kind FROM attendance_flag "
-    "WHERE pupil_id = ANY(CAST(:ids AS uuid[])) AND status <> 'resolved'"
-)
-
-
 async def refresh(
     session: AsyncSession, settings: Settings, schools: dict[uuid.UUID, uuid.UUID]
 ) -> int:
@@ -261,22 +275,7 @@ async def refresh(
     if not schools:
         return 0
     pupil_ids = sorted(schools)
-    standings = await _standings(session, settings, pupil_ids)
-    f = table_of(AttendanceFlag).c
-    live: dict[tuple[uuid.UUID, str], Any] = {}
-    for start in range(0, len(pupil_ids), CHUNK):
-        ids = pupil_ids[start : start + CHUNK]
-        if session.get_bind().dialect.name == "postgresql":
-            flags = await run(session, _LIVE_PG, {"ids": ids})
-        else:
-            flags = await run(
-                session,
-                core_select(f.id, f.pupil_id, f.kind).where(
-                    f.pupil_id.in_(ids), f.status != FlagStatus.resolved.value
-                ),
-            )
-        for flag_id, pupil_id, kind in map(tuple, flags):
-            live[(pupil_id, kind)] = flag_id
+    standings, live = await _standings(session, settings, pupil_ids)
     now = utcnow()
     raised: list[dict[str, Any]] = []
     resolved: list[uuid.UUID] = []
