@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,13 @@ async def client_headers(http: httpx.AsyncClient, credentials: dict[str, Any]) -
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def host_speed() -> str:
+    """A fixed pure-Python loop, timed: shared hosts slow down and speed up, and this says
+    which kind of moment a run's absolute figures come from."""
+    started = time.perf_counter()
+    total = 0
+    for n in range(5_000_000):
+        total += n
+    return f"host check: a 5M-step Python loop took {time.perf_counter() - started:.2f} s"

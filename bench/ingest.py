@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     SERVER,
     client_headers,
+    host_speed,
     liaison,
     percentile,
     recreate_database,
@@ -436,6 +437,7 @@ async def main(
                 )
                 return counts
 
+            print(host_speed())
             print(
                 f"attendance push: {schools} schools x {pupils} pupils x {days} days = "
                 f"{total} marks in {len(batches)} requests of {total // len(batches)} marks, "

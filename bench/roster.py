@@ -37,6 +37,7 @@ from app.services.upn import check_letter
 from bench.common import (
     SERVER,
     client_headers,
+    host_speed,
     liaison,
     percentile,
     recreate_database,
@@ -150,6 +151,7 @@ async def main(schools: int, pupils: int, reads: int) -> None:
                 results[label] = (http_seconds, raw_seconds)
 
             total = schools * pupils
+            print(host_speed())
             print(f"roster upsert: {schools} schools x {pupils} pupils = {total} rows per pass")
             for label, (http_seconds, raw_seconds) in results.items():
                 print(
