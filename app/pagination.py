@@ -11,7 +11,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
 
@@ -22,19 +22,32 @@ CURSOR_VERSION = 1
 DEFAULT_LIMIT = 50
 
 
-def encode_cursor(last_id: uuid.UUID) -> str:
-    raw = json.dumps({"v": CURSOR_VERSION, "id": str(last_id)}, separators=(",", ":"))
+def encode_position(position: dict[str, Any]) -> str:
+    """An opaque cursor for any position in a list (base64url JSON with a version)."""
+    raw = json.dumps({"v": CURSOR_VERSION, **position}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_position(cursor: str) -> dict[str, Any]:
+    """The position in a cursor from `encode_position`; a malformed one is a 400."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION:
+            raise ValueError("version")
+        return data
+    except (ValueError, binascii.Error):
+        raise BadRequest("The cursor is not valid; start again without one.") from None
+
+
+def encode_cursor(last_id: uuid.UUID) -> str:
+    return encode_position({"id": str(last_id)})
 
 
 def decode_cursor(cursor: str) -> uuid.UUID:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if data.get("v") != CURSOR_VERSION:
-            raise ValueError("version")
-        return uuid.UUID(data["id"])
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        return uuid.UUID(decode_position(cursor)["id"])
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise BadRequest("The cursor is not valid; start again without one.") from None
 
 

@@ -408,6 +408,8 @@ async def test_school_view_lists_lowest_attendance_first(
     )
     assert [ids[i["pupil_id"]] for i in second.json()["items"]] == ["P0"]
     assert second.json()["next_cursor"] is None
+    bad = await client.get(url, params={**params, "cursor": "not-a-cursor"}, headers=setup.mis)
+    assert bad.status_code == 400
 
 
 # --- the push -----------------------------------------------------------------------------

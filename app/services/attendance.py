@@ -9,9 +9,6 @@ then brought up to date for the pupils whose marks changed, from those running c
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -48,6 +45,7 @@ from app.models.attendance import (
 from app.models.base import utcnow
 from app.models.pupil import Pupil
 from app.models.school import Jurisdiction, School
+from app.pagination import decode_position, encode_position
 from app.reach import within_reach
 from app.security import Principal
 from app.services import attendance_flags
@@ -885,15 +883,12 @@ def _rank(tally: _Tally) -> int:
 
 
 def encode_rank_cursor(position: tuple[int, uuid.UUID]) -> str:
-    raw = json.dumps({"v": 1, "rank": position[0], "id": str(position[1])})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_position({"rank": position[0], "id": str(position[1])})
 
 
 def decode_rank_cursor(cursor: str) -> tuple[int, uuid.UUID]:
+    position = decode_position(cursor)
     try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if data.get("v") != 1:
-            raise ValueError("version")
-        return int(data["rank"]), uuid.UUID(data["id"])
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        return int(position["rank"]), uuid.UUID(position["id"])
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise BadRequest("The cursor is not valid; start again without one.") from None

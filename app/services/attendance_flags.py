@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import insert, text, update
+from sqlalchemy import Uuid, bindparam, insert, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -258,8 +258,6 @@ async def _trailing(
 
 
 def _uuid_param(name: str) -> Any:
-    from sqlalchemy import Uuid, bindparam
-
     return bindparam(name, type_=Uuid())
 
 
