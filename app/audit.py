@@ -15,7 +15,7 @@ from sqlalchemy import insert, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.context import current_client_address, current_request_id
-from app.db import run
+from app.db import is_postgresql, run
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import new_id, utcnow
 from app.security import Principal
@@ -53,7 +53,7 @@ class Auditor:
         children = list(dict.fromkeys(pupil_ids))
         if not children:
             return event_id
-        if self.session.get_bind().dialect.name == "postgresql":
+        if is_postgresql(self.session):
             # One statement however many children: a push can touch thousands.
             await run(
                 self.session,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import CursorResult, Executable, Table, event, text
 from sqlalchemy.engine import make_url
@@ -86,3 +87,18 @@ def table_of(model: Any) -> Table:
     """A table model's `Table`, typed."""
     table: Table = model.__table__
     return table
+
+
+T = TypeVar("T")
+# Ids per `IN (...)` list or array parameter: under both databases' bind-parameter limits.
+CHUNK = 5000
+
+
+def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def is_postgresql(session: AsyncSession) -> bool:
+    """Whether the session's database is PostgreSQL, where bulk paths use arrays."""
+    return session.get_bind().dialect.name == "postgresql"

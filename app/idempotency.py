@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.db import run
+from app.db import is_postgresql, run
 from app.errors import BadRequest, Conflict, ValidationFailed
 from app.models.base import utcnow
 from app.models.idempotency import IdempotentRequest
@@ -76,7 +76,7 @@ class Idempotency:
         if not key or not key.isprintable():
             raise BadRequest("Idempotency-Key must be printable text.")
         claim = cls(session, principal, key, print_)
-        if session.get_bind().dialect.name == "postgresql":
+        if is_postgresql(session):
             # A concurrent request holding the same key would make the insert below wait
             # for it; say so at once instead.
             locked = (

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.config import Settings
-from app.db import run, table_of
+from app.db import chunks, is_postgresql, run, table_of
 from app.errors import BadRequest, NotFound
 from app.models.attendance import (
     ATTENDED,
@@ -52,7 +51,6 @@ from app.services import attendance_flags
 from app.services.attendance_codes import CodeBook, Meaning
 
 SCHOOL_TIME = ZoneInfo("Europe/London")
-CHUNK = 5000  # ids per IN (...) list: under both databases' bind-parameter limits
 MAX_RANGE_DAYS = 3 * 366
 
 _MARKS = TypeAdapter(list[MarkIn])
@@ -71,11 +69,6 @@ def academic_year(day: date) -> int:
 
 def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())
-
-
-def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def _reason(exc: ValidationError) -> str:
@@ -293,7 +286,7 @@ async def ingest(
 
     written = _Written()
     if len(batch):
-        if session.get_bind().dialect.name == "postgresql":
+        if is_postgresql(session):
             written = await _upsert_postgresql(session, batch)
         else:
             written = await _upsert_portable(session, batch)

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Uuid, bindparam, insert, text, update
+from sqlalchemy import Boolean, Uuid, bindparam, insert, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.config import Settings
-from app.db import run, table_of
+from app.db import chunks, is_postgresql, run, table_of
 from app.errors import Conflict, NotFound
 from app.models.attendance import (
     AttendanceFlag,
@@ -37,7 +37,6 @@ from app.pagination import Page
 from app.reach import within_reach
 from app.security import Principal
 
-CHUNK = 5000
 FLAG_RAISED = "attendance.flag.raised"
 
 
@@ -175,13 +174,13 @@ async def _standings(
     """Each pupil's standing, and their live flags by (pupil, kind)."""
     out: dict[uuid.UUID, Standing] = {}
     live: dict[tuple[uuid.UUID, str], Any] = {}
-    if session.get_bind().dialect.name == "postgresql":
-        for start in range(0, len(pupil_ids), CHUNK):
+    if is_postgresql(session):
+        for ids in chunks(pupil_ids):
             rows = await run(
                 session,
                 _STANDING_PG,
                 {
-                    "ids": pupil_ids[start : start + CHUNK],
+                    "ids": ids,
                     "recent_days": 7 * settings.sharp_decline_weeks,
                     "run": settings.unexplained_run_sessions,
                 },
@@ -199,43 +198,48 @@ async def _standings(
         if found is not None:
             out[pupil_id] = found
     f = table_of(AttendanceFlag).c
-    for start in range(0, len(pupil_ids), CHUNK):
+    for ids in chunks(pupil_ids):
         flags = await run(
             session,
             core_select(f.id, f.pupil_id, f.kind).where(
-                f.pupil_id.in_(pupil_ids[start : start + CHUNK]),
+                f.pupil_id.in_(ids),
                 f.status != FlagStatus.resolved.value,
             ),
         )
         for flag_id, pupil_id, kind in map(tuple, flags):
-            live[(_as_uuid(pupil_id), kind)] = flag_id
+            live[(pupil_id, kind)] = flag_id
     return out, live
 
 
 async def _weeks(session: AsyncSession, pupil_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[_Week]]:
     out: dict[uuid.UUID, list[_Week]] = defaultdict(list)
     w = table_of(AttendanceWeek).c
-    for start in range(0, len(pupil_ids), CHUNK):
+    for ids in chunks(pupil_ids):
         rows = await run(
             session,
             core_select(w.pupil_id, w.week_start, w.academic_year, w.possible, w.attended).where(
-                w.pupil_id.in_(pupil_ids[start : start + CHUNK])
+                w.pupil_id.in_(ids)
             ),
         )
         for pupil_id, week_start, year, possible, attended in map(tuple, rows):
-            out[_as_uuid(pupil_id)].append(_Week(week_start, year, possible, attended))
+            out[pupil_id].append(_Week(week_start, year, possible, attended))
     return out
 
 
-_TRAILING_PORTABLE = """
+_TRAILING_PORTABLE_SQL = """
 SELECT pupil_id, unexplained FROM (
     SELECT pupil_id, unexplained, date, session, row_number() OVER (
         PARTITION BY pupil_id ORDER BY date DESC, session DESC) AS n
     FROM attendance_mark
-    WHERE pupil_id IN ({ids}) AND category <> 'not_possible'
+    WHERE pupil_id IN :ids AND category <> 'not_possible'
 ) AS latest WHERE n <= :run
 ORDER BY pupil_id, date DESC, session DESC
 """
+_TRAILING_PORTABLE = (
+    text(_TRAILING_PORTABLE_SQL)
+    .bindparams(bindparam("ids", expanding=True, type_=Uuid()))
+    .columns(pupil_id=Uuid(), unexplained=Boolean())
+)
 
 
 async def _trailing(
@@ -244,25 +248,11 @@ async def _trailing(
     """For each pupil, whether each of their latest `length` possible sessions was
     unexplained, newest first."""
     out: dict[uuid.UUID, list[bool]] = defaultdict(list)
-    for start in range(0, len(pupil_ids), CHUNK):
-        ids = pupil_ids[start : start + CHUNK]
-        names = {f"p{n}": pupil_id for n, pupil_id in enumerate(ids)}
-        placeholders = ", ".join(f":{name}" for name in names)
-        statement = text(_TRAILING_PORTABLE.format(ids=placeholders)).bindparams(
-            *(_uuid_param(name) for name in names)
-        )
-        rows = await run(session, statement, {**names, "run": length})
+    for ids in chunks(pupil_ids):
+        rows = await run(session, _TRAILING_PORTABLE, {"ids": list(ids), "run": length})
         for pupil_id, unexplained in map(tuple, rows):
-            out[_as_uuid(pupil_id)].append(bool(unexplained))
+            out[pupil_id].append(bool(unexplained))
     return out
-
-
-def _uuid_param(name: str) -> Any:
-    return bindparam(name, type_=Uuid())
-
-
-def _as_uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 async def refresh(
@@ -324,7 +314,7 @@ async def refresh(
         await session.exec(insert(AttendanceFlag), params=raised)
         await session.exec(insert(OutboxEvent), params=outbox)
     if resolved:
-        for ids in (resolved[n : n + CHUNK] for n in range(0, len(resolved), CHUNK)):
+        for ids in chunks(resolved):
             await session.exec(
                 update(AttendanceFlag)
                 .where(col(AttendanceFlag.id).in_(ids))
