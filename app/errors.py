@@ -115,6 +115,14 @@ class Conflict(LiaisonError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class PreconditionFailed(LiaisonError):
+    status, slug, title = 412, "precondition-failed", "Precondition failed"
+
+
+class PreconditionRequired(LiaisonError):
+    status, slug, title = 428, "precondition-required", "Precondition required"
+
+
 class PayloadTooLarge(LiaisonError):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 
@@ -206,6 +214,7 @@ _HTTP_ERRORS: dict[int, type[LiaisonError]] = {
     404: NotFound,
     405: MethodNotAllowed,
     409: Conflict,
+    412: PreconditionFailed,
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
     422: ValidationFailed,

@@ -19,7 +19,16 @@ from app.db import create_engine, create_session_factory
 from app.errors import Problem, install_exception_handlers
 from app.logging import configure_logging
 from app.middleware import BodySizeLimitMiddleware, Metrics, RequestContextMiddleware
-from app.routers import attendance, audit_events, health, oauth, pupils, schools
+from app.routers import (
+    attendance,
+    audit_events,
+    cases,
+    health,
+    oauth,
+    pupils,
+    referrals,
+    schools,
+)
 from app.security import JwksCache
 
 log = structlog.get_logger("liaison")
@@ -77,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         schools.router,
         pupils.router,
         attendance.router,
+        referrals.router,
+        cases.router,
         audit_events.router,
         health.router,
     ):

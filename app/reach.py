@@ -30,6 +30,31 @@ def within_reach(school_column: Any, reach: Reach | Principal) -> ColumnElement[
     return or_(*conditions)
 
 
+def casework_in_reach(
+    principal: Principal,
+    *,
+    la_column: Any,
+    school_column: Any,
+    id_column: Any,
+    child_owner_column: Any,
+    child_school_column: Any,
+) -> ColumnElement[bool]:
+    """A referral or case is within reach when it belongs to the principal's LA, or its
+    school or any of its children's schools is one of the principal's schools."""
+    reach = principal.reach
+    conditions: list[ColumnElement[bool]] = []
+    if reach.la_code is not None:
+        conditions.append(la_column == reach.la_code)
+    if reach.school_ids:
+        schools = sorted(reach.school_ids)
+        conditions.append(school_column.in_(schools))
+        with_child = select(child_owner_column).where(child_school_column.in_(schools))
+        conditions.append(id_column.in_(with_child.scalar_subquery()))
+    if not conditions:
+        return false()
+    return or_(*conditions)
+
+
 def la_in_reach(la_code: str, reach: Reach | Principal) -> bool:
     if isinstance(reach, Principal):
         reach = reach.reach

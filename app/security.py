@@ -70,6 +70,7 @@ _CASEWORK = {
     Scope.pupils_read,
     Scope.attendance_read,
     Scope.referrals_read,
+    Scope.referrals_write,
     Scope.referrals_decide,
     Scope.cases_read,
     Scope.cases_write,

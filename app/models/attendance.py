@@ -158,6 +158,10 @@ class AttendanceFlag(SQLModel, table=True):
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = ColumnField(default=None, max_length=200)
     note: str | None = ColumnField(default=None, max_length=2000)
+    # The case opened for (or acknowledged into) this flag, if any.
+    case_id: uuid.UUID | None = ColumnField(
+        default=None, foreign_key="early_help_case.id", ondelete="SET NULL"
+    )
     resolved_at: datetime | None = None
     updated_at: datetime = ColumnField(default_factory=utcnow)
 
@@ -348,6 +352,7 @@ class FlagRead(BaseModel):
     acknowledged_at: datetime | None
     acknowledged_by: str | None
     note: str | None
+    case_id: uuid.UUID | None
     resolved_at: datetime | None
 
 
@@ -373,3 +378,6 @@ class FlagAcknowledge(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     note: str = Field(min_length=1, max_length=2000, description="What was done or decided.")
+    case_id: uuid.UUID | None = Field(
+        default=None, description="A case within reach that this flag is being handled in."
+    )

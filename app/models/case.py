@@ -1,0 +1,198 @@
+"""Early-help cases (an episode of help for a family) and the casework event record.
+
+`casework_event` is the chronology's source of truth for referrals and cases: every change
+of either writes one row in the same transaction, so the evidence record can never miss a
+step that happened.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Index, String, Text
+from sqlmodel import Field as ColumnField
+from sqlmodel import SQLModel
+
+from app.models.base import new_id, utcnow
+from app.models.referral import ChildRead, ChildRef, Code, Consent, Json, Reason
+
+
+class CaseStatus(StrEnum):
+    open = "open"
+    closed = "closed"
+
+
+class ClosureReason(StrEnum):
+    stepped_up_to_social_care = "stepped_up_to_social_care"
+    stepped_down_to_school = "stepped_down_to_school"
+    transferred = "transferred"
+    needs_met = "needs_met"
+    moved_out_of_area = "moved_out_of_area"
+    disengaged = "disengaged"
+    consent_withdrawn = "consent_withdrawn"
+    other = "other"
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "early_help_case"
+    __table_args__ = (
+        Index("ix_early_help_case_la_code_id", "la_code", "id"),
+        Index("ix_early_help_case_school_id_id", "school_id", "id"),
+        Index("ix_early_help_case_status_id", "status", "id"),
+    )
+
+    id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
+    la_code: str = ColumnField(max_length=10)
+    school_id: uuid.UUID | None = ColumnField(
+        default=None, foreign_key="school.id", ondelete="RESTRICT"
+    )
+    status: CaseStatus = ColumnField(sa_type=String(16))
+    version: int = 1
+    level_of_need: str = ColumnField(max_length=64)
+    lead_practitioner_id: uuid.UUID | None = ColumnField(
+        default=None, foreign_key="staff_member.id", ondelete="SET NULL", index=True
+    )
+    consent: dict[str, Any] = ColumnField(default_factory=dict, sa_type=Json)
+    consent_given: bool = True
+    summary: str | None = ColumnField(default=None, sa_type=Text)
+    opened_at: datetime = ColumnField(default_factory=utcnow)
+    opened_by: str = ColumnField(max_length=300)
+    closed_at: datetime | None = ColumnField(default=None, index=True)
+    closure_reason: ClosureReason | None = ColumnField(default=None, sa_type=String(32))
+    closure_note: str | None = ColumnField(default=None, sa_type=Text)
+    pending_closure: dict[str, Any] | None = ColumnField(default=None, sa_type=Json)
+    reopened_count: int = 0
+    updated_at: datetime = ColumnField(default_factory=utcnow)
+
+
+class CaseChild(SQLModel, table=True):
+    __tablename__ = "case_child"
+    __table_args__ = (Index("ix_case_child_case_id_position", "case_id", "position"),)
+
+    id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
+    case_id: uuid.UUID = ColumnField(foreign_key="early_help_case.id", ondelete="CASCADE")
+    position: int
+    pupil_id: uuid.UUID | None = ColumnField(
+        default=None, foreign_key="pupil.id", ondelete="SET NULL", index=True
+    )
+    school_id: uuid.UUID | None = ColumnField(
+        default=None, foreign_key="school.id", ondelete="RESTRICT", index=True
+    )
+    upn: str | None = ColumnField(default=None, max_length=13)
+    given_name: str = ColumnField(max_length=100)
+    family_name: str = ColumnField(max_length=100)
+    date_of_birth: date | None = None
+
+
+class CaseworkEvent(SQLModel, table=True):
+    """One step in a referral's or a case's life: who did what, when, and why."""
+
+    __tablename__ = "casework_event"
+    __table_args__ = (
+        Index("ix_casework_event_case_id_id", "case_id", "id"),
+        Index("ix_casework_event_referral_id_id", "referral_id", "id"),
+    )
+
+    id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
+    occurred_at: datetime = ColumnField(default_factory=utcnow)
+    actor: str = ColumnField(max_length=300)
+    case_id: uuid.UUID | None = ColumnField(
+        default=None, foreign_key="early_help_case.id", ondelete="CASCADE"
+    )
+    referral_id: uuid.UUID | None = ColumnField(
+        default=None, foreign_key="referral.id", ondelete="CASCADE"
+    )
+    event: str = ColumnField(max_length=64)
+    summary: str = ColumnField(max_length=500)
+    details: dict[str, Any] = ColumnField(default_factory=dict, sa_type=Json)
+
+
+# --- API schemas -------------------------------------------------------------------------
+
+
+class CaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    children: list[ChildRef] = Field(min_length=1, max_length=20)
+    level_of_need: Code
+    consent: Consent
+    lead_practitioner_id: uuid.UUID | None = None
+    summary: str | None = Field(default=None, min_length=1, max_length=10_000)
+    attendance_flag_id: uuid.UUID | None = None
+
+
+class CaseUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    lead_practitioner_id: uuid.UUID | None = None
+    level_of_need: Code | None = None
+    children: list[ChildRef] | None = Field(default=None, min_length=1, max_length=20)
+    consent: Consent | None = None
+
+
+class ClosureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: ClosureReason
+    note: Reason
+
+
+class Reopen(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: Reason
+
+
+class PendingClosure(BaseModel):
+    reason: ClosureReason
+    note: str
+    requested_by: str
+    requested_at: datetime
+
+
+class CaseRead(BaseModel):
+    id: uuid.UUID
+    status: CaseStatus
+    version: int
+    la_code: str
+    school_id: uuid.UUID | None
+    level_of_need: str
+    lead_practitioner_id: uuid.UUID | None
+    children: list[ChildRead]
+    consent: Consent
+    consent_given: bool
+    summary: str | None
+    opened_at: datetime
+    opened_by: str
+    closed_at: datetime | None
+    closure_reason: ClosureReason | None
+    closure_note: str | None
+    pending_closure: PendingClosure | None
+    reopened_count: int
+    referral_ids: list[uuid.UUID]
+    updated_at: datetime
+
+
+class CasePage(BaseModel):
+    items: list[CaseRead]
+    next_cursor: str | None
+
+
+class ChronologyItem(BaseModel):
+    at: datetime
+    actor: str
+    source: str = Field(description="`referral`, `case` or `attendance_flag`.")
+    event: str
+    summary: str
+    referral_id: uuid.UUID | None = None
+    flag_id: uuid.UUID | None = None
+    pupil_id: uuid.UUID | None = None
+
+
+class Chronology(BaseModel):
+    case_id: uuid.UUID
+    items: list[ChronologyItem]

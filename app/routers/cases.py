@@ -1,0 +1,219 @@
+"""Early-help cases: opened, run, closed with approval, reopened, and their chronology."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Request, Response, Security
+
+from app.deps import AuditorDep, SessionDep, SettingsDep, authenticate
+from app.errors import problem_responses
+from app.etags import IfMatchHeader, etag
+from app.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
+from app.models.case import (
+    Case,
+    CaseCreate,
+    CasePage,
+    CaseRead,
+    CaseStatus,
+    CaseUpdate,
+    Chronology,
+    ClosureRequest,
+    Reopen,
+)
+from app.models.referral import Approval
+from app.pagination import PageDep
+from app.security import Principal, Scope
+from app.services import cases, chronology
+
+router = APIRouter(tags=["cases"], responses=problem_responses(401, 403, 500, 503))
+
+CaseReader = Annotated[Principal, Security(authenticate, scopes=[Scope.cases_read])]
+CaseWriter = Annotated[
+    Principal, Security(authenticate, scopes=[Scope.cases_read, Scope.cases_write])
+]
+Approver = Annotated[
+    Principal, Security(authenticate, scopes=[Scope.cases_read, Scope.cases_approve])
+]
+
+_CHANGE_RESPONSES = problem_responses(404, 409, 412, 422, 428)
+
+
+async def _answer(
+    session: SessionDep, principal: Principal, case: Case, response: Response
+) -> CaseRead:
+    [read] = await cases.present(session, principal, [case])
+    response.headers["ETag"] = etag(case.version)
+    return read
+
+
+@router.post(
+    "/v1/cases",
+    response_model=CaseRead,
+    status_code=201,
+    responses=problem_responses(409, 422),
+)
+async def open_case(
+    new: CaseCreate,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CaseWriter,
+    auditor: AuditorDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Open a case directly, for example from an attendance flag (`attendance_flag_id`)."""
+    claim, replay = await Idempotency.claim(
+        session,
+        principal,
+        idempotency_key,
+        fingerprint(request.method, request.url.path, await request.body()),
+        settings.idempotency_hours,
+    )
+    if replay is not None:
+        return Response(
+            replay.body,
+            status_code=replay.status_code,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
+    case = await cases.create(session, principal, auditor, new)
+    [read] = await cases.present(session, principal, [case])
+    content = read.model_dump_json()
+    if claim is not None:
+        await claim.finish(201, content)
+    return Response(
+        content,
+        status_code=201,
+        media_type="application/json",
+        headers={"ETag": etag(case.version), "Location": f"/v1/cases/{case.id}"},
+    )
+
+
+@router.get("/v1/cases", response_model=CasePage, responses=problem_responses(400, 422))
+async def list_cases(
+    session: SessionDep,
+    principal: CaseReader,
+    auditor: AuditorDep,
+    page: PageDep,
+    status: CaseStatus | None = None,
+    lead_practitioner_id: uuid.UUID | None = None,
+    school_id: uuid.UUID | None = None,
+    level_of_need: str | None = None,
+) -> CasePage:
+    """Cases within reach, oldest first."""
+    filters = cases.CaseFilters(status, lead_practitioner_id, school_id, level_of_need)
+    items, next_cursor = await cases.get_all(session, principal, auditor, page, filters)
+    return CasePage(items=await cases.present(session, principal, items), next_cursor=next_cursor)
+
+
+@router.get("/v1/cases/{case_id}", response_model=CaseRead, responses=problem_responses(404, 422))
+async def read_case(
+    case_id: uuid.UUID,
+    response: Response,
+    session: SessionDep,
+    principal: CaseReader,
+    auditor: AuditorDep,
+) -> CaseRead:
+    case = await cases.read(session, principal, auditor, case_id)
+    return await _answer(session, principal, case, response)
+
+
+@router.patch("/v1/cases/{case_id}", response_model=CaseRead, responses=_CHANGE_RESPONSES)
+async def update_case(
+    case_id: uuid.UUID,
+    change: CaseUpdate,
+    response: Response,
+    session: SessionDep,
+    principal: CaseWriter,
+    auditor: AuditorDep,
+    if_match: IfMatchHeader = None,
+) -> CaseRead:
+    """Change the lead practitioner, level of need, children (the list is replaced) or
+    consent. Consent given `false` records it withdrawn: contacts are then refused until it
+    is given again."""
+    case = await cases.update(session, principal, auditor, case_id, if_match, change)
+    return await _answer(session, principal, case, response)
+
+
+@router.post("/v1/cases/{case_id}/closure", response_model=CaseRead, responses=_CHANGE_RESPONSES)
+async def close_case(
+    case_id: uuid.UUID,
+    request: ClosureRequest,
+    response: Response,
+    session: SessionDep,
+    principal: CaseWriter,
+    auditor: AuditorDep,
+    if_match: IfMatchHeader = None,
+) -> CaseRead:
+    """Ask to close the case. It closes at once for a caller with `cases:approve`; otherwise
+    it stays open with `pending_closure` until a manager approves."""
+    case = await cases.request_closure(session, principal, auditor, case_id, if_match, request)
+    return await _answer(session, principal, case, response)
+
+
+@router.post(
+    "/v1/cases/{case_id}/closure/approval", response_model=CaseRead, responses=_CHANGE_RESPONSES
+)
+async def approve_case_closure(
+    case_id: uuid.UUID,
+    approval: Approval,
+    response: Response,
+    session: SessionDep,
+    principal: Approver,
+    auditor: AuditorDep,
+    if_match: IfMatchHeader = None,
+) -> CaseRead:
+    """A manager approves the pending closure (the case closes with its reason) or refuses
+    it (the case stays open)."""
+    case = await cases.decide_closure(
+        session, principal, auditor, case_id, if_match, approval.approve, approval.note
+    )
+    return await _answer(session, principal, case, response)
+
+
+@router.post("/v1/cases/{case_id}/reopen", response_model=CaseRead, responses=_CHANGE_RESPONSES)
+async def reopen_case(
+    case_id: uuid.UUID,
+    body: Reopen,
+    response: Response,
+    session: SessionDep,
+    principal: CaseWriter,
+    auditor: AuditorDep,
+    if_match: IfMatchHeader = None,
+) -> CaseRead:
+    case = await cases.reopen(session, principal, auditor, case_id, if_match, body.reason)
+    return await _answer(session, principal, case, response)
+
+
+@router.get(
+    "/v1/cases/{case_id}/chronology",
+    response_model=Chronology,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **problem_responses(404, 422),
+    },
+)
+async def case_chronology(
+    case_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: CaseReader,
+    auditor: AuditorDep,
+) -> Response:
+    """Every event of the case in time order: its referrals and their decisions, its own
+    changes, and its children's attendance flags. CSV with `Accept: text/csv`."""
+    case = await cases.get(session, principal, case_id)
+    items = await chronology.for_case(session, case)
+    held = (await cases.children_of(session, [case.id]))[case.id]
+    await auditor.record("case.chronology", "case", case.id, pupil_ids=cases.pupil_ids(held))
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(
+            chronology.as_csv(items),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="case-{case.id}.csv"'},
+        )
+    return Response(
+        Chronology(case_id=case.id, items=items).model_dump_json(), media_type="application/json"
+    )

@@ -1,0 +1,271 @@
+"""Referrals: made by hubs and schools, triaged and decided by practitioners."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, Security
+
+from app.deps import Admin, AnyPrincipal, AuditorDep, SessionDep, SettingsDep, authenticate
+from app.errors import problem_responses
+from app.etags import IfMatchHeader, etag
+from app.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
+from app.models.referral import (
+    Approval,
+    ConcernCreate,
+    ConcernList,
+    ConcernRead,
+    NeedLevelCreate,
+    NeedLevelList,
+    NeedLevelRead,
+    Referral,
+    ReferralCreate,
+    ReferralDecide,
+    ReferralPage,
+    ReferralRead,
+    ReferralStatus,
+    Withdrawal,
+)
+from app.pagination import PageDep
+from app.security import Principal, Scope
+from app.services import referral_terms, referrals
+
+router = APIRouter(tags=["referrals"], responses=problem_responses(401, 403, 500, 503))
+
+ReferralReader = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_read])]
+ReferralWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_write])]
+ReferralDecider = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_decide])]
+Approver = Annotated[Principal, Security(authenticate, scopes=[Scope.cases_approve])]
+
+_CHANGE_RESPONSES = problem_responses(404, 409, 412, 422, 428)
+
+
+async def _answer(
+    session: SessionDep,
+    principal: Principal,
+    referral: Referral,
+    response: Response,
+    *,
+    with_history: bool = True,
+) -> ReferralRead:
+    [read] = await referrals.present(session, principal, [referral], with_history=with_history)
+    response.headers["ETag"] = etag(referral.version)
+    return read
+
+
+# --- reference data ------------------------------------------------------------------------
+
+
+@router.get("/v1/referral-concerns", response_model=ConcernList)
+async def list_concerns(session: SessionDep, _principal: AnyPrincipal) -> ConcernList:
+    """The concerns a referral may name."""
+    items = await referral_terms.concerns(session)
+    return ConcernList(items=[ConcernRead.model_validate(c) for c in items])
+
+
+@router.post(
+    "/v1/referral-concerns",
+    response_model=ConcernRead,
+    status_code=201,
+    responses=problem_responses(409, 422),
+)
+async def create_concern(new: ConcernCreate, session: SessionDep, _admin: Admin) -> ConcernRead:
+    """Add a concern to the list."""
+    return ConcernRead.model_validate(await referral_terms.add_concern(session, new))
+
+
+@router.get("/v1/levels-of-need", response_model=NeedLevelList)
+async def list_levels(
+    session: SessionDep,
+    _principal: AnyPrincipal,
+    la_code: Annotated[str | None, Query(max_length=10)] = None,
+) -> NeedLevelList:
+    """The LA's levels of need (the default set when it has none of its own)."""
+    items = await referral_terms.levels(session, la_code)
+    return NeedLevelList(items=[referral_terms.present_level(level) for level in items])
+
+
+@router.post(
+    "/v1/levels-of-need",
+    response_model=NeedLevelRead,
+    status_code=201,
+    responses=problem_responses(409, 422),
+)
+async def create_level(new: NeedLevelCreate, session: SessionDep, _admin: Admin) -> NeedLevelRead:
+    """Add a level of need to an LA's set (or to the default set, without `la_code`). An LA
+    with any level of its own uses only its own set."""
+    return referral_terms.present_level(await referral_terms.add_level(session, new))
+
+
+# --- referrals ----------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/referrals",
+    response_model=ReferralRead,
+    status_code=201,
+    responses={
+        200: {"description": "This referrer already sent this `external_reference`."},
+        **problem_responses(409, 422),
+    },
+)
+async def create_referral(
+    new: ReferralCreate,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: ReferralWriter,
+    auditor: AuditorDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Refer children and their family for early help. Retrying is safe: the same
+    `Idempotency-Key`, or the same `external_reference` from the same referrer, answers with
+    the original referral and never makes a second one."""
+    claim, replay = await Idempotency.claim(
+        session,
+        principal,
+        idempotency_key,
+        fingerprint(request.method, request.url.path, await request.body()),
+        settings.idempotency_hours,
+    )
+    if replay is not None:
+        return Response(
+            replay.body,
+            status_code=replay.status_code,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
+    referral, created = await referrals.create(session, principal, auditor, new)
+    [read] = await referrals.present(session, principal, [referral], with_history=True)
+    content = read.model_dump_json()
+    status = 201 if created else 200
+    if claim is not None:
+        await claim.finish(status, content)
+    headers = {"ETag": etag(referral.version), "Location": f"/v1/referrals/{referral.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(content, status_code=status, media_type="application/json", headers=headers)
+
+
+@router.get("/v1/referrals", response_model=ReferralPage, responses=problem_responses(400, 422))
+async def list_referrals(
+    session: SessionDep,
+    principal: ReferralReader,
+    auditor: AuditorDep,
+    page: PageDep,
+    status: ReferralStatus | None = None,
+    school_id: uuid.UUID | None = None,
+    received_from: Annotated[date | None, Query(description="Received on or after.")] = None,
+    received_to: Annotated[date | None, Query(description="Received on or before.")] = None,
+) -> ReferralPage:
+    """Referrals the caller may see, oldest first: a client only those it sent; staff those
+    about children at schools within their reach, or of their LA."""
+    filters = referrals.ReferralFilters(status, school_id, received_from, received_to)
+    items, next_cursor = await referrals.get_all(session, principal, auditor, page, filters)
+    return ReferralPage(
+        items=await referrals.present(session, principal, items), next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/v1/referrals/{referral_id}",
+    response_model=ReferralRead,
+    responses=problem_responses(404, 422),
+)
+async def read_referral(
+    referral_id: uuid.UUID,
+    response: Response,
+    session: SessionDep,
+    principal: ReferralReader,
+    auditor: AuditorDep,
+) -> ReferralRead:
+    """The referral with its status, decision and reason, and its history."""
+    referral = await referrals.read(session, principal, auditor, referral_id)
+    return await _answer(session, principal, referral, response)
+
+
+@router.post(
+    "/v1/referrals/{referral_id}/review",
+    response_model=ReferralRead,
+    responses=_CHANGE_RESPONSES,
+)
+async def review_referral(
+    referral_id: uuid.UUID,
+    response: Response,
+    session: SessionDep,
+    principal: ReferralDecider,
+    auditor: AuditorDep,
+    if_match: IfMatchHeader = None,
+) -> ReferralRead:
+    """Take a received referral into review (`received` → `under_review`)."""
+    referral = await referrals.review(session, principal, auditor, referral_id, if_match)
+    return await _answer(session, principal, referral, response)
+
+
+@router.post(
+    "/v1/referrals/{referral_id}/decision",
+    response_model=ReferralRead,
+    responses=_CHANGE_RESPONSES,
+)
+async def decide_referral(
+    referral_id: uuid.UUID,
+    decision: ReferralDecide,
+    response: Response,
+    session: SessionDep,
+    principal: ReferralDecider,
+    auditor: AuditorDep,
+    if_match: IfMatchHeader = None,
+) -> ReferralRead:
+    """Decide a referral, with a reason the referrer will read.
+
+    - `accept` opens a case (or joins the open case of one of its children);
+    - `decline` says what the family was signposted to;
+    - `step_up` to children's social care takes effect at once for a caller with
+      `cases:approve`, and otherwise waits as `awaiting_approval`;
+    - `redirect` names where the referral went."""
+    referral = await referrals.decide(session, principal, auditor, referral_id, if_match, decision)
+    return await _answer(session, principal, referral, response)
+
+
+@router.post(
+    "/v1/referrals/{referral_id}/approval",
+    response_model=ReferralRead,
+    responses=_CHANGE_RESPONSES,
+)
+async def approve_referral_step_up(
+    referral_id: uuid.UUID,
+    approval: Approval,
+    response: Response,
+    session: SessionDep,
+    principal: Approver,
+    auditor: AuditorDep,
+    if_match: IfMatchHeader = None,
+) -> ReferralRead:
+    """A manager approves a step-up (→ `stepped_up`) or refuses it (→ `under_review`)."""
+    referral = await referrals.approve_step_up(
+        session, principal, auditor, referral_id, if_match, approval.approve, approval.note
+    )
+    return await _answer(session, principal, referral, response)
+
+
+@router.post(
+    "/v1/referrals/{referral_id}/withdrawal",
+    response_model=ReferralRead,
+    responses=_CHANGE_RESPONSES,
+)
+async def withdraw_referral(
+    referral_id: uuid.UUID,
+    withdrawal: Withdrawal,
+    response: Response,
+    session: SessionDep,
+    principal: ReferralWriter,
+    auditor: AuditorDep,
+    if_match: IfMatchHeader = None,
+) -> ReferralRead:
+    """The referrer withdraws its referral before a decision."""
+    referral = await referrals.withdraw(
+        session, principal, auditor, referral_id, if_match, withdrawal.reason
+    )
+    return await _answer(session, principal, referral, response)

@@ -1,0 +1,657 @@
+"""Early-help cases: opened (directly, from a flag, or by accepting a referral), run,
+closed with a manager's approval, and reopened.
+
+Closures wait for someone holding `cases:approve`; a manager's own request takes effect at
+once. Withdrawn consent stops new contact records until consent is given again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, false, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.audit import Auditor
+from app.errors import Conflict, NotFound, ProblemItem, ValidationFailed
+from app.etags import claim_version, expected_version
+from app.models.attendance import AttendanceFlag
+from app.models.base import as_utc, utcnow
+from app.models.case import (
+    Case,
+    CaseChild,
+    CaseCreate,
+    CaseRead,
+    CaseStatus,
+    CaseUpdate,
+    ClosureReason,
+    ClosureRequest,
+    PendingClosure,
+)
+from app.models.principal import StaffMember, StaffMemberSchool, StaffRole
+from app.models.referral import ChildRead, Consent, Referral
+from app.pagination import Page
+from app.reach import casework_in_reach
+from app.security import Principal, Scope
+from app.services import chronology, referral_terms
+from app.services.attendance_flags import get as get_flag
+from app.services.children import Child, resolve
+
+RE_REFERRAL_MONTHS = 12
+
+
+def in_reach(principal: Principal) -> Any:
+    return casework_in_reach(
+        principal,
+        la_column=Case.la_code,
+        school_column=Case.school_id,
+        id_column=Case.id,
+        child_owner_column=CaseChild.case_id,
+        child_school_column=CaseChild.school_id,
+    )
+
+
+async def get(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> Case:
+    case = (await session.exec(select(Case).where(Case.id == case_id, in_reach(principal)))).first()
+    if case is None:
+        raise NotFound("No such case.")
+    return case
+
+
+async def children_of(
+    session: AsyncSession, case_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[CaseChild]]:
+    found: dict[uuid.UUID, list[CaseChild]] = {c: [] for c in case_ids}
+    if not case_ids:
+        return found
+    rows = await session.exec(
+        select(CaseChild)
+        .where(col(CaseChild.case_id).in_(list(case_ids)))
+        .order_by(col(CaseChild.case_id), col(CaseChild.position))
+    )
+    for child in rows:
+        found[child.case_id].append(child)
+    return found
+
+
+def pupil_ids(children: Sequence[CaseChild]) -> list[uuid.UUID]:
+    return [c.pupil_id for c in children if c.pupil_id is not None]
+
+
+async def check_lead_practitioner(
+    session: AsyncSession, staff_id: uuid.UUID, la_code: str, school_ids: Sequence[uuid.UUID | None]
+) -> None:
+    """The lead practitioner is an active practitioner or manager who can reach the case."""
+    staff = await session.get(StaffMember, staff_id)
+    problem = None
+    if staff is None or not staff.is_active:
+        problem = "no such active staff member"
+    elif staff.role not in (StaffRole.practitioner, StaffRole.manager):
+        problem = "a lead practitioner is a practitioner or a manager"
+    elif staff.la_code != la_code:
+        schools = set(
+            (
+                await session.exec(
+                    select(StaffMemberSchool.school_id).where(
+                        StaffMemberSchool.staff_member_id == staff_id
+                    )
+                )
+            ).all()
+        )
+        if not schools & {s for s in school_ids if s is not None}:
+            problem = "this staff member's reach does not cover the case's schools or LA"
+    if problem:
+        raise ValidationFailed(
+            "The lead practitioner cannot take this case.",
+            errors=[ProblemItem(loc=["body", "lead_practitioner_id"], detail=problem)],
+        )
+
+
+def la_of(children: Sequence[Child], principal: Principal) -> str:
+    for child in children:
+        if child.la_code is not None:
+            return child.la_code
+    if principal.reach.la_code is not None:
+        return principal.reach.la_code
+    raise ValidationFailed(
+        "Name at least one child on a roll within your reach, or call as an account bound "
+        "to an LA.",
+        errors=[ProblemItem(loc=["body", "children"], detail="no child is on a roll in reach")],
+    )
+
+
+def _school_of(children: Sequence[Child]) -> uuid.UUID | None:
+    return next((c.school_id for c in children if c.school_id is not None), None)
+
+
+def _child_rows(case_id: uuid.UUID, children: Sequence[Child], start: int = 0) -> list[CaseChild]:
+    return [
+        CaseChild(
+            case_id=case_id,
+            position=start + n,
+            pupil_id=c.pupil_id,
+            school_id=c.school_id,
+            upn=c.upn,
+            given_name=c.given_name,
+            family_name=c.family_name,
+            date_of_birth=c.date_of_birth,
+        )
+        for n, c in enumerate(children)
+    ]
+
+
+def as_child(row: Any) -> Child:
+    return Child(
+        row.pupil_id,
+        row.school_id,
+        None,
+        row.upn,
+        row.given_name,
+        row.family_name,
+        row.date_of_birth,
+    )
+
+
+def _consent(consent: Consent) -> dict[str, Any]:
+    return consent.model_dump(mode="json")
+
+
+async def _link_flag(
+    session: AsyncSession, principal: Principal, flag_id: uuid.UUID, case: Case
+) -> AttendanceFlag:
+    try:
+        flag = await get_flag(session, principal, flag_id)
+    except NotFound:
+        raise ValidationFailed(
+            "The attendance flag was not found.",
+            errors=[
+                ProblemItem(loc=["body", "attendance_flag_id"], detail="no such flag in reach")
+            ],
+        ) from None
+    flag.case_id = case.id
+    flag.updated_at = utcnow()
+    session.add(flag)
+    return flag
+
+
+async def create(
+    session: AsyncSession, principal: Principal, auditor: Auditor, new: CaseCreate
+) -> Case:
+    """Open a case directly: for a family already known, or from an attendance flag."""
+    children = await resolve(session, principal, new.children)
+    la_code = la_of(children, principal)
+    school_id = _school_of(children)
+    await referral_terms.check(session, la_code, new.level_of_need)
+    lead = new.lead_practitioner_id or (principal.id if principal.kind == "staff" else None)
+    if lead is not None:
+        await check_lead_practitioner(session, lead, la_code, [c.school_id for c in children])
+    case = Case(
+        la_code=la_code,
+        school_id=school_id,
+        status=CaseStatus.open,
+        level_of_need=new.level_of_need,
+        lead_practitioner_id=lead,
+        consent=_consent(new.consent),
+        consent_given=new.consent.given,
+        summary=new.summary,
+        opened_by=principal.subject,
+    )
+    session.add(case)
+    await session.flush()
+    session.add_all(_child_rows(case.id, children))
+    await chronology.record(session, principal, "case.opened", "Case opened", case_id=case.id)
+    if new.attendance_flag_id is not None:
+        flag = await _link_flag(session, principal, new.attendance_flag_id, case)
+        await chronology.record(
+            session,
+            principal,
+            "case.opened_from_flag",
+            f"Opened from a {flag.kind.replace('_', ' ')} flag",
+            case_id=case.id,
+            details={"flag_id": str(flag.id)},
+        )
+    await session.flush()
+    await auditor.record(
+        "case.create", "case", case.id, pupil_ids=[c.pupil_id for c in children if c.pupil_id]
+    )
+    return case
+
+
+async def open_for_referral(
+    session: AsyncSession,
+    principal: Principal,
+    referral: Referral,
+    children: Sequence[Child],
+    lead: uuid.UUID | None,
+) -> Case:
+    """Accepting a referral joins the open case of any of its children (adding the others)
+    or opens a new one."""
+    linked = [c.pupil_id for c in children if c.pupil_id is not None]
+    existing = None
+    if linked:
+        existing = (
+            await session.exec(
+                select(Case)
+                .join(CaseChild, col(CaseChild.case_id) == Case.id)
+                .where(Case.status == CaseStatus.open, col(CaseChild.pupil_id).in_(linked))
+                .order_by(col(Case.opened_at))
+                .limit(1)
+            )
+        ).first()
+    if existing is not None:
+        held = (await children_of(session, [existing.id]))[existing.id]
+        known = {as_child(c).identity for c in held}
+        newcomers = [c for c in children if c.identity not in known]
+        session.add_all(_child_rows(existing.id, newcomers, start=len(held)))
+        existing.version += 1
+        existing.updated_at = utcnow()
+        session.add(existing)
+        await chronology.record(
+            session,
+            principal,
+            "case.referral_joined",
+            f"Referral accepted into this open case ({len(newcomers)} child(ren) added)",
+            case_id=existing.id,
+            details={"referral_id": str(referral.id)},
+        )
+        return existing
+    case = Case(
+        la_code=referral.la_code,
+        school_id=referral.school_id,
+        status=CaseStatus.open,
+        level_of_need=referral.level_of_need,
+        lead_practitioner_id=lead,
+        consent=referral.consent,
+        consent_given=bool(referral.consent.get("given")),
+        summary=None,
+        opened_by=principal.subject,
+    )
+    session.add(case)
+    await session.flush()
+    session.add_all(_child_rows(case.id, children))
+    await chronology.record(
+        session,
+        principal,
+        "case.opened",
+        "Case opened from an accepted referral",
+        case_id=case.id,
+        details={"referral_id": str(referral.id)},
+    )
+    return case
+
+
+async def last_closed_within(
+    session: AsyncSession, children: Sequence[Child], since: datetime
+) -> uuid.UUID | None:
+    """The most recently closed case, closed after `since`, that any of the children was on."""
+    linked = [c.pupil_id for c in children if c.pupil_id is not None]
+    by_name = [c for c in children if c.pupil_id is None and c.date_of_birth is not None]
+    conditions: list[Any] = []
+    if linked:
+        conditions.append(col(CaseChild.pupil_id).in_(linked))
+    for c in by_name:
+        conditions.append(
+            (col(CaseChild.given_name) == c.given_name)
+            & (col(CaseChild.family_name) == c.family_name)
+            & (col(CaseChild.date_of_birth) == c.date_of_birth)
+        )
+    if not conditions:
+        return None
+    row = (
+        await session.exec(
+            select(Case.id)
+            .join(CaseChild, col(CaseChild.case_id) == Case.id)
+            .where(
+                Case.status == CaseStatus.closed,
+                col(Case.closed_at) >= since,
+                or_(false(), *conditions),
+            )
+            .order_by(col(Case.closed_at).desc())
+            .limit(1)
+        )
+    ).first()
+    return row
+
+
+def months_before(day: date, months: int) -> date:
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    month += 1
+    for last in (31, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    status: CaseStatus | None = None
+    lead_practitioner_id: uuid.UUID | None = None
+    school_id: uuid.UUID | None = None
+    level_of_need: str | None = None
+
+
+async def get_all(
+    session: AsyncSession, principal: Principal, auditor: Auditor, page: Page, filters: CaseFilters
+) -> tuple[list[Case], str | None]:
+    query = select(Case).where(in_reach(principal))
+    if filters.status is not None:
+        query = query.where(Case.status == filters.status)
+    if filters.lead_practitioner_id is not None:
+        query = query.where(Case.lead_practitioner_id == filters.lead_practitioner_id)
+    if filters.school_id is not None:
+        query = query.where(Case.school_id == filters.school_id)
+    if filters.level_of_need is not None:
+        query = query.where(Case.level_of_need == filters.level_of_need)
+    if page.after is not None:
+        query = query.where(col(Case.id) > page.after)
+    rows = (await session.exec(query.order_by(col(Case.id)).limit(page.limit + 1))).all()
+    items, next_cursor = page.split(rows)
+    held = await children_of(session, [c.id for c in items])
+    await auditor.record(
+        "case.list",
+        "case",
+        pupil_ids=[p for c in items for p in pupil_ids(held[c.id])],
+        details={"returned": len(items)},
+    )
+    return items, next_cursor
+
+
+async def read(
+    session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
+) -> Case:
+    case = await get(session, principal, case_id)
+    held = await children_of(session, [case.id])
+    await auditor.record("case.read", "case", case.id, pupil_ids=pupil_ids(held[case.id]))
+    return case
+
+
+async def update(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    case_id: uuid.UUID,
+    if_match: str | None,
+    change: CaseUpdate,
+) -> Case:
+    case = await get(session, principal, case_id)
+    version = expected_version(if_match, case.version)
+    if case.status == CaseStatus.closed:
+        raise Conflict("This case is closed; reopen it before changing it.")
+    fields = change.model_fields_set
+    children: list[Child] | None = None
+    if change.children is not None:
+        children = await resolve(session, principal, change.children)
+    if "level_of_need" in fields and change.level_of_need is not None:
+        await referral_terms.check(session, case.la_code, change.level_of_need)
+    held = (await children_of(session, [case.id]))[case.id]
+    if "lead_practitioner_id" in fields and change.lead_practitioner_id is not None:
+        schools = [c.school_id for c in (children or [as_child(h) for h in held])]
+        await check_lead_practitioner(
+            session, change.lead_practitioner_id, case.la_code, [case.school_id, *schools]
+        )
+    await claim_version(session, Case, case.id, version)
+    case.version = version + 1
+    changed: list[str] = []
+    if (
+        "lead_practitioner_id" in fields
+        and change.lead_practitioner_id != case.lead_practitioner_id
+    ):
+        case.lead_practitioner_id = change.lead_practitioner_id
+        changed.append("lead practitioner")
+    if change.level_of_need is not None and change.level_of_need != case.level_of_need:
+        case.level_of_need = change.level_of_need
+        changed.append("level of need")
+    if children is not None:
+        await session.exec(delete(CaseChild).where(col(CaseChild.case_id) == case.id))
+        session.add_all(_child_rows(case.id, children))
+        case.school_id = _school_of(children) or case.school_id
+        changed.append("children")
+    if change.consent is not None:
+        was_given = case.consent_given
+        case.consent = _consent(change.consent)
+        case.consent_given = change.consent.given
+        if was_given != change.consent.given:
+            event = "case.consent_given" if change.consent.given else "case.consent_withdrawn"
+            summary = "Consent given again" if change.consent.given else "Consent withdrawn"
+            await chronology.record(
+                session, principal, event, f"{summary} ({change.consent.given_by})", case_id=case.id
+            )
+        changed.append("consent")
+    case.updated_at = utcnow()
+    session.add(case)
+    await chronology.record(
+        session,
+        principal,
+        "case.updated",
+        "Updated: " + (", ".join(changed) or "nothing changed"),
+        case_id=case.id,
+    )
+    await session.flush()
+    touched = pupil_ids(held) + [c.pupil_id for c in children or [] if c.pupil_id]
+    await auditor.record(
+        "case.update", "case", case.id, pupil_ids=touched, details={"changed": changed}
+    )
+    return case
+
+
+def require_consent(case: Case) -> None:
+    """Contact records need the family's consent: refused while it is withdrawn."""
+    if not case.consent_given:
+        raise Conflict(
+            "Consent for this case has been withdrawn; record consent again before adding contacts."
+        )
+
+
+def _close(case: Case, reason: ClosureReason, note: str, at: datetime) -> None:
+    case.status = CaseStatus.closed
+    case.closed_at = at
+    case.closure_reason = reason
+    case.closure_note = note
+    case.pending_closure = None
+    if reason == ClosureReason.consent_withdrawn:
+        case.consent_given = False
+
+
+async def request_closure(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    case_id: uuid.UUID,
+    if_match: str | None,
+    request: ClosureRequest,
+) -> Case:
+    case = await get(session, principal, case_id)
+    version = expected_version(if_match, case.version, required=False)
+    if case.status == CaseStatus.closed:
+        raise Conflict("This case is already closed.")
+    if case.pending_closure is not None:
+        raise Conflict(
+            "A closure of this case already awaits a manager's approval; approve or refuse it "
+            "first."
+        )
+    await claim_version(session, Case, case.id, version)
+    case.version = version + 1
+    now = utcnow()
+    label = request.reason.replace("_", " ")
+    if principal.has(Scope.cases_approve):
+        _close(case, request.reason, request.note, now)
+        await chronology.record(
+            session,
+            principal,
+            "case.closed",
+            f"Closed ({label}) by a manager: {request.note}",
+            case_id=case.id,
+            details={"reason": request.reason.value},
+        )
+    else:
+        case.pending_closure = {
+            "reason": request.reason.value,
+            "note": request.note,
+            "requested_by": principal.subject,
+            "requested_at": now.isoformat(),
+        }
+        await chronology.record(
+            session,
+            principal,
+            "case.closure_requested",
+            f"Closure requested ({label}): {request.note}",
+            case_id=case.id,
+            details={"reason": request.reason.value},
+        )
+    case.updated_at = now
+    session.add(case)
+    await session.flush()
+    held = (await children_of(session, [case.id]))[case.id]
+    await auditor.record("case.closure", "case", case.id, pupil_ids=pupil_ids(held))
+    return case
+
+
+async def decide_closure(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    case_id: uuid.UUID,
+    if_match: str | None,
+    approve: bool,
+    note: str,
+) -> Case:
+    case = await get(session, principal, case_id)
+    version = expected_version(if_match, case.version, required=False)
+    pending = case.pending_closure
+    if case.status != CaseStatus.open or pending is None:
+        raise Conflict("No closure of this case awaits approval.")
+    await claim_version(session, Case, case.id, version)
+    case.version = version + 1
+    now = utcnow()
+    reason = ClosureReason(pending["reason"])
+    if approve:
+        _close(case, reason, pending["note"], now)
+        await chronology.record(
+            session,
+            principal,
+            "case.closure_approved",
+            f"Closure approved ({reason.replace('_', ' ')}): {note}",
+            case_id=case.id,
+        )
+        await chronology.record(
+            session,
+            principal,
+            "case.closed",
+            f"Closed ({reason.replace('_', ' ')})",
+            case_id=case.id,
+            details={"reason": reason.value, "requested_by": pending["requested_by"]},
+        )
+    else:
+        case.pending_closure = None
+        await chronology.record(
+            session, principal, "case.closure_refused", f"Closure refused: {note}", case_id=case.id
+        )
+    case.updated_at = now
+    session.add(case)
+    await session.flush()
+    held = (await children_of(session, [case.id]))[case.id]
+    await auditor.record(
+        "case.closure_decision",
+        "case",
+        case.id,
+        pupil_ids=pupil_ids(held),
+        details={"approved": approve},
+    )
+    return case
+
+
+async def reopen(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    case_id: uuid.UUID,
+    if_match: str | None,
+    reason: str,
+) -> Case:
+    case = await get(session, principal, case_id)
+    version = expected_version(if_match, case.version, required=False)
+    if case.status != CaseStatus.closed:
+        raise Conflict("Only a closed case can be reopened; this one is open.")
+    await claim_version(session, Case, case.id, version)
+    case.version = version + 1
+    was = case.closure_reason
+    case.status = CaseStatus.open
+    case.closed_at = None
+    case.closure_reason = None
+    case.closure_note = None
+    case.reopened_count += 1
+    case.updated_at = utcnow()
+    session.add(case)
+    await chronology.record(
+        session,
+        principal,
+        "case.reopened",
+        f"Reopened: {reason}",
+        case_id=case.id,
+        details={"previous_closure_reason": str(was) if was else None},
+    )
+    await session.flush()
+    held = (await children_of(session, [case.id]))[case.id]
+    await auditor.record("case.reopen", "case", case.id, pupil_ids=pupil_ids(held))
+    return case
+
+
+def present_child(row: Any, show_names: bool) -> ChildRead:
+    return ChildRead(
+        pupil_id=row.pupil_id,
+        school_id=row.school_id,
+        upn=row.upn,
+        given_name=row.given_name if show_names else None,
+        family_name=row.family_name if show_names else None,
+        date_of_birth=row.date_of_birth if show_names else None,
+        on_roll=row.pupil_id is not None,
+    )
+
+
+async def present(
+    session: AsyncSession, principal: Principal, cases: Sequence[Case]
+) -> list[CaseRead]:
+    ids = [c.id for c in cases]
+    held = await children_of(session, ids)
+    referrals: dict[uuid.UUID, list[uuid.UUID]] = {i: [] for i in ids}
+    if ids:
+        for referral_id, case_id in await session.exec(
+            select(Referral.id, Referral.case_id)
+            .where(col(Referral.case_id).in_(ids))
+            .order_by(col(Referral.id))
+        ):
+            if case_id is not None:
+                referrals[case_id].append(referral_id)
+    show = principal.has(Scope.cases_read)
+    return [
+        CaseRead(
+            id=c.id,
+            status=c.status,
+            version=c.version,
+            la_code=c.la_code,
+            school_id=c.school_id,
+            level_of_need=c.level_of_need,
+            lead_practitioner_id=c.lead_practitioner_id,
+            children=[present_child(h, show) for h in held[c.id]],
+            consent=Consent.model_validate(c.consent),
+            consent_given=c.consent_given,
+            summary=c.summary,
+            opened_at=as_utc(c.opened_at),
+            opened_by=c.opened_by,
+            closed_at=as_utc(c.closed_at) if c.closed_at else None,
+            closure_reason=c.closure_reason,
+            closure_note=c.closure_note,
+            pending_closure=PendingClosure(**c.pending_closure) if c.pending_closure else None,
+            reopened_count=c.reopened_count,
+            referral_ids=referrals[c.id],
+            updated_at=as_utc(c.updated_at),
+        )
+        for c in cases
+    ]

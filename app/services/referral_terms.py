@@ -1,0 +1,98 @@
+"""The lists a referral is checked against: concerns, and each LA's levels of need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.errors import Conflict, ProblemItem, ValidationFailed
+from app.models.referral import (
+    ConcernCreate,
+    NeedLevel,
+    NeedLevelCreate,
+    NeedLevelRead,
+    ReferralConcern,
+)
+
+DEFAULT_SET = ""  # `need_level.la_code` of the default levels
+
+
+async def concerns(session: AsyncSession) -> list[ReferralConcern]:
+    return list(
+        (await session.exec(select(ReferralConcern).order_by(col(ReferralConcern.code)))).all()
+    )
+
+
+async def add_concern(session: AsyncSession, new: ConcernCreate) -> ReferralConcern:
+    concern = ReferralConcern(code=new.code, label=new.label)
+    try:
+        async with session.begin_nested():
+            session.add(concern)
+    except IntegrityError:
+        raise Conflict(f"The concern {new.code!r} already exists.") from None
+    return concern
+
+
+async def levels(session: AsyncSession, la_code: str | None) -> list[NeedLevel]:
+    """The LA's own levels of need, or the default set when it has none."""
+    if la_code:
+        own = await _levels(session, la_code)
+        if own:
+            return own
+    return await _levels(session, DEFAULT_SET)
+
+
+async def _levels(session: AsyncSession, la_code: str) -> list[NeedLevel]:
+    query = select(NeedLevel).where(NeedLevel.la_code == la_code)
+    return list((await session.exec(query.order_by(col(NeedLevel.rank)))).all())
+
+
+async def add_level(session: AsyncSession, new: NeedLevelCreate) -> NeedLevel:
+    level = NeedLevel(
+        la_code=new.la_code or DEFAULT_SET, code=new.code, label=new.label, rank=new.rank
+    )
+    try:
+        async with session.begin_nested():
+            session.add(level)
+    except IntegrityError:
+        where = f"LA {new.la_code}" if new.la_code else "the default set"
+        raise Conflict(f"The level of need {new.code!r} already exists in {where}.") from None
+    return level
+
+
+def present_level(level: NeedLevel) -> NeedLevelRead:
+    return NeedLevelRead(
+        code=level.code, label=level.label, rank=level.rank, la_code=level.la_code or None
+    )
+
+
+async def check(
+    session: AsyncSession,
+    la_code: str,
+    level_of_need: str | None,
+    concern_codes: Sequence[str] = (),
+) -> None:
+    """422 naming every concern or level of need that is not in the LA's lists."""
+    errors: list[ProblemItem] = []
+    if concern_codes:
+        active = {c.code for c in await concerns(session) if c.active}
+        for index, code in enumerate(concern_codes):
+            if code not in active:
+                errors.append(
+                    ProblemItem(loc=["body", "concerns", index], detail=f"unknown concern {code!r}")
+                )
+    if level_of_need is not None:
+        known = [level.code for level in await levels(session, la_code)]
+        if level_of_need not in known:
+            errors.append(
+                ProblemItem(
+                    loc=["body", "level_of_need"],
+                    detail=f"unknown level of need {level_of_need!r}; LA {la_code} uses "
+                    + ", ".join(known),
+                )
+            )
+    if errors:
+        raise ValidationFailed("Some codes are not in the reference lists.", errors=errors)

@@ -1,0 +1,1104 @@
+"""Referrals: reference data, a hub's referral in every child shape, retries, reading within
+reach, triage decisions under If-Match, withdrawal and re-referral."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Uuid, column, table, update
+from sqlmodel.sql.sqltypes import UTCDateTime
+
+from tests.conftest import World
+from tests.test_attendance import Setup, flags, make_school, push
+from tests.test_pupils import upn
+
+DEFAULT_CONCERNS = {
+    "domestic_abuse", "parental_mental_health", "child_mental_health", "substance_misuse",
+    "neglect", "behaviour", "attendance", "send", "young_carer", "bereavement", "housing",
+    "finances", "parenting", "family_relationships", "exploitation_risk", "physical_health",
+    "other",
+}  # fmt: skip
+DEFAULT_LEVELS = [
+    ("universal", 1),
+    ("universal_plus", 2),
+    ("targeted_early_help", 3),
+    ("specialist", 4),
+]
+CONSENT = {
+    "given": True,
+    "given_by": "Alex Example (mother)",
+    "date": "2025-11-20",
+    "share_with": ["school", "school nursing"],
+}
+FAMILY = [
+    {
+        "name": "Alex Example",
+        "relationship": "mother",
+        "phone": "07700 900123",
+        "email": "alex@example.org",
+        "preferred_contact": "phone",
+        "language": "English",
+        "interpreter_needed": False,
+    }
+]
+HUB_SCOPES = "referrals:write referrals:read"
+_references = itertools.count(1)
+
+
+def referral(*children: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A valid referral body for `children`, each with its own external reference."""
+    return {
+        "external_reference": f"HUB-2026-{next(_references):04d}",
+        "children": list(children),
+        "family": FAMILY,
+        "concerns": ["attendance", "parental_mental_health"],
+        "level_of_need": "targeted_early_help",
+        "consent": CONSENT,
+        "urgency": "routine",
+        "summary": "Attendance has fallen since half term; mum says she is struggling.",
+        **fields,
+    }
+
+
+def by_name(n: int, **fields: str) -> dict[str, str]:
+    """Pupil Pn of `make_school`, named rather than identified."""
+    return {
+        "given_name": f"Child{n}",
+        "family_name": "Example",
+        "date_of_birth": "2015-03-14",
+        **fields,
+    }
+
+
+def problem(response: httpx.Response, status: int, slug: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["type"].startswith("urn:liaison:problem:")
+    if slug is not None:
+        assert body["type"] == f"urn:liaison:problem:{slug}", body
+    return body
+
+
+async def hub(world: World, la_code: str = "202") -> dict[str, str]:
+    """A hub: a client bound to an LA, with no schools of its own."""
+    return await world.client_headers(HUB_SCOPES, la_code=la_code)
+
+
+async def refer(
+    http: httpx.AsyncClient, headers: dict[str, str], body: dict[str, Any]
+) -> dict[str, Any]:
+    response = await http.post("/v1/referrals", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def read(
+    http: httpx.AsyncClient, headers: dict[str, str], referral_id: str
+) -> tuple[dict[str, Any], str]:
+    response = await http.get(f"/v1/referrals/{referral_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json(), response.headers["ETag"]
+
+
+async def listed(
+    http: httpx.AsyncClient, headers: dict[str, str], **params: Any
+) -> list[dict[str, Any]]:
+    response = await http.get("/v1/referrals", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def post(
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    referral_id: str,
+    action: str,
+    body: dict[str, Any] | None = None,
+    etag: str | None = None,
+) -> httpx.Response:
+    """POST to one of a referral's state changes, with `If-Match` when given."""
+    sent = dict(headers)
+    if etag is not None:
+        sent["If-Match"] = etag
+    return await http.post(f"/v1/referrals/{referral_id}/{action}", json=body, headers=sent)
+
+
+async def change(
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    referral_id: str,
+    action: str,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Read the current ETag, make the change, and expect it to succeed."""
+    _, etag = await read(http, headers, referral_id)
+    response = await post(http, headers, referral_id, action, body, etag)
+    assert response.status_code == 200, response.text
+    assert response.headers["ETag"] != etag
+    changed: dict[str, Any] = response.json()
+    return changed
+
+
+def decision(
+    kind: str, reason: str = "Meets the threshold for targeted help.", **fields: Any
+) -> dict[str, Any]:
+    return {"decision": kind, "reason": reason, **fields}
+
+
+def to_statuses(body: dict[str, Any]) -> list[str]:
+    return [h["to_status"] for h in body["history"]]
+
+
+@dataclass
+class Desk:
+    """A school in LA 202 with pupils P0.., a hub, and the school's practitioner and manager."""
+
+    setup: Setup
+    hub: dict[str, str]
+    practitioner: dict[str, str]
+    practitioner_id: str
+    manager: dict[str, str]
+    manager_id: str
+
+    @property
+    def school(self) -> dict[str, Any]:
+        return self.setup.school
+
+    def pupil(self, mis_id: str) -> dict[str, str]:
+        return {"pupil_id": self.setup.pupil_ids[mis_id]}
+
+
+async def desk(world: World, http: httpx.AsyncClient, pupils: int = 3) -> Desk:
+    setup = await make_school(world, http, pupils=pupils)
+    practitioner = await world.staff("practitioner", schools=[setup.school])
+    manager = await world.staff("manager", schools=[setup.school])
+    return Desk(
+        setup,
+        await hub(world),
+        await world.headers(practitioner),
+        practitioner["id"],
+        await world.headers(manager),
+        manager["id"],
+    )
+
+
+# --- reference data -----------------------------------------------------------------------
+
+
+async def test_default_concerns_and_levels_of_need(client: httpx.AsyncClient, world: World) -> None:
+    headers = await hub(world)
+    response = await client.get("/v1/referral-concerns", headers=headers)
+    assert response.status_code == 200, response.text
+    concerns = response.json()["items"]
+    assert {c["code"] for c in concerns} == DEFAULT_CONCERNS
+    assert all(c["active"] is True and c["label"] for c in concerns)
+
+    response = await client.get("/v1/levels-of-need", params={"la_code": "202"}, headers=headers)
+    assert response.status_code == 200, response.text
+    levels = sorted(response.json()["items"], key=lambda level: level["rank"])
+    assert [(level["code"], level["rank"]) for level in levels] == DEFAULT_LEVELS
+    assert all(level["la_code"] is None and level["label"] for level in levels)
+
+    assert (await client.get("/v1/referral-concerns")).status_code == 401
+
+
+async def test_admin_adds_a_concern_and_an_las_own_levels(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    admin = await world.client_headers("admin")
+    local_hub = await hub(world)
+    refused = await client.post(
+        "/v1/referral-concerns",
+        json={"code": "online_safety", "label": "Online safety"},
+        headers=local_hub,
+    )
+    problem(refused, 403)
+
+    created = await client.post(
+        "/v1/referral-concerns",
+        json={"code": "online_safety", "label": "Online safety"},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json() == {"code": "online_safety", "label": "Online safety", "active": True}
+    for code in ("online_safety", "neglect"):
+        again = await client.post(
+            "/v1/referral-concerns", json={"code": code, "label": "Again"}, headers=admin
+        )
+        problem(again, 409, "conflict")
+    codes = {
+        c["code"]
+        for c in (await client.get("/v1/referral-concerns", headers=local_hub)).json()["items"]
+    }
+    assert codes == DEFAULT_CONCERNS | {"online_safety"}
+
+    # LA 303 gets a set of its own; LA 202 keeps the defaults.
+    for code, rank in (("early_support", 1), ("intensive_support", 2)):
+        level = await client.post(
+            "/v1/levels-of-need",
+            json={"code": code, "label": code.replace("_", " "), "rank": rank, "la_code": "303"},
+            headers=admin,
+        )
+        assert level.status_code == 201, level.text
+        assert (level.json()["code"], level.json()["la_code"]) == (code, "303")
+    duplicate = await client.post(
+        "/v1/levels-of-need",
+        json={"code": "early_support", "label": "Again", "rank": 3, "la_code": "303"},
+        headers=admin,
+    )
+    problem(duplicate, 409, "conflict")
+    default_duplicate = await client.post(
+        "/v1/levels-of-need", json={"code": "universal", "label": "Again", "rank": 1}, headers=admin
+    )
+    problem(default_duplicate, 409, "conflict")
+    problem(
+        await client.post(
+            "/v1/levels-of-need",
+            json={"code": "other_level", "label": "Other", "rank": 5, "la_code": "303"},
+            headers=local_hub,
+        ),
+        403,
+    )
+
+    own = await client.get("/v1/levels-of-need", params={"la_code": "303"}, headers=local_hub)
+    assert [
+        (i["code"], i["la_code"]) for i in sorted(own.json()["items"], key=lambda i: i["rank"])
+    ] == [
+        ("early_support", "303"),
+        ("intensive_support", "303"),
+    ]
+    defaults = await client.get("/v1/levels-of-need", params={"la_code": "202"}, headers=admin)
+    assert {i["code"] for i in defaults.json()["items"]} == {c for c, _ in DEFAULT_LEVELS}
+
+    # A referral in LA 303 uses its own set: the default codes no longer validate there.
+    setup_303 = await make_school(world, client, pupils=1, la_code="303")
+    hub_303 = await hub(world, la_code="303")
+    child = {"pupil_id": setup_303.pupil_ids["P0"]}
+    refused_level = await client.post("/v1/referrals", json=referral(child), headers=hub_303)
+    assert "targeted_early_help" in str(problem(refused_level, 422, "validation-failed"))
+    made = await refer(
+        client,
+        hub_303,
+        referral(child, level_of_need="intensive_support", concerns=["online_safety"]),
+    )
+    assert (made["level_of_need"], made["la_code"]) == ("intensive_support", "303")
+    assert made["concerns"] == ["online_safety"]
+
+    # And LA 202 does not accept LA 303's codes.
+    setup_202 = await make_school(world, client, pupils=1)
+    wrong_la = await client.post(
+        "/v1/referrals",
+        json=referral({"pupil_id": setup_202.pupil_ids["P0"]}, level_of_need="early_support"),
+        headers=local_hub,
+    )
+    assert "early_support" in str(problem(wrong_la, 422, "validation-failed"))
+
+
+# --- making a referral --------------------------------------------------------------------
+
+
+async def test_a_hub_refers_children_in_every_shape(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    setup = await make_school(world, client, pupils=3)
+    headers = await hub(world)
+    unknown_child = {"given_name": "Sam", "family_name": "Jones", "date_of_birth": "2016-04-01"}
+    body = referral(
+        {"pupil_id": setup.pupil_ids["P0"]},
+        {"upn": upn(1), "school_code": setup.school["code"]},
+        by_name(2),
+        unknown_child,
+        external_reference="HUB-2026-0042",
+    )
+    response = await client.post("/v1/referrals", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert response.headers["Location"].endswith(f"/v1/referrals/{created['id']}")
+    assert response.headers["ETag"]
+    assert created["status"] == "received"
+    assert created["version"] == 1
+    assert created["source"] == "hub"
+    assert created["referrer"].startswith("client:")
+    assert created["la_code"] == "202"
+    assert created["school_id"] == setup.school["id"]
+    assert created["external_reference"] == "HUB-2026-0042"
+    assert created["concerns"] == ["attendance", "parental_mental_health"]
+    assert created["level_of_need"] == "targeted_early_help"
+    assert created["urgency"] == "routine"
+    assert created["summary"] == body["summary"]
+    assert created["family"] == FAMILY
+    assert created["consent"] == CONSENT
+    assert (created["re_referral"], created["previous_case_id"]) == (False, None)
+    assert created["decision"] is None and created["pending_decision"] is None
+    assert created["withdrawn_at"] is None and created["withdrawal_reason"] is None
+
+    ids = setup.pupil_ids
+    children = created["children"]
+    assert [(c["pupil_id"], c["on_roll"]) for c in children] == [
+        (ids["P0"], True),
+        (ids["P1"], True),
+        (ids["P2"], True),  # named exactly as one pupil within reach: linked
+        (None, False),  # named as nobody on a roll: kept as a child not on a roll
+    ]
+    assert [c["school_id"] for c in children] == [setup.school["id"]] * 3 + [None]
+    assert (children[2]["given_name"], children[2]["family_name"]) == ("Child2", "Example")
+    assert (children[3]["given_name"], children[3]["family_name"]) == ("Sam", "Jones")
+    assert children[3]["date_of_birth"] == "2016-04-01"
+
+    (received,) = created["history"]
+    assert received["event"] == "received"
+    assert (received["from_status"], received["to_status"]) == (None, "received")
+    assert received["actor"] == created["referrer"]
+
+    again, etag = await read(client, headers, created["id"])
+    assert etag == response.headers["ETag"]
+    assert again["status"] == "received"
+    assert [c["pupil_id"] for c in again["children"]] == [c["pupil_id"] for c in children]
+    assert [h["event"] for h in again["history"]] == ["received"]
+    assert [r["id"] for r in await listed(client, headers)] == [created["id"]]
+
+
+async def test_a_name_shared_by_two_pupils_links_nobody(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Two schools in the LA each have a Child0 Example born 2015-03-14: not exactly one."""
+    await make_school(world, client, pupils=1)
+    await make_school(world, client, pupils=1)
+    made = await refer(
+        client,
+        await hub(world),
+        referral(by_name(0), by_name(0, date_of_birth="2015-03-15")),
+    )
+    assert [(c["pupil_id"], c["on_roll"]) for c in made["children"]] == [
+        (None, False),
+        (None, False),
+    ]
+
+
+async def test_source_follows_the_referrer_and_the_flag(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    setup = await make_school(world, client, pupils=1)
+    school_system = await world.client_headers(HUB_SCOPES, schools=[setup.school])
+    from_school = await refer(client, school_system, referral({"pupil_id": setup.pupil_ids["P0"]}))
+    assert from_school["source"] == "school"
+
+    await push(client, setup, setup.marks("P0", ["N", "N", "N"]))
+    (flag,) = await flags(client, setup)
+    from_flag = await refer(
+        client,
+        await hub(world),
+        referral({"pupil_id": setup.pupil_ids["P0"]}, attendance_flag_id=flag["id"]),
+    )
+    assert (from_flag["source"], from_flag["attendance_flag_id"]) == ("attendance_flag", flag["id"])
+
+
+async def test_invalid_referrals_are_refused_and_nothing_is_created(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    setup = await make_school(world, client, pupils=1)
+    elsewhere = await make_school(world, client, pupils=1, la_code="303")
+    headers = await hub(world)
+    p0 = {"pupil_id": setup.pupil_ids["P0"]}
+    tomorrow = (date.today() + timedelta(days=2)).isoformat()
+    unknown = ["attendance", "no_such_concern", "nor_this_one"]
+    outside = {"pupil_id": elsewhere.pupil_ids["P0"]}
+    cases: list[tuple[str, dict[str, Any], list[str]]] = [
+        ("unknown concerns", referral(p0, concerns=unknown), unknown[1:]),
+        ("no concerns", referral(p0, concerns=[]), []),
+        ("unknown level", referral(p0, level_of_need="no_such_level"), ["no_such_level"]),
+        ("no consent", referral(p0, consent={**CONSENT, "given": False}), []),
+        ("future consent", referral(p0, consent={**CONSENT, "date": tomorrow}), []),
+        ("pupil in another LA", referral(outside), ["children"]),
+        ("no such pupil", referral({"pupil_id": str(uuid.uuid4())}), ["children"]),
+        ("unknown school", referral({"upn": upn(0), "school_code": "999999"}), ["children"]),
+        (
+            "school in another LA",
+            referral({"upn": upn(0), "school_code": elsewhere.school["code"]}),
+            ["children"],
+        ),
+        (
+            "upn not on the roll",
+            referral(p0, {"upn": upn(9), "school_code": setup.school["code"]}),
+            ["children"],
+        ),
+        ("no children", referral(), []),
+        ("too many children", referral(*[by_name(n) for n in range(21)]), []),
+        ("extra field", {**referral(p0), "colour": "blue"}, []),
+        ("extra child field", referral({**p0, "nickname": "Bud"}), []),
+        ("bad contact", referral(p0, family=[{**FAMILY[0], "preferred_contact": "pigeon"}]), []),
+        ("bad urgency", referral(p0, urgency="whenever"), []),
+        ("empty summary", referral(p0, summary=""), []),
+        ("summary too long", referral(p0, summary="x" * 10_001), []),
+    ]
+    for what, body, named in cases:
+        response = await client.post("/v1/referrals", json=body, headers=headers)
+        assert response.status_code == 422, (what, response.text)
+        found = problem(response, 422, "validation-failed")
+        for text_ in named:
+            assert text_ in str(found), (what, found)
+    assert await listed(client, headers) == []
+
+
+async def test_creating_needs_referrals_write(client: httpx.AsyncClient, world: World) -> None:
+    setup = await make_school(world, client, pupils=1)
+    reader = await world.client_headers("referrals:read", la_code="202")
+    body = referral({"pupil_id": setup.pupil_ids["P0"]})
+    problem(await client.post("/v1/referrals", json=body, headers=reader), 403)
+    assert (await client.post("/v1/referrals", json=body)).status_code == 401
+    assert (await client.get("/v1/referrals")).status_code == 401
+
+
+# --- retries ------------------------------------------------------------------------------
+
+
+async def test_the_same_idempotency_key_replays_the_first_answer(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    setup = await make_school(world, client, pupils=2)
+    headers = await hub(world)
+    key = {**headers, "Idempotency-Key": "hub-retry-1"}
+    body = referral({"pupil_id": setup.pupil_ids["P0"]})
+    first = await client.post("/v1/referrals", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    replay = await client.post("/v1/referrals", json=body, headers=key)
+    assert replay.status_code == 201, replay.text
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["id"] == first.json()["id"]
+    other = await client.post(
+        "/v1/referrals", json=referral({"pupil_id": setup.pupil_ids["P1"]}), headers=key
+    )
+    problem(other, 422, "validation-failed")
+    assert [r["id"] for r in await listed(client, headers)] == [first.json()["id"]]
+
+
+async def test_the_same_external_reference_finds_the_first_referral(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    setup = await make_school(world, client, pupils=1)
+    first_hub, second_hub = await hub(world), await hub(world)
+    body = referral({"pupil_id": setup.pupil_ids["P0"]}, external_reference="HUB-2026-0042")
+    first = await refer(client, first_hub, body)
+
+    again = await client.post("/v1/referrals", json=body, headers=first_hub)
+    assert again.status_code == 200, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first["id"]
+    # Even with a different body: the reference names the referral already made.
+    changed = await client.post(
+        "/v1/referrals", json={**body, "summary": "A second go at it."}, headers=first_hub
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["id"] == first["id"]
+    assert changed.json()["summary"] == body["summary"]
+    assert [r["id"] for r in await listed(client, first_hub)] == [first["id"]]
+
+    # Another hub's reference is its own.
+    theirs = await refer(client, second_hub, body)
+    assert theirs["id"] != first["id"]
+    assert [r["id"] for r in await listed(client, second_hub)] == [theirs["id"]]
+    assert [r["id"] for r in await listed(client, first_hub)] == [first["id"]]
+    practitioner = await world.headers(await world.staff("practitioner", schools=[setup.school]))
+    assert len(await listed(client, practitioner)) == 2
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+async def test_a_hub_sees_only_its_own_referrals(client: httpx.AsyncClient, world: World) -> None:
+    setup = await make_school(world, client, pupils=1)
+    mine, theirs = await hub(world), await hub(world)
+    made = await refer(client, mine, referral({"pupil_id": setup.pupil_ids["P0"]}))
+    problem(await client.get(f"/v1/referrals/{made['id']}", headers=theirs), 404, "not-found")
+    assert await listed(client, theirs) == []
+    problem(await client.get(f"/v1/referrals/{uuid.uuid4()}", headers=mine), 404, "not-found")
+
+
+async def test_staff_see_the_referrals_within_their_reach(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    setup = await make_school(world, client, pupils=1)
+    made = await refer(client, await hub(world), referral({"pupil_id": setup.pupil_ids["P0"]}))
+    of_the_school = await world.headers(await world.staff("practitioner", schools=[setup.school]))
+    of_the_la = await world.headers(await world.staff("practitioner", la_code="202"))
+    for headers in (of_the_school, of_the_la):
+        body, etag = await read(client, headers, made["id"])
+        assert body["id"] == made["id"] and etag
+        assert body["children"][0]["given_name"] == "Child0"  # holders of cases:read
+        (item,) = await listed(client, headers)
+        assert item["id"] == made["id"]
+        assert not item.get("history")  # the history is on the single read only
+
+    other_school = await world.school(la_code="303")
+    outsider = await world.headers(await world.staff("practitioner", schools=[other_school]))
+    problem(await client.get(f"/v1/referrals/{made['id']}", headers=outsider), 404, "not-found")
+    assert await listed(client, outsider) == []
+    other_la = await world.headers(await world.staff("practitioner", la_code="303"))
+    problem(await client.get(f"/v1/referrals/{made['id']}", headers=other_la), 404, "not-found")
+
+
+async def test_names_are_null_without_cases_read(client: httpx.AsyncClient, world: World) -> None:
+    setup = await make_school(world, client, pupils=1)
+    made = await refer(client, await hub(world), referral({"pupil_id": setup.pupil_ids["P0"]}))
+    staff = await world.staff("practitioner", schools=[setup.school])
+    narrow = await world.headers(staff, scope="referrals:read")
+    body, _ = await read(client, narrow, made["id"])
+    (child,) = body["children"]
+    assert child["pupil_id"] == setup.pupil_ids["P0"]
+    assert (child["given_name"], child["family_name"], child["date_of_birth"]) == (
+        None,
+        None,
+        None,
+    )
+    assert body["family"] is None
+    (item,) = await listed(client, narrow)
+    assert item["children"][0]["given_name"] is None and item["family"] is None
+
+
+async def test_list_filters_and_pages_oldest_first(client: httpx.AsyncClient, world: World) -> None:
+    a = await make_school(world, client, pupils=2)
+    b = await make_school(world, client, pupils=1)
+    headers = await hub(world)
+    practitioner = await world.headers(await world.staff("practitioner", la_code="202"))
+    first = await refer(client, headers, referral({"pupil_id": a.pupil_ids["P0"]}))
+    await asyncio.sleep(0.05)
+    between = datetime.now(UTC)
+    await asyncio.sleep(0.05)
+    second = await refer(client, headers, referral({"pupil_id": b.pupil_ids["P0"]}))
+    third = await refer(client, headers, referral({"pupil_id": a.pupil_ids["P1"]}))
+    ids = [first["id"], second["id"], third["id"]]
+    await change(client, practitioner, first["id"], "review")
+
+    def ids_of(items: list[dict[str, Any]]) -> list[str]:
+        return [i["id"] for i in items]
+
+    assert ids_of(await listed(client, headers)) == ids
+    assert ids_of(await listed(client, headers, status="under_review")) == [first["id"]]
+    assert ids_of(await listed(client, headers, status="received")) == ids[1:]
+    assert ids_of(await listed(client, headers, school_id=a.school["id"])) == [
+        first["id"],
+        third["id"],
+    ]
+    assert ids_of(await listed(client, practitioner, school_id=b.school["id"])) == [second["id"]]
+    assert ids_of(await listed(client, headers, received_from=between.isoformat())) == ids[1:]
+    assert ids_of(await listed(client, headers, received_to=between.isoformat())) == ids[:1]
+    hour = timedelta(hours=1)
+    assert await listed(client, headers, received_from=(between + hour).isoformat()) == []
+    assert (
+        ids_of(
+            await listed(
+                client,
+                headers,
+                received_from=(between - hour).isoformat(),
+                received_to=(between + hour).isoformat(),
+            )
+        )
+        == ids
+    )
+    problem(await client.get("/v1/referrals", params={"status": "pending"}, headers=headers), 422)
+
+    walked: list[str] = []
+    cursor: str | None = None
+    for _ in range(5):
+        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/v1/referrals", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert len(page["items"]) <= 1
+        walked += ids_of(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert walked == ids
+    problem(
+        await client.get("/v1/referrals", params={"cursor": "not-a-cursor"}, headers=headers), 400
+    )
+
+
+# --- decisions ----------------------------------------------------------------------------
+
+
+async def test_review_then_accept_opens_a_case(client: httpx.AsyncClient, world: World) -> None:
+    d = await desk(world, client)
+    made = await refer(client, d.hub, referral(d.pupil("P0"), d.pupil("P1")))
+    _, etag = await read(client, d.practitioner, made["id"])
+    reviewed = await post(client, d.practitioner, made["id"], "review", etag=etag)
+    assert reviewed.status_code == 200, reviewed.text
+    assert reviewed.json()["status"] == "under_review"
+    assert reviewed.headers["ETag"] != etag
+
+    accepted = await post(
+        client,
+        d.practitioner,
+        made["id"],
+        "decision",
+        decision("accept", "Attendance and mum's health: targeted help fits."),
+        reviewed.headers["ETag"],
+    )
+    assert accepted.status_code == 200, accepted.text
+    body = accepted.json()
+    assert body["status"] == "accepted"
+    assert body["version"] > reviewed.json()["version"] > made["version"]
+    decided = body["decision"]
+    assert decided["decision"] == "accept"
+    assert decided["reason"] == "Attendance and mum's health: targeted help fits."
+    assert d.practitioner_id in decided["decided_by"]
+    assert decided["decided_at"]
+    assert decided["decision_seconds"] >= 0
+    assert decided["case_id"]
+    assert body["pending_decision"] is None
+    assert to_statuses(body) == ["received", "under_review", "accepted"]
+    _, now = await read(client, d.practitioner, made["id"])
+    assert now == accepted.headers["ETag"]
+
+    # The case: opened for both children, led by the deciding practitioner.
+    case = await client.get(f"/v1/cases/{decided['case_id']}", headers=d.practitioner)
+    assert case.status_code == 200, case.text
+    assert case.json()["status"] == "open"
+    assert case.json()["lead_practitioner_id"] == d.practitioner_id
+    assert made["id"] in case.json()["referral_ids"]
+    assert {c["pupil_id"] for c in case.json()["children"]} == {
+        d.setup.pupil_ids["P0"],
+        d.setup.pupil_ids["P1"],
+    }
+
+    # The hub learns the outcome and why, but not the case.
+    seen, _ = await read(client, d.hub, made["id"])
+    assert seen["status"] == "accepted"
+    assert seen["decision"]["decision"] == "accept"
+    assert seen["decision"]["reason"] == decided["reason"]
+    assert seen["decision"]["case_id"] is None
+    (item,) = await listed(client, d.hub)
+    assert item["decision"]["case_id"] is None
+
+
+async def test_accept_names_a_lead_practitioner_within_reach(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    colleague = await world.staff("practitioner", la_code="202")
+    stranger = await world.staff("practitioner", la_code="303")
+    _, etag = await read(client, d.practitioner, made["id"])
+    for lead in (stranger["id"], str(uuid.uuid4())):
+        refused = await post(
+            client,
+            d.practitioner,
+            made["id"],
+            "decision",
+            decision("accept", lead_practitioner_id=lead),
+            etag,
+        )
+        problem(refused, 422, "validation-failed")
+    accepted = await post(
+        client,
+        d.practitioner,
+        made["id"],
+        "decision",
+        decision("accept", lead_practitioner_id=colleague["id"]),
+        etag,
+    )
+    assert accepted.status_code == 200, accepted.text
+    case_id = accepted.json()["decision"]["case_id"]
+    case = await client.get(f"/v1/cases/{case_id}", headers=d.practitioner)
+    assert case.json()["lead_practitioner_id"] == colleague["id"]
+
+
+async def test_accept_joins_the_open_case_of_a_child(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client)
+    first = await refer(client, d.hub, referral(d.pupil("P0")))
+    case_id = (await change(client, d.practitioner, first["id"], "decision", decision("accept")))[
+        "decision"
+    ]["case_id"]
+    second = await refer(client, d.hub, referral(d.pupil("P0"), d.pupil("P1")))
+    joined = await change(client, d.practitioner, second["id"], "decision", decision("accept"))
+    assert joined["decision"]["case_id"] == case_id
+    case = (await client.get(f"/v1/cases/{case_id}", headers=d.practitioner)).json()
+    assert {c["pupil_id"] for c in case["children"]} == {
+        d.setup.pupil_ids["P0"],
+        d.setup.pupil_ids["P1"],
+    }
+    assert set(case["referral_ids"]) == {first["id"], second["id"]}
+
+
+async def test_decline_needs_a_reason_and_says_where_the_family_was_signposted(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    _, etag = await read(client, d.practitioner, made["id"])
+    for body in ({"decision": "decline"}, {"decision": "decline", "reason": ""}):
+        missing = await post(client, d.practitioner, made["id"], "decision", body, etag)
+        problem(missing, 422, "validation-failed")
+    services = [str(uuid.uuid4()), str(uuid.uuid4())]
+    declined = await post(
+        client,
+        d.practitioner,
+        made["id"],
+        "decision",
+        decision(
+            "decline",
+            "Needs can be met by the school's pastoral team.",
+            signposted_service_ids=services,
+        ),
+        etag,
+    )
+    assert declined.status_code == 200, declined.text
+    body = declined.json()
+    assert body["status"] == "declined"
+    assert body["decision"]["decision"] == "decline"
+    assert body["decision"]["signposted_service_ids"] == services
+    assert body["decision"]["case_id"] is None
+    seen, _ = await read(client, d.hub, made["id"])
+    assert seen["status"] == "declined"
+    assert seen["decision"]["reason"] == "Needs can be met by the school's pastoral team."
+    assert seen["decision"]["signposted_service_ids"] == services
+
+
+async def test_redirect_names_where_the_referral_went(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    _, etag = await read(client, d.practitioner, made["id"])
+    nowhere = await post(client, d.practitioner, made["id"], "decision", decision("redirect"), etag)
+    problem(nowhere, 422, "validation-failed")
+    redirected = await post(
+        client,
+        d.practitioner,
+        made["id"],
+        "decision",
+        decision("redirect", "Family lives in the next borough.", redirected_to="LA 303 hub"),
+        etag,
+    )
+    assert redirected.status_code == 200, redirected.text
+    body = redirected.json()
+    assert body["status"] == "redirected"
+    assert body["decision"]["redirected_to"] == "LA 303 hub"
+    assert body["decision"]["case_id"] is None
+
+
+async def test_a_practitioners_step_up_awaits_a_manager(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    asked = await change(
+        client,
+        d.practitioner,
+        made["id"],
+        "decision",
+        decision("step_up", "Disclosure of harm: this is for children's social care."),
+    )
+    assert asked["status"] == "awaiting_approval"
+    assert asked["decision"] is None
+    pending = asked["pending_decision"]
+    assert pending["decision"] == "step_up"
+    assert pending["reason"] == "Disclosure of harm: this is for children's social care."
+    assert d.practitioner_id in pending["requested_by"]
+    assert pending["requested_at"]
+
+    _, etag = await read(client, d.practitioner, made["id"])
+    self_approval = await post(
+        client, d.practitioner, made["id"], "approval", {"approve": True, "note": "ok"}, etag
+    )
+    problem(self_approval, 403)
+    assert (await read(client, d.practitioner, made["id"]))[0]["status"] == "awaiting_approval"
+
+    approved = await change(
+        client, d.manager, made["id"], "approval", {"approve": True, "note": "Agreed."}
+    )
+    assert approved["status"] == "stepped_up"
+    assert approved["pending_decision"] is None
+    assert approved["decision"]["decision"] == "step_up"
+    assert approved["decision"]["reason"] == pending["reason"]
+    assert approved["decision"]["decision_seconds"] >= 0
+    assert to_statuses(approved) == ["received", "awaiting_approval", "stepped_up"]
+    seen, _ = await read(client, d.hub, made["id"])
+    assert (seen["status"], seen["decision"]["decision"]) == ("stepped_up", "step_up")
+
+
+async def test_a_refused_step_up_goes_back_to_review(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    await change(client, d.practitioner, made["id"], "review")
+    await change(client, d.practitioner, made["id"], "decision", decision("step_up"))
+    refused = await change(
+        client,
+        d.manager,
+        made["id"],
+        "approval",
+        {"approve": False, "note": "Not at that threshold; try targeted help."},
+    )
+    assert refused["status"] == "under_review"
+    assert refused["pending_decision"] is None
+    assert refused["decision"] is None
+    # It can be decided afresh.
+    accepted = await change(client, d.practitioner, made["id"], "decision", decision("accept"))
+    assert accepted["status"] == "accepted"
+
+
+async def test_a_managers_step_up_is_at_once(client: httpx.AsyncClient, world: World) -> None:
+    d = await desk(world, client)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    stepped = await change(
+        client, d.manager, made["id"], "decision", decision("step_up", "Immediate risk.")
+    )
+    assert stepped["status"] == "stepped_up"
+    assert stepped["pending_decision"] is None
+    assert stepped["decision"]["decision"] == "step_up"
+    assert d.manager_id in stepped["decision"]["decided_by"]
+
+
+async def test_deciding_needs_referrals_decide(client: httpx.AsyncClient, world: World) -> None:
+    d = await desk(world, client)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    _, etag = await read(client, d.hub, made["id"])
+    problem(await post(client, d.hub, made["id"], "review", etag=etag), 403)
+    problem(await post(client, d.hub, made["id"], "decision", decision("accept"), etag), 403)
+    assert (await read(client, d.hub, made["id"]))[0]["status"] == "received"
+
+
+async def test_impossible_transitions_are_409_saying_why(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client, pupils=4)
+    accepted = await refer(client, d.hub, referral(d.pupil("P0")))
+    await change(client, d.practitioner, accepted["id"], "decision", decision("accept"))
+    declined = await refer(client, d.hub, referral(d.pupil("P1")))
+    await change(client, d.practitioner, declined["id"], "decision", decision("decline"))
+    withdrawn = await refer(client, d.hub, referral(d.pupil("P2")))
+    await change(client, d.hub, withdrawn["id"], "withdrawal", {"reason": "Sent in error."})
+    reviewing = await refer(client, d.hub, referral(d.pupil("P3")))
+    await change(client, d.practitioner, reviewing["id"], "review")
+    awaiting = await refer(client, d.hub, referral(d.pupil("P3"), by_name(0)))
+    await change(client, d.practitioner, awaiting["id"], "decision", decision("step_up"))
+
+    attempts = [
+        ("decide accepted", d.practitioner, accepted, "decision", decision("decline")),
+        ("decide declined", d.practitioner, declined, "decision", decision("accept")),
+        ("decide withdrawn", d.practitioner, withdrawn, "decision", decision("accept")),
+        ("review accepted", d.practitioner, accepted, "review", None),
+        ("review under review", d.practitioner, reviewing, "review", None),
+        ("review withdrawn", d.practitioner, withdrawn, "review", None),
+        ("approve nothing", d.manager, reviewing, "approval", {"approve": True, "note": "ok"}),
+        ("approve accepted", d.manager, accepted, "approval", {"approve": True, "note": "ok"}),
+        ("withdraw accepted", d.hub, accepted, "withdrawal", {"reason": "Changed our mind."}),
+        ("withdraw declined", d.hub, declined, "withdrawal", {"reason": "Changed our mind."}),
+        ("withdraw twice", d.hub, withdrawn, "withdrawal", {"reason": "Again."}),
+        ("decide awaiting", d.practitioner, awaiting, "decision", decision("accept")),
+        ("manager decides awaiting", d.manager, awaiting, "decision", decision("decline")),
+        ("review awaiting", d.practitioner, awaiting, "review", None),
+    ]
+    for what, headers, target, action, body in attempts:
+        before, etag = await read(client, headers, target["id"])
+        response = await post(client, headers, target["id"], action, body, etag)
+        found = problem(response, 409, "conflict")
+        assert found.get("detail"), (what, found)
+        after, etag_after = await read(client, headers, target["id"])
+        assert (after["status"], etag_after) == (before["status"], etag), what
+
+
+async def test_if_match_is_required_and_must_be_current(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    _, first_etag = await read(client, d.practitioner, made["id"])
+    for action, body in (
+        ("review", None),
+        ("decision", decision("accept")),
+    ):
+        problem(await post(client, d.practitioner, made["id"], action, body), 428)
+    problem(await post(client, d.hub, made["id"], "withdrawal", {"reason": "Oops."}), 428)
+    problem(await post(client, d.practitioner, made["id"], "review", etag='"not-the-etag"'), 412)
+    reviewed = await post(client, d.practitioner, made["id"], "review", etag=first_etag)
+    assert reviewed.status_code == 200, reviewed.text
+    stale = await post(
+        client, d.practitioner, made["id"], "decision", decision("accept"), first_etag
+    )
+    problem(stale, 412)
+    problem(
+        await post(client, d.hub, made["id"], "withdrawal", {"reason": "Oops."}, first_etag), 412
+    )
+    current, etag = await read(client, d.practitioner, made["id"])
+    assert current["status"] == "under_review"
+    assert etag == reviewed.headers["ETag"]
+
+
+async def test_the_second_of_two_practitioners_gets_412(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client)
+    second = await world.staff("practitioner", schools=[d.school])
+    second_headers = await world.headers(second)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    _, etag = await read(client, d.practitioner, made["id"])
+    _, same = await read(client, second_headers, made["id"])
+    assert same == etag
+    first = await post(
+        client,
+        d.practitioner,
+        made["id"],
+        "decision",
+        decision("decline", "School can help."),
+        etag,
+    )
+    assert first.status_code == 200, first.text
+    late = await post(client, second_headers, made["id"], "decision", decision("accept"), etag)
+    problem(late, 412)
+    final, _ = await read(client, second_headers, made["id"])
+    assert final["status"] == "declined"
+    assert final["decision"]["reason"] == "School can help."
+    assert d.practitioner_id in final["decision"]["decided_by"]
+    assert to_statuses(final) == ["received", "declined"]
+
+
+@pytest.mark.postgresql_only
+async def test_two_decisions_at_once_exactly_one_wins(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client)
+    second = await world.headers(await world.staff("practitioner", schools=[d.school]))
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    _, etag = await read(client, d.practitioner, made["id"])
+    accept, decline = await asyncio.gather(
+        post(client, d.practitioner, made["id"], "decision", decision("accept"), etag),
+        post(client, second, made["id"], "decision", decision("decline"), etag),
+    )
+    assert sorted([accept.status_code, decline.status_code]) == [200, 412], (
+        accept.text,
+        decline.text,
+    )
+    winner = "accepted" if accept.status_code == 200 else "declined"
+    final, _ = await read(client, d.practitioner, made["id"])
+    assert final["status"] == winner
+    assert to_statuses(final) == ["received", winner]
+    cases = await client.get("/v1/cases", headers=d.practitioner)
+    assert len(cases.json()["items"]) == (1 if winner == "accepted" else 0)
+
+
+# --- withdrawal ---------------------------------------------------------------------------
+
+
+async def test_only_the_referrer_withdraws_before_a_decision(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client)
+    other_hub = await hub(world)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    _, etag = await read(client, d.hub, made["id"])
+    reason = {"reason": "The family has moved away."}
+    problem(await post(client, other_hub, made["id"], "withdrawal", reason, etag), 404)
+    not_theirs = await post(client, d.practitioner, made["id"], "withdrawal", reason, etag)
+    assert not_theirs.status_code in (403, 404), not_theirs.text
+    assert (await read(client, d.hub, made["id"]))[0]["status"] == "received"
+
+    withdrawn = await post(client, d.hub, made["id"], "withdrawal", reason, etag)
+    assert withdrawn.status_code == 200, withdrawn.text
+    body = withdrawn.json()
+    assert body["status"] == "withdrawn"
+    assert body["withdrawn_at"]
+    assert body["withdrawal_reason"] == "The family has moved away."
+    assert body["decision"] is None
+    assert to_statuses(body) == ["received", "withdrawn"]
+    assert [r["status"] for r in await listed(client, d.practitioner)] == ["withdrawn"]
+
+    # Under review is still before a decision.
+    reviewing = await refer(client, d.hub, referral(d.pupil("P1")))
+    await change(client, d.practitioner, reviewing["id"], "review")
+    again = await change(client, d.hub, reviewing["id"], "withdrawal", reason)
+    assert again["status"] == "withdrawn"
+
+
+# --- re-referral --------------------------------------------------------------------------
+
+
+async def test_a_child_on_a_case_closed_within_a_year_is_a_re_referral(
+    client: httpx.AsyncClient, world: World, fresh_app: FastAPI
+) -> None:
+    d = await desk(world, client)
+    first = await refer(client, d.hub, referral(d.pupil("P0")))
+    assert first["re_referral"] is False
+    accepted = await change(client, d.practitioner, first["id"], "decision", decision("accept"))
+    case_id = accepted["decision"]["case_id"]
+
+    # While the case is open, a new referral is not a re-referral.
+    while_open = await refer(client, d.hub, referral(d.pupil("P0")))
+    assert (while_open["re_referral"], while_open["previous_case_id"]) == (False, None)
+
+    closed = await client.post(
+        f"/v1/cases/{case_id}/closure",
+        json={"reason": "needs_met", "note": "Attendance back above 95% for a term."},
+        headers=d.manager,
+    )
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "closed"
+
+    again = await refer(client, d.hub, referral({"upn": upn(0), "school_code": d.school["code"]}))
+    assert (again["re_referral"], again["previous_case_id"]) == (True, case_id)
+    with_a_sibling = await refer(client, d.hub, referral(d.pupil("P1"), by_name(0)))
+    assert (with_a_sibling["re_referral"], with_a_sibling["previous_case_id"]) == (True, case_id)
+    someone_else = await refer(client, d.hub, referral(d.pupil("P1")))
+    assert (someone_else["re_referral"], someone_else["previous_case_id"]) == (False, None)
+    seen, _ = await read(client, d.practitioner, again["id"])
+    assert (seen["re_referral"], seen["previous_case_id"]) == (True, case_id)
+
+    # Thirteen months on, it is a new referral again.
+    cases = table("early_help_case", column("id", Uuid()), column("closed_at", UTCDateTime()))
+    async with fresh_app.state.session_factory() as session:
+        await session.execute(
+            update(cases)
+            .where(cases.c.id == uuid.UUID(case_id))
+            .values(closed_at=datetime.now(UTC) - timedelta(days=396))
+        )
+        await session.commit()
+    later = await refer(client, d.hub, referral(d.pupil("P0")))
+    assert (later["re_referral"], later["previous_case_id"]) == (False, None)
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+async def test_referral_create_and_read_are_audited_naming_the_child(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    d = await desk(world, client)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    await read(client, d.practitioner, made["id"])
+    await listed(client, d.practitioner)
+    await change(client, d.practitioner, made["id"], "decision", decision("decline"))
+    auditor = await world.client_headers("audit:read", la_code="202")
+    response = await client.get(
+        "/v1/audit-events", params={"pupil_id": d.setup.pupil_ids["P0"]}, headers=auditor
+    )
+    assert response.status_code == 200, response.text
+    events = [e for e in response.json()["items"] if e["action"].startswith("referral")]
+    # Newest first: at least the create, the read, the list and the decision.
+    assert len(events) >= 4, [e["action"] for e in response.json()["items"]]
+    assert len({e["action"] for e in events}) >= 3
+    for event in events:
+        assert d.setup.pupil_ids["P0"] in event["pupil_ids"]
+    about_it = [e for e in events if e["resource_id"] == made["id"]]
+    assert about_it
+    assert {e["actor"] for e in about_it} >= {
+        made["referrer"],
+        f"staff:{d.practitioner_id}",
+    }
+    assert "Child0" not in str(events)
+    assert made["summary"] not in str(events)
