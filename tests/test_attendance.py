@@ -731,6 +731,40 @@ async def test_acknowledge_a_flag(client: httpx.AsyncClient, world: World) -> No
     ).status_code == 404
 
 
+async def test_acknowledge_a_flag_into_a_case(client: httpx.AsyncClient, world: World) -> None:
+    setup = await make_school(world, client, pupils=1)
+    await push(client, setup, setup.marks("P0", ["N", "N", "N"]))
+    flag = (await flags(client, setup))[0]
+    practitioner = await world.headers(await world.staff("practitioner", schools=[setup.school]))
+    opened = await client.post(
+        "/v1/cases",
+        json={
+            "children": [{"pupil_id": setup.pupil_ids["P0"]}],
+            "level_of_need": "targeted_early_help",
+            "consent": {"given": True, "given_by": "Parent", "date": "2025-09-10"},
+        },
+        headers=practitioner,
+    )
+    assert opened.status_code == 201, opened.text
+    case_id = opened.json()["id"]
+    url = f"/v1/attendance/flags/{flag['id']}/acknowledge"
+    unknown = await client.post(
+        url, json={"note": "n", "case_id": str(uuid.uuid4())}, headers=practitioner
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["loc"] == ["body", "case_id"]
+    done = await client.post(
+        url,
+        json={"note": "Handled in the family's case.", "case_id": case_id},
+        headers=practitioner,
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["case_id"] == case_id
+    chronology = await client.get(f"/v1/cases/{case_id}/chronology", headers=practitioner)
+    events = [i["event"] for i in chronology.json()["items"]]
+    assert "attendance_flag.raised" in events and "attendance_flag.acknowledged" in events
+
+
 async def test_flag_list_is_within_reach_and_filters(
     client: httpx.AsyncClient, world: World
 ) -> None:

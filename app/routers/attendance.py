@@ -371,6 +371,6 @@ async def acknowledge_flag(
     """Take an open flag off the worklist with a note of what was done. The flag still
     resolves by itself when its condition stops holding."""
     flag, events = await attendance_flags.acknowledge(
-        session, principal, auditor, flag_id, body.note
+        session, principal, auditor, flag_id, body.note, body.case_id
     )
     return _detail(flag, events)

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit import Auditor
 from app.config import Settings
 from app.db import chunks, is_postgresql, run, table_of
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ProblemItem, ValidationFailed
 from app.models.attendance import (
     AttendanceFlag,
     AttendanceFlagEvent,
@@ -425,7 +425,9 @@ async def acknowledge(
     auditor: Auditor,
     flag_id: uuid.UUID,
     note: str,
+    case_id: uuid.UUID | None = None,
 ) -> tuple[AttendanceFlag, list[AttendanceFlagEvent]]:
+    """Take an open flag off the worklist, optionally naming the case it is handled in."""
     flag = await get(session, principal, flag_id)
     if flag.status == FlagStatus.resolved:
         raise Conflict("This flag is resolved; there is nothing to acknowledge.")
@@ -434,6 +436,17 @@ async def acknowledge(
             f"This flag was already acknowledged by {flag.acknowledged_by} "
             f"at {flag.acknowledged_at:%Y-%m-%d %H:%M} UTC."
         )
+    if case_id is not None:
+        # Imported here: cases link flags too, so the two modules refer to each other.
+        from app.services import cases
+
+        try:
+            await cases.get(session, principal, case_id)
+        except NotFound:
+            raise ValidationFailed(
+                "The case was not found.",
+                errors=[ProblemItem(loc=["body", "case_id"], detail="no such case in reach")],
+            ) from None
     now = utcnow()
     result = await session.exec(
         update(AttendanceFlag)
@@ -446,6 +459,7 @@ async def acknowledge(
             acknowledged_at=now,
             acknowledged_by=principal.subject,
             note=note,
+            case_id=case_id if case_id is not None else flag.case_id,
             updated_at=now,
         )
     )

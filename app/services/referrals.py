@@ -185,7 +185,7 @@ async def create(
         )
         for n, c in enumerate(children)
     )
-    summary = f"Referral received from {str(referral.source)} ({', '.join(referral.concerns)})"
+    summary = f"Referral received from {referral.source!s} ({', '.join(referral.concerns)})"
     if previous is not None:
         summary += "; a re-referral within 12 months of a closed case"
     await chronology.record(
@@ -279,7 +279,7 @@ async def _bump(session: AsyncSession, referral: Referral, version: int) -> date
 
 
 def _refuse(referral: Referral, action: str) -> Conflict:
-    why = _CLOSED_STATUS_REASONS.get(referral.status, f"it is {str(referral.status)}")
+    why = _CLOSED_STATUS_REASONS.get(referral.status, f"it is {referral.status!s}")
     return Conflict(f"This referral cannot be {action}: {why}.")
 
 
@@ -416,7 +416,7 @@ async def _apply(
     await chronology.record(
         session,
         principal,
-        f"referral.{str(referral.status)}",
+        f"referral.{referral.status!s}",
         f"{label}: {reason}",
         referral_id=referral.id,
         details={"from": str(before), "to": str(referral.status), "reason": reason},
@@ -435,7 +435,7 @@ async def approve_step_up(
     referral, version = await _claim(session, principal, referral_id, if_match)
     pending = referral.pending_decision
     if referral.status != ReferralStatus.awaiting_approval or pending is None:
-        raise Conflict(f"Nothing on this referral awaits approval: it is {str(referral.status)}.")
+        raise Conflict(f"Nothing on this referral awaits approval: it is {referral.status!s}.")
     now = await _bump(session, referral, version)
     if approve:
         await chronology.record(
