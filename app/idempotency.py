@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Header
+from fastapi import Header, Request, Response
 from sqlalchemy import delete, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -126,6 +126,30 @@ class Idempotency:
             # Another request with this key got there between our read and our insert.
             raise Conflict("A request with this Idempotency-Key is still in progress.") from None
         return claim, None
+
+    @classmethod
+    async def for_request(
+        cls,
+        request: Request,
+        session: AsyncSession,
+        principal: Principal,
+        key: str | None,
+        hours: int,
+        body: bytes | None = None,
+    ) -> tuple[Idempotency | None, Response | None]:
+        """`claim` for a route: the claim to finish, or the stored answer to send again."""
+        raw = body if body is not None else await request.body()
+        claim, answer = await cls.claim(
+            session, principal, key, fingerprint(request.method, request.url.path, raw), hours
+        )
+        if answer is None:
+            return claim, None
+        return None, Response(
+            answer.body,
+            status_code=answer.status_code,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
 
     async def finish(self, status_code: int, body: str) -> None:
         await self.session.exec(

@@ -25,7 +25,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
+from app.idempotency import Idempotency, IdempotencyKeyHeader
 from app.models.attendance import (
     CodeCreate,
     CodeList,
@@ -226,20 +226,11 @@ async def push_marks(
     items = _parse_marks(
         body, request.headers.get("content-type", ""), settings.attendance_max_marks
     )
-    claim, replay = await Idempotency.claim(
-        session,
-        principal,
-        idempotency_key,
-        fingerprint(request.method, request.url.path, body),
-        settings.idempotency_hours,
+    claim, replay = await Idempotency.for_request(
+        request, session, principal, idempotency_key, settings.idempotency_hours, body
     )
     if replay is not None:
-        return Response(
-            replay.body,
-            status_code=replay.status_code,
-            media_type="application/json",
-            headers={"Idempotent-Replayed": "true"},
-        )
+        return replay
     result = await attendance.ingest(session, principal, auditor, settings, items)
     content = result.model_dump_json()
     if claim is not None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response, Security
 from app.deps import AuditorDep, SessionDep, SettingsDep, authenticate
 from app.errors import problem_responses
 from app.etags import IfMatchHeader, etag
-from app.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
+from app.idempotency import Idempotency, IdempotencyKeyHeader
 from app.models.case import (
     Case,
     CaseCreate,
@@ -64,20 +64,11 @@ async def open_case(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Open a case directly, for example from an attendance flag (`attendance_flag_id`)."""
-    claim, replay = await Idempotency.claim(
-        session,
-        principal,
-        idempotency_key,
-        fingerprint(request.method, request.url.path, await request.body()),
-        settings.idempotency_hours,
+    claim, replay = await Idempotency.for_request(
+        request, session, principal, idempotency_key, settings.idempotency_hours
     )
     if replay is not None:
-        return Response(
-            replay.body,
-            status_code=replay.status_code,
-            media_type="application/json",
-            headers={"Idempotent-Replayed": "true"},
-        )
+        return replay
     case = await cases.create(session, principal, auditor, new)
     [read] = await cases.present(session, principal, [case])
     content = read.model_dump_json()
@@ -204,16 +195,13 @@ async def case_chronology(
 ) -> Response:
     """Every event of the case in time order: its referrals and their decisions, its own
     changes, and its children's attendance flags. CSV with `Accept: text/csv`."""
-    case = await cases.get(session, principal, case_id)
-    items = await chronology.for_case(session, case)
-    held = (await cases.children_of(session, [case.id]))[case.id]
-    await auditor.record("case.chronology", "case", case.id, pupil_ids=cases.pupil_ids(held))
+    items = await cases.chronology_of(session, principal, auditor, case_id)
     if "text/csv" in request.headers.get("accept", ""):
         return Response(
             chronology.as_csv(items),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="case-{case.id}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="case-{case_id}.csv"'},
         )
     return Response(
-        Chronology(case_id=case.id, items=items).model_dump_json(), media_type="application/json"
+        Chronology(case_id=case_id, items=items).model_dump_json(), media_type="application/json"
     )

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response, Security
 from app.deps import Admin, AnyPrincipal, AuditorDep, SessionDep, SettingsDep, authenticate
 from app.errors import problem_responses
 from app.etags import IfMatchHeader, etag
-from app.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
+from app.idempotency import Idempotency, IdempotencyKeyHeader
 from app.models.referral import (
     Approval,
     ConcernCreate,
@@ -123,20 +123,11 @@ async def create_referral(
     """Refer children and their family for early help. Retrying is safe: the same
     `Idempotency-Key`, or the same `external_reference` from the same referrer, answers with
     the original referral and never makes a second one."""
-    claim, replay = await Idempotency.claim(
-        session,
-        principal,
-        idempotency_key,
-        fingerprint(request.method, request.url.path, await request.body()),
-        settings.idempotency_hours,
+    claim, replay = await Idempotency.for_request(
+        request, session, principal, idempotency_key, settings.idempotency_hours
     )
     if replay is not None:
-        return Response(
-            replay.body,
-            status_code=replay.status_code,
-            media_type="application/json",
-            headers={"Idempotent-Replayed": "true"},
-        )
+        return replay
     referral, created = await referrals.create(session, principal, auditor, new)
     [read] = await referrals.present(session, principal, [referral], with_history=True)
     content = read.model_dump_json()

@@ -29,6 +29,7 @@ from app.models.case import (
     CaseRead,
     CaseStatus,
     CaseUpdate,
+    ChronologyItem,
     ClosureReason,
     ClosureRequest,
     PendingClosure,
@@ -439,6 +440,16 @@ async def update(
         "case.update", "case", case.id, pupil_ids=touched, details={"changed": changed}
     )
     return case
+
+
+async def chronology_of(
+    session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
+) -> list[ChronologyItem]:
+    case = await get(session, principal, case_id)
+    items = await chronology.for_case(session, case)
+    held = (await children_of(session, [case.id]))[case.id]
+    await auditor.record("case.chronology", "case", case.id, pupil_ids=pupil_ids(held))
+    return items
 
 
 def require_consent(case: Case) -> None:
