@@ -190,6 +190,15 @@ def first(items: list[dict[str, Any]], *words: str, **fields: Any) -> int:
     return found[0]
 
 
+def decision(items: list[dict[str, Any]], referral_id: str) -> int:
+    """The referral's decision: `referral.decided`, or named for it (`referral.accepted`)."""
+    found = positions(items, "decided", referral_id=referral_id) + positions(
+        items, "accept", referral_id=referral_id
+    )
+    assert len(found) == 1, [i["event"] for i in items]
+    return found[0]
+
+
 def assert_time_order(items: list[dict[str, Any]]) -> None:
     times = [datetime.fromisoformat(i["at"]) for i in items]
     assert times == sorted(times), [i["at"] for i in items]
@@ -869,8 +878,8 @@ async def test_referrals_to_a_case_to_its_closure(client: httpx.AsyncClient, wor
     assert items[received_1]["source"] == "referral"
     assert items[received_1]["actor"].startswith("client:")
     received_2 = first(items, "received", referral_id=r2)
-    decided_1 = first(items, "decided", referral_id=r1)
-    decided_2 = first(items, "decided", referral_id=r2)
+    decided_1 = decision(items, r1)
+    decided_2 = decision(items, r2)
     assert items[decided_1]["actor"] == f"staff:{work.practitioner['id']}"
     opened = first(items, "opened")
     joined_at = first(items, "join")

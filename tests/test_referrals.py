@@ -157,7 +157,22 @@ def decision(
 
 
 def to_statuses(body: dict[str, Any]) -> list[str]:
-    return [h["to_status"] for h in body["history"]]
+    """The statuses a referral went through (history entries that changed none left out)."""
+    return [h["to_status"] for h in body["history"] if h["to_status"] is not None]
+
+
+async def move_back(
+    application: FastAPI, table_name: str, time_column: str, row_id: str, by: timedelta
+) -> None:
+    """Set a row's timestamp to `by` ago: the only way to test a rule about elapsed time."""
+    rows = table(table_name, column("id", Uuid()), column(time_column, UTCDateTime()))
+    async with application.state.session_factory() as session:
+        await session.exec(
+            update(rows)
+            .where(rows.c.id == uuid.UUID(row_id))
+            .values({time_column: datetime.now(UTC) - by})
+        )
+        await session.commit()
 
 
 @dataclass
@@ -403,6 +418,18 @@ async def test_source_follows_the_referrer_and_the_flag(
     )
     assert (from_flag["source"], from_flag["attendance_flag_id"]) == ("attendance_flag", flag["id"])
 
+    # A flag outside the hub's reach is refused, and so is one that does not exist.
+    elsewhere = await make_school(world, client, pupils=1, la_code="303")
+    await push(client, elsewhere, elsewhere.marks("P0", ["N", "N", "N"]))
+    (their_flag,) = await flags(client, elsewhere)
+    for flag_id in (their_flag["id"], str(uuid.uuid4())):
+        refused = await client.post(
+            "/v1/referrals",
+            json=referral({"pupil_id": setup.pupil_ids["P0"]}, attendance_flag_id=flag_id),
+            headers=await hub(world),
+        )
+        assert "attendance_flag_id" in str(problem(refused, 422, "validation-failed"))
+
 
 async def test_invalid_referrals_are_refused_and_nothing_is_created(
     client: httpx.AsyncClient, world: World
@@ -548,6 +575,41 @@ async def test_staff_see_the_referrals_within_their_reach(
     problem(await client.get(f"/v1/referrals/{made['id']}", headers=other_la), 404, "not-found")
 
 
+async def test_staff_reach_follows_each_child_and_the_la(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    a = await make_school(world, client, pupils=1)
+    b = await make_school(world, client, pupils=1)
+    referrer = await hub(world)
+    at_b = await world.headers(await world.staff("practitioner", schools=[b.school]))
+    of_the_la = await world.headers(await world.staff("practitioner", la_code="202"))
+    only_a = await refer(client, referrer, referral({"pupil_id": a.pupil_ids["P0"]}))
+    both = await refer(
+        client,
+        referrer,
+        referral({"pupil_id": a.pupil_ids["P0"]}, {"pupil_id": b.pupil_ids["P0"]}),
+    )
+    off_roll = await refer(
+        client,
+        referrer,
+        referral({"given_name": "Sam", "family_name": "Jones", "date_of_birth": "2016-04-01"}),
+    )
+    assert off_roll["la_code"] == "202"
+    # A practitioner of school B: not the referral about A's child alone, but the one about
+    # a child at B too, and not the one about a child on no roll.
+    problem(await client.get(f"/v1/referrals/{only_a['id']}", headers=at_b), 404, "not-found")
+    assert [r["id"] for r in await listed(client, at_b)] == [both["id"]]
+    problem(await client.get(f"/v1/referrals/{off_roll['id']}", headers=at_b), 404, "not-found")
+    # The LA's own staff see all three.
+    assert [r["id"] for r in await listed(client, of_the_la)] == [
+        only_a["id"],
+        both["id"],
+        off_roll["id"],
+    ]
+    body, _ = await read(client, of_the_la, off_roll["id"])
+    assert body["children"][0]["given_name"] == "Sam"
+
+
 async def test_names_are_null_without_cases_read(client: httpx.AsyncClient, world: World) -> None:
     setup = await make_school(world, client, pupils=1)
     made = await refer(client, await hub(world), referral({"pupil_id": setup.pupil_ids["P0"]}))
@@ -566,19 +628,20 @@ async def test_names_are_null_without_cases_read(client: httpx.AsyncClient, worl
     assert item["children"][0]["given_name"] is None and item["family"] is None
 
 
-async def test_list_filters_and_pages_oldest_first(client: httpx.AsyncClient, world: World) -> None:
+async def test_list_filters_and_pages_oldest_first(
+    client: httpx.AsyncClient, world: World, fresh_app: FastAPI
+) -> None:
     a = await make_school(world, client, pupils=2)
     b = await make_school(world, client, pupils=1)
     headers = await hub(world)
     practitioner = await world.headers(await world.staff("practitioner", la_code="202"))
     first = await refer(client, headers, referral({"pupil_id": a.pupil_ids["P0"]}))
-    await asyncio.sleep(0.05)
-    between = datetime.now(UTC)
-    await asyncio.sleep(0.05)
     second = await refer(client, headers, referral({"pupil_id": b.pupil_ids["P0"]}))
     third = await refer(client, headers, referral({"pupil_id": a.pupil_ids["P1"]}))
     ids = [first["id"], second["id"], third["id"]]
     await change(client, practitioner, first["id"], "review")
+    # The first arrived ten days ago.
+    await move_back(fresh_app, "referral", "received_at", first["id"], timedelta(days=10))
 
     def ids_of(items: list[dict[str, Any]]) -> list[str]:
         return [i["id"] for i in items]
@@ -591,21 +654,23 @@ async def test_list_filters_and_pages_oldest_first(client: httpx.AsyncClient, wo
         third["id"],
     ]
     assert ids_of(await listed(client, practitioner, school_id=b.school["id"])) == [second["id"]]
-    assert ids_of(await listed(client, headers, received_from=between.isoformat())) == ids[1:]
-    assert ids_of(await listed(client, headers, received_to=between.isoformat())) == ids[:1]
-    hour = timedelta(hours=1)
-    assert await listed(client, headers, received_from=(between + hour).isoformat()) == []
-    assert (
-        ids_of(
-            await listed(
-                client,
-                headers,
-                received_from=(between - hour).isoformat(),
-                received_to=(between + hour).isoformat(),
-            )
-        )
-        == ids
-    )
+
+    today = datetime.now(UTC).date()
+
+    def day(offset: int) -> str:
+        return (today + timedelta(days=offset)).isoformat()
+
+    assert ids_of(await listed(client, headers, received_from=day(0))) == ids[1:]
+    assert ids_of(await listed(client, headers, received_to=day(-1))) == ids[:1]
+    assert ids_of(await listed(client, headers, received_from=day(-10), received_to=day(-10))) == [
+        first["id"]
+    ]
+    assert ids_of(await listed(client, headers, received_from=day(-11), received_to=day(0))) == ids
+    assert await listed(client, headers, received_from=day(1)) == []
+    assert await listed(client, headers, received_from=day(-9), received_to=day(-1)) == []
+    assert ids_of(await listed(client, headers, status="received", school_id=a.school["id"])) == [
+        third["id"]
+    ]
     problem(await client.get("/v1/referrals", params={"status": "pending"}, headers=headers), 422)
 
     walked: list[str] = []
@@ -690,8 +755,9 @@ async def test_accept_names_a_lead_practitioner_within_reach(
     made = await refer(client, d.hub, referral(d.pupil("P0")))
     colleague = await world.staff("practitioner", la_code="202")
     stranger = await world.staff("practitioner", la_code="303")
+    dpo = await world.staff("dpo", la_code="202")  # in reach, but not a practitioner
     _, etag = await read(client, d.practitioner, made["id"])
-    for lead in (stranger["id"], str(uuid.uuid4())):
+    for lead in (stranger["id"], dpo["id"], str(uuid.uuid4())):
         refused = await post(
             client,
             d.practitioner,
@@ -713,6 +779,16 @@ async def test_accept_names_a_lead_practitioner_within_reach(
     case_id = accepted.json()["decision"]["case_id"]
     case = await client.get(f"/v1/cases/{case_id}", headers=d.practitioner)
     assert case.json()["lead_practitioner_id"] == colleague["id"]
+
+
+async def test_decision_seconds_count_from_receipt(
+    client: httpx.AsyncClient, world: World, fresh_app: FastAPI
+) -> None:
+    d = await desk(world, client)
+    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    await move_back(fresh_app, "referral", "received_at", made["id"], timedelta(hours=2))
+    declined = await change(client, d.practitioner, made["id"], "decision", decision("decline"))
+    assert 7200 <= declined["decision"]["decision_seconds"] < 7200 + 600
 
 
 async def test_accept_joins_the_open_case_of_a_child(
@@ -1060,16 +1136,36 @@ async def test_a_child_on_a_case_closed_within_a_year_is_a_re_referral(
     assert (seen["re_referral"], seen["previous_case_id"]) == (True, case_id)
 
     # Thirteen months on, it is a new referral again.
-    cases = table("early_help_case", column("id", Uuid()), column("closed_at", UTCDateTime()))
-    async with fresh_app.state.session_factory() as session:
-        await session.execute(
-            update(cases)
-            .where(cases.c.id == uuid.UUID(case_id))
-            .values(closed_at=datetime.now(UTC) - timedelta(days=396))
-        )
-        await session.commit()
+    await move_back(fresh_app, "early_help_case", "closed_at", case_id, timedelta(days=396))
     later = await refer(client, d.hub, referral(d.pupil("P0")))
     assert (later["re_referral"], later["previous_case_id"]) == (False, None)
+
+
+async def test_a_re_referral_names_the_most_recently_closed_case(
+    client: httpx.AsyncClient, world: World, fresh_app: FastAPI
+) -> None:
+    d = await desk(world, client)
+    closed: list[str] = []
+    for mis_id in ("P0", "P1"):
+        made = await refer(client, d.hub, referral(d.pupil(mis_id)))
+        accepted = await change(client, d.practitioner, made["id"], "decision", decision("accept"))
+        case_id = accepted["decision"]["case_id"]
+        closing = await client.post(
+            f"/v1/cases/{case_id}/closure",
+            json={"reason": "needs_met", "note": "Goals met."},
+            headers=d.manager,
+        )
+        assert closing.status_code == 200, closing.text
+        closed.append(case_id)
+    # P1's case closed two months ago, P0's three months ago.
+    await move_back(fresh_app, "early_help_case", "closed_at", closed[0], timedelta(days=90))
+    await move_back(fresh_app, "early_help_case", "closed_at", closed[1], timedelta(days=60))
+    both = await refer(client, d.hub, referral(d.pupil("P0"), d.pupil("P1")))
+    assert (both["re_referral"], both["previous_case_id"]) == (True, closed[1])
+    # The same with the older case made the more recent one.
+    await move_back(fresh_app, "early_help_case", "closed_at", closed[0], timedelta(days=30))
+    again = await refer(client, d.hub, referral(d.pupil("P1"), d.pupil("P0")))
+    assert (again["re_referral"], again["previous_case_id"]) == (True, closed[0])
 
 
 # --- audit --------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ async def _answer(
 # --- reference data ------------------------------------------------------------------------
 
 
-@router.get("/v1/referral-concerns", response_model=ConcernList)
+@router.get("/v1/referral-concerns", response_model=ConcernList, responses=problem_responses(422))
 async def list_concerns(session: SessionDep, _principal: AnyPrincipal) -> ConcernList:
     """The concerns a referral may name."""
     items = await referral_terms.concerns(session)
@@ -76,7 +76,7 @@ async def create_concern(new: ConcernCreate, session: SessionDep, _admin: Admin)
     return ConcernRead.model_validate(await referral_terms.add_concern(session, new))
 
 
-@router.get("/v1/levels-of-need", response_model=NeedLevelList)
+@router.get("/v1/levels-of-need", response_model=NeedLevelList, responses=problem_responses(422))
 async def list_levels(
     session: SessionDep,
     _principal: AnyPrincipal,
