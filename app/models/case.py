@@ -8,7 +8,7 @@ step that happened.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
 from app.models.base import new_id, utcnow
-from app.models.referral import ChildRead, ChildRef, Code, Consent, Json, Reason
+from app.models.referral import ChildRead, ChildRef, Code, Consent, Json, NamedChild, Reason
 
 
 class CaseStatus(StrEnum):
@@ -69,23 +69,13 @@ class Case(SQLModel, table=True):
     updated_at: datetime = ColumnField(default_factory=utcnow)
 
 
-class CaseChild(SQLModel, table=True):
+class CaseChild(NamedChild, table=True):
     __tablename__ = "case_child"
     __table_args__ = (Index("ix_case_child_case_id_position", "case_id", "position"),)
 
     id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = ColumnField(foreign_key="early_help_case.id", ondelete="CASCADE")
     position: int
-    pupil_id: uuid.UUID | None = ColumnField(
-        default=None, foreign_key="pupil.id", ondelete="SET NULL", index=True
-    )
-    school_id: uuid.UUID | None = ColumnField(
-        default=None, foreign_key="school.id", ondelete="RESTRICT", index=True
-    )
-    upn: str | None = ColumnField(default=None, max_length=13)
-    given_name: str = ColumnField(max_length=100)
-    family_name: str = ColumnField(max_length=100)
-    date_of_birth: date | None = None
 
 
 class CaseworkEvent(SQLModel, table=True):

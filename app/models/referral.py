@@ -146,15 +146,10 @@ class Referral(SQLModel, table=True):
     withdrawal_reason: str | None = ColumnField(default=None, max_length=2000)
 
 
-class ReferralChild(SQLModel, table=True):
-    """A child named on a referral: a pupil on a roll, or a child known only by name."""
+class NamedChild(SQLModel):
+    """A child as a referral or case names them: a pupil on a roll (`pupil_id`), or a child
+    known only by name. Names are kept either way: the record outlives a roll change."""
 
-    __tablename__ = "referral_child"
-    __table_args__ = (UniqueConstraint("referral_id", "position"),)
-
-    id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
-    referral_id: uuid.UUID = ColumnField(foreign_key="referral.id", ondelete="CASCADE")
-    position: int
     pupil_id: uuid.UUID | None = ColumnField(
         default=None, foreign_key="pupil.id", ondelete="SET NULL", index=True
     )
@@ -165,6 +160,15 @@ class ReferralChild(SQLModel, table=True):
     given_name: str = ColumnField(max_length=100)
     family_name: str = ColumnField(max_length=100)
     date_of_birth: date | None = None
+
+
+class ReferralChild(NamedChild, table=True):
+    __tablename__ = "referral_child"
+    __table_args__ = (UniqueConstraint("referral_id", "position"),)
+
+    id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
+    referral_id: uuid.UUID = ColumnField(foreign_key="referral.id", ondelete="CASCADE")
+    position: int
 
 
 # --- API schemas -------------------------------------------------------------------------

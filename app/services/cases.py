@@ -41,7 +41,7 @@ from app.reach import casework_in_reach
 from app.security import Principal, Scope
 from app.services import chronology, referral_terms
 from app.services.attendance_flags import get as get_flag
-from app.services.children import Child, resolve
+from app.services.children import Child, held_by, resolve
 
 RE_REFERRAL_MONTHS = 12
 
@@ -67,17 +67,7 @@ async def get(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -
 async def children_of(
     session: AsyncSession, case_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[CaseChild]]:
-    found: dict[uuid.UUID, list[CaseChild]] = {c: [] for c in case_ids}
-    if not case_ids:
-        return found
-    rows = await session.exec(
-        select(CaseChild)
-        .where(col(CaseChild.case_id).in_(list(case_ids)))
-        .order_by(col(CaseChild.case_id), col(CaseChild.position))
-    )
-    for child in rows:
-        found[child.case_id].append(child)
-    return found
+    return await held_by(session, CaseChild, "case_id", case_ids)
 
 
 def pupil_ids(children: Sequence[CaseChild]) -> list[uuid.UUID]:
@@ -397,8 +387,7 @@ async def update(
         await check_lead_practitioner(
             session, change.lead_practitioner_id, case.la_code, [case.school_id, *schools]
         )
-    await claim_version(session, Case, case.id, version)
-    case.version = version + 1
+    await _bump(session, case, version)
     changed: list[str] = []
     if (
         "lead_practitioner_id" in fields
@@ -452,6 +441,12 @@ async def chronology_of(
     return items
 
 
+async def _bump(session: AsyncSession, case: Case, version: int) -> None:
+    """Claim the next version (412 if someone else changed the case since `version`)."""
+    await claim_version(session, Case, case.id, version)
+    case.version = version + 1
+
+
 def require_consent(case: Case) -> None:
     """Contact records need the family's consent: refused while it is withdrawn."""
     if not case.consent_given:
@@ -487,8 +482,7 @@ async def request_closure(
             "A closure of this case already awaits a manager's approval; approve or refuse it "
             "first."
         )
-    await claim_version(session, Case, case.id, version)
-    case.version = version + 1
+    await _bump(session, case, version)
     now = utcnow()
     label = request.reason.replace("_", " ")
     if principal.has(Scope.cases_approve):
@@ -538,8 +532,7 @@ async def decide_closure(
     pending = case.pending_closure
     if case.status != CaseStatus.open or pending is None:
         raise Conflict("No closure of this case awaits approval.")
-    await claim_version(session, Case, case.id, version)
-    case.version = version + 1
+    await _bump(session, case, version)
     now = utcnow()
     reason = ClosureReason(pending["reason"])
     if approve:
@@ -590,8 +583,7 @@ async def reopen(
     version = expected_version(if_match, case.version, required=False)
     if case.status != CaseStatus.closed:
         raise Conflict("Only a closed case can be reopened; this one is open.")
-    await claim_version(session, Case, case.id, version)
-    case.version = version + 1
+    await _bump(session, case, version)
     was = case.closure_reason
     case.status = CaseStatus.open
     case.closed_at = None

@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeVar
 
 from sqlalchemy import func
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import ProblemItem, ValidationFailed
@@ -22,6 +23,8 @@ from app.models.referral import ChildByName, ChildByPupil, ChildByUpn, ChildRef
 from app.models.school import School
 from app.reach import within_reach
 from app.security import Principal
+
+T = TypeVar("T", bound=SQLModel)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,24 @@ class Child:
             self.family_name.casefold(),
             self.date_of_birth,
         )
+
+
+async def held_by(
+    session: AsyncSession, model: type[T], owner: str, owner_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[T]]:
+    """The children of each referral or case (`model` is its child table, `owner` the column
+    naming the referral or case), in the order they were named."""
+    found: dict[uuid.UUID, list[T]] = {o: [] for o in owner_ids}
+    if owner_ids:
+        owner_column = getattr(model, owner)
+        rows = await session.exec(
+            select(model)
+            .where(col(owner_column).in_(list(owner_ids)))
+            .order_by(col(owner_column), col(model.position))  # type: ignore[attr-defined]
+        )
+        for child in rows:
+            found[getattr(child, owner)].append(child)
+    return found
 
 
 def _from_pupil(pupil: Pupil, la_code: str) -> Child:

@@ -43,7 +43,7 @@ from app.reach import casework_in_reach
 from app.security import Principal, Scope
 from app.services import cases, chronology, referral_terms
 from app.services.attendance_flags import get as get_flag
-from app.services.children import resolve
+from app.services.children import held_by, resolve
 
 _CLOSED_STATUS_REASONS = {
     ReferralStatus.accepted: "it was accepted",
@@ -79,16 +79,7 @@ async def get(session: AsyncSession, principal: Principal, referral_id: uuid.UUI
 async def children_of(
     session: AsyncSession, referral_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[ReferralChild]]:
-    found: dict[uuid.UUID, list[ReferralChild]] = {r: [] for r in referral_ids}
-    if referral_ids:
-        rows = await session.exec(
-            select(ReferralChild)
-            .where(col(ReferralChild.referral_id).in_(list(referral_ids)))
-            .order_by(col(ReferralChild.referral_id), col(ReferralChild.position))
-        )
-        for child in rows:
-            found[child.referral_id].append(child)
-    return found
+    return await held_by(session, ReferralChild, "referral_id", referral_ids)
 
 
 def _pupils(children: Sequence[ReferralChild]) -> list[uuid.UUID]:
