@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, false, or_
+from sqlalchemy import update as sql_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -239,9 +240,14 @@ async def open_for_referral(
         known = {as_child(c).identity for c in held}
         newcomers = [c for c in children if c.identity not in known]
         session.add_all(_child_rows(existing.id, newcomers, start=len(held)))
-        existing.version += 1
-        existing.updated_at = utcnow()
-        session.add(existing)
+        # In SQL, not from the loaded value: two referrals may join the case at once.
+        await session.exec(
+            sql_update(Case)
+            .where(col(Case.id) == existing.id)
+            .values(version=Case.version + 1, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        await session.refresh(existing)
         await chronology.record(
             session,
             principal,
