@@ -23,10 +23,14 @@ from app.routers import (
     attendance,
     audit_events,
     cases,
+    directory,
     health,
     oauth,
+    oruk,
+    plans,
     pupils,
     referrals,
+    reports,
     schools,
 )
 from app.security import JwksCache
@@ -88,6 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         attendance.router,
         referrals.router,
         cases.router,
+        plans.router,
+        reports.router,
+        directory.router,
+        oruk.router,
         audit_events.router,
         health.router,
     ):

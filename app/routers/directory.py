@@ -1,0 +1,5 @@
+"""directory routes (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""oruk routes (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

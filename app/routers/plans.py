@@ -1,0 +1,5 @@
+"""plans routes (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
