@@ -223,7 +223,8 @@ def create_staff(
 
 @cli.command("seed-demo")
 def seed_demo_command() -> None:
-    """Load demo data (idempotent): an LA, schools, pupils and one account per role."""
+    """Load demo data (idempotent): an LA, schools, pupils, one account per role and the
+    directory's partner services."""
     settings = _checked_settings()
     if settings.environment == "production":
         err.print("[red]error:[/red] demo data is never loaded in production")
@@ -244,6 +245,70 @@ def export_openapi(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(openapi_document(create_app(Settings())))
     err.print(f"[green]wrote {output}[/green]")
+
+
+directory_cli = typer.Typer(
+    help="The service directory (Open Referral UK).", no_args_is_help=True, add_completion=False
+)
+cli.add_typer(directory_cli, name="directory")
+
+
+@directory_cli.command("import")
+def import_directory(
+    url: Annotated[
+        str, typer.Argument(help="The feed's ORUK base URL, e.g. https://example.gov.uk/api/v1.")
+    ],
+    per_page: Annotated[int, typer.Option(min=1, max=1000, help="Services per page.")] = 100,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for each answer.")] = 30,
+    strict: Annotated[
+        bool, typer.Option(help="Stop at the first invalid service instead of skipping it.")
+    ] = False,
+) -> None:
+    """Pull a council's ORUK feed into the directory: every service, upserted by id.
+
+    All or nothing: a page the feed cannot serve stops the import and nothing is written.
+    Invalid services are skipped with a warning (or stop it, with --strict).
+    """
+    import httpx
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from app.services import directory
+
+    settings = _checked_settings()
+    if not url.startswith(("http://", "https://")):
+        err.print("[red]error:[/red] the feed URL starts with http:// or https://")
+        raise typer.Exit(2)
+    columns = (TextColumn("importing services"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("services", total=None)
+
+        def advance(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        async def work(session: Any) -> directory.ImportReport:
+            transport = httpx.AsyncHTTPTransport(retries=2)
+            headers = {"User-Agent": "liaison-directory-import"}
+            async with httpx.AsyncClient(
+                transport=transport, timeout=timeout, follow_redirects=True, headers=headers
+            ) as http:
+                return await directory.import_feed(
+                    session, url, http, per_page=per_page, strict=strict, on_progress=advance
+                )
+
+        report = _run(work, settings)
+    for warning in report.skipped:
+        err.print(f"[yellow]skipped:[/yellow] {escape(warning)}")
+    _print_json(
+        {
+            "feed": report.feed,
+            "pages": report.pages,
+            "services": report.services,
+            "created": report.created,
+            "updated": report.updated,
+            "skipped": len(report.skipped),
+        }
+    )
 
 
 def main() -> None:

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     sharp_decline_points: float = Field(default=15.0, gt=0, le=100)
     sharp_decline_weeks: int = Field(default=4, ge=1, le=12)
     sharp_decline_min_sessions: int = Field(default=20, ge=1)
+    # Family plans are reviewed every 6 to 12 weeks.
+    review_interval_weeks: int = Field(default=6, ge=6, le=12)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -40,7 +40,9 @@ POSTGRES_ENV = "LIAISON_TEST_POSTGRES_URL"
 IN_CI = bool(os.environ.get("CI"))
 TEST_SIGNING_KEY = "test-signing-key-0123456789abcdef-0123456789"
 # Tables whose rows come from migrations: never truncated between tests.
-REFERENCE_TABLES = frozenset({"attendance_code", "referral_concern", "need_level"})
+REFERENCE_TABLES = frozenset(
+    {"attendance_code", "referral_concern", "need_level", "outcome_category", "measure_instrument"}
+)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ async def reset_database(application: FastAPI, database: DatabaseUnderTest) -> N
         await connection.execute(text("DELETE FROM attendance_code WHERE NOT statutory"))
         await connection.execute(text("DELETE FROM referral_concern WHERE NOT builtin"))
         await connection.execute(text("DELETE FROM need_level WHERE NOT builtin"))
+        await connection.execute(text("DELETE FROM outcome_category WHERE NOT builtin"))
+        await connection.execute(text("DELETE FROM measure_instrument WHERE NOT builtin"))
 
 
 @pytest.fixture

@@ -11,12 +11,26 @@ from app.models.attendance import (
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import new_id, utcnow
 from app.models.case import Case, CaseChild, CaseworkEvent
+from app.models.directory import (
+    DirectoryLocation,
+    DirectoryOrganization,
+    DirectorySchedule,
+    DirectoryService,
+    DirectoryServiceAtLocation,
+    DirectoryServiceTerm,
+    DirectoryTaxonomy,
+    DirectoryTaxonomyTerm,
+)
 from app.models.event import OutboxEvent
 from app.models.idempotency import IdempotentRequest
+from app.models.intervention import Intervention, Timetable
+from app.models.measure import Measure, MeasureInstrument
+from app.models.plan import Goal, OutcomeCategory, Review, ReviewScore
 from app.models.principal import ApiClient, ApiClientSchool, StaffMember, StaffMemberSchool
 from app.models.pupil import Pupil
 from app.models.referral import NeedLevel, Referral, ReferralChild, ReferralConcern
 from app.models.school import School
+from app.models.signpost import Signpost
 
 __all__ = [
     "ApiClient",
@@ -31,17 +45,34 @@ __all__ = [
     "Case",
     "CaseChild",
     "CaseworkEvent",
+    "DirectoryLocation",
+    "DirectoryOrganization",
+    "DirectorySchedule",
+    "DirectoryService",
+    "DirectoryServiceAtLocation",
+    "DirectoryServiceTerm",
+    "DirectoryTaxonomy",
+    "DirectoryTaxonomyTerm",
+    "Goal",
     "IdempotentRequest",
+    "Intervention",
+    "Measure",
+    "MeasureInstrument",
     "NeedLevel",
     "OutboxEvent",
+    "OutcomeCategory",
     "Pupil",
     "Referral",
     "ReferralChild",
     "ReferralConcern",
+    "Review",
+    "ReviewScore",
     "School",
     "SchoolCodeMapping",
+    "Signpost",
     "StaffMember",
     "StaffMemberSchool",
+    "Timetable",
     "new_id",
     "utcnow",
 ]

@@ -8,7 +8,7 @@ step that happened.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -164,6 +164,11 @@ class CaseRead(BaseModel):
     pending_closure: PendingClosure | None
     reopened_count: int
     referral_ids: list[uuid.UUID]
+    last_review_on: date | None
+    next_review_due: date = Field(
+        description="The last review (or the opening) plus the review interval (6-12 weeks)."
+    )
+    review_overdue: bool
     updated_at: datetime
 
 

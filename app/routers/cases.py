@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, Security
+from fastapi import APIRouter, Query, Request, Response, Security
 
 from app.deps import AuditorDep, SessionDep, SettingsDep, authenticate
 from app.errors import problem_responses
@@ -41,9 +41,13 @@ _CHANGE_RESPONSES = problem_responses(404, 409, 412, 422, 428)
 
 
 async def _answer(
-    session: SessionDep, principal: Principal, case: Case, response: Response
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Principal,
+    case: Case,
+    response: Response,
 ) -> CaseRead:
-    [read] = await cases.present(session, principal, [case])
+    [read] = await cases.present(session, principal, [case], settings.review_interval_weeks)
     response.headers["ETag"] = etag(case.version)
     return read
 
@@ -70,7 +74,7 @@ async def open_case(
     if replay is not None:
         return replay
     case = await cases.create(session, principal, auditor, new)
-    [read] = await cases.present(session, principal, [case])
+    [read] = await cases.present(session, principal, [case], settings.review_interval_weeks)
     content = read.model_dump_json()
     if claim is not None:
         await claim.finish(201, content)
@@ -85,6 +89,7 @@ async def open_case(
 @router.get("/v1/cases", response_model=CasePage, responses=problem_responses(400, 422))
 async def list_cases(
     session: SessionDep,
+    settings: SettingsDep,
     principal: CaseReader,
     auditor: AuditorDep,
     page: PageDep,
@@ -92,11 +97,19 @@ async def list_cases(
     lead_practitioner_id: uuid.UUID | None = None,
     school_id: uuid.UUID | None = None,
     level_of_need: str | None = None,
+    review_overdue: Annotated[
+        bool | None, Query(description="Open cases whose next review is before today.")
+    ] = None,
 ) -> CasePage:
     """Cases within reach, oldest first."""
-    filters = cases.CaseFilters(status, lead_practitioner_id, school_id, level_of_need)
+    weeks = settings.review_interval_weeks
+    filters = cases.CaseFilters(
+        status, lead_practitioner_id, school_id, level_of_need, review_overdue, weeks
+    )
     items, next_cursor = await cases.get_all(session, principal, auditor, page, filters)
-    return CasePage(items=await cases.present(session, principal, items), next_cursor=next_cursor)
+    return CasePage(
+        items=await cases.present(session, principal, items, weeks), next_cursor=next_cursor
+    )
 
 
 @router.get("/v1/cases/{case_id}", response_model=CaseRead, responses=problem_responses(404, 422))
@@ -104,11 +117,12 @@ async def read_case(
     case_id: uuid.UUID,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CaseReader,
     auditor: AuditorDep,
 ) -> CaseRead:
     case = await cases.read(session, principal, auditor, case_id)
-    return await _answer(session, principal, case, response)
+    return await _answer(session, settings, principal, case, response)
 
 
 @router.patch("/v1/cases/{case_id}", response_model=CaseRead, responses=_CHANGE_RESPONSES)
@@ -117,6 +131,7 @@ async def update_case(
     change: CaseUpdate,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CaseWriter,
     auditor: AuditorDep,
     if_match: IfMatchHeader = None,
@@ -125,7 +140,7 @@ async def update_case(
     consent. Consent given `false` records it withdrawn: contacts are then refused until it
     is given again."""
     case = await cases.update(session, principal, auditor, case_id, if_match, change)
-    return await _answer(session, principal, case, response)
+    return await _answer(session, settings, principal, case, response)
 
 
 @router.post("/v1/cases/{case_id}/closure", response_model=CaseRead, responses=_CHANGE_RESPONSES)
@@ -134,6 +149,7 @@ async def close_case(
     request: ClosureRequest,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CaseWriter,
     auditor: AuditorDep,
     if_match: IfMatchHeader = None,
@@ -141,7 +157,7 @@ async def close_case(
     """Ask to close the case. It closes at once for a caller with `cases:approve`; otherwise
     it stays open with `pending_closure` until a manager approves."""
     case = await cases.request_closure(session, principal, auditor, case_id, if_match, request)
-    return await _answer(session, principal, case, response)
+    return await _answer(session, settings, principal, case, response)
 
 
 @router.post(
@@ -152,6 +168,7 @@ async def approve_case_closure(
     approval: Approval,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     principal: Approver,
     auditor: AuditorDep,
     if_match: IfMatchHeader = None,
@@ -161,7 +178,7 @@ async def approve_case_closure(
     case = await cases.decide_closure(
         session, principal, auditor, case_id, if_match, approval.approve, approval.note
     )
-    return await _answer(session, principal, case, response)
+    return await _answer(session, settings, principal, case, response)
 
 
 @router.post("/v1/cases/{case_id}/reopen", response_model=CaseRead, responses=_CHANGE_RESPONSES)
@@ -170,12 +187,13 @@ async def reopen_case(
     body: Reopen,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CaseWriter,
     auditor: AuditorDep,
     if_match: IfMatchHeader = None,
 ) -> CaseRead:
     case = await cases.reopen(session, principal, auditor, case_id, if_match, body.reason)
-    return await _answer(session, principal, case, response)
+    return await _answer(session, settings, principal, case, response)
 
 
 @router.get(

@@ -1,5 +1,269 @@
-"""plans routes (being built)."""
+"""A case's family plan and record: goals, reviews, contacts, timetables, measures and
+signposts. Reading needs `cases:read`, writing `cases:write`; the case must be within reach."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Security
+
+from app.deps import Admin, AnyPrincipal, AuditorDep, SessionDep, authenticate
+from app.errors import problem_responses
+from app.models.intervention import (
+    InterventionCreate,
+    InterventionList,
+    InterventionRead,
+    TimetableRead,
+    TimetableSet,
+)
+from app.models.measure import (
+    InstrumentCreate,
+    InstrumentList,
+    InstrumentRead,
+    MeasureCreate,
+    MeasureList,
+    MeasureRead,
+)
+from app.models.plan import (
+    GoalCreate,
+    GoalList,
+    GoalRead,
+    OutcomeCategoryCreate,
+    OutcomeCategoryList,
+    OutcomeCategoryRead,
+    ReviewCreate,
+    ReviewList,
+    ReviewRead,
+)
+from app.models.signpost import SignpostCreate, SignpostList, SignpostRead, SignpostUpdate
+from app.security import Principal, Scope
+from app.services import interventions, measures, plans, signposts
+
+router = APIRouter(tags=["family plans"], responses=problem_responses(401, 403, 500, 503))
+
+CaseReader = Annotated[Principal, Security(authenticate, scopes=[Scope.cases_read])]
+CaseWriter = Annotated[
+    Principal, Security(authenticate, scopes=[Scope.cases_read, Scope.cases_write])
+]
+
+_READ = problem_responses(404, 422)
+_WRITE = problem_responses(404, 409, 422)
+
+
+# --- reference data ------------------------------------------------------------------------
+
+
+@router.get("/v1/outcome-categories", response_model=OutcomeCategoryList, responses=_READ)
+async def list_outcome_categories(
+    session: SessionDep, _principal: AnyPrincipal
+) -> OutcomeCategoryList:
+    """The outcome categories goals are counted in."""
+    items = await plans.categories(session)
+    return OutcomeCategoryList(items=[OutcomeCategoryRead.model_validate(c) for c in items])
+
+
+@router.post(
+    "/v1/outcome-categories",
+    response_model=OutcomeCategoryRead,
+    status_code=201,
+    responses=problem_responses(409, 422),
+)
+async def create_outcome_category(
+    new: OutcomeCategoryCreate, session: SessionDep, _admin: Admin
+) -> OutcomeCategoryRead:
+    return OutcomeCategoryRead.model_validate(await plans.add_category(session, new))
+
+
+@router.get("/v1/measure-instruments", response_model=InstrumentList, responses=_READ)
+async def list_instruments(session: SessionDep, _principal: AnyPrincipal) -> InstrumentList:
+    """The scored instruments measures are recorded on (attendance is not one: it comes
+    from the attendance data)."""
+    items = await measures.instruments(session)
+    return InstrumentList(items=[InstrumentRead.model_validate(i) for i in items])
+
+
+@router.post(
+    "/v1/measure-instruments",
+    response_model=InstrumentRead,
+    status_code=201,
+    responses=problem_responses(409, 422),
+)
+async def create_instrument(
+    new: InstrumentCreate, session: SessionDep, _admin: Admin
+) -> InstrumentRead:
+    return InstrumentRead.model_validate(await measures.add_instrument(session, new))
+
+
+# --- goals and reviews ---------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/cases/{case_id}/goals", response_model=GoalRead, status_code=201, responses=_WRITE
+)
+async def add_goal(
+    case_id: uuid.UUID,
+    new: GoalCreate,
+    session: SessionDep,
+    principal: CaseWriter,
+    auditor: AuditorDep,
+) -> GoalRead:
+    """Add a goal of the family plan, in an outcome category, optionally for one child."""
+    return await plans.add_goal(session, principal, auditor, case_id, new)
+
+
+@router.get("/v1/cases/{case_id}/goals", response_model=GoalList, responses=_READ)
+async def list_goals(
+    case_id: uuid.UUID, session: SessionDep, principal: CaseReader, auditor: AuditorDep
+) -> GoalList:
+    return GoalList(items=await plans.goals(session, principal, auditor, case_id))
+
+
+@router.post(
+    "/v1/cases/{case_id}/reviews", response_model=ReviewRead, status_code=201, responses=_WRITE
+)
+async def hold_review(
+    case_id: uuid.UUID,
+    new: ReviewCreate,
+    session: SessionDep,
+    principal: CaseWriter,
+    auditor: AuditorDep,
+) -> ReviewRead:
+    """Record a review: what worries, what is working well, next steps, and each goal's
+    agreed 0-10 scaling (with each respondent's own view kept beside it)."""
+    return await plans.hold_review(session, principal, auditor, case_id, new)
+
+
+@router.get("/v1/cases/{case_id}/reviews", response_model=ReviewList, responses=_READ)
+async def list_reviews(
+    case_id: uuid.UUID, session: SessionDep, principal: CaseReader, auditor: AuditorDep
+) -> ReviewList:
+    return ReviewList(items=await plans.reviews(session, principal, auditor, case_id))
+
+
+# --- contacts and timetables ---------------------------------------------------------------
+
+
+@router.post(
+    "/v1/cases/{case_id}/interventions",
+    response_model=InterventionRead,
+    status_code=201,
+    responses=_WRITE,
+)
+async def record_intervention(
+    case_id: uuid.UUID,
+    new: InterventionCreate,
+    session: SessionDep,
+    principal: CaseWriter,
+    auditor: AuditorDep,
+) -> InterventionRead:
+    """Record a contact or intervention. A phone or online contact with a child needs the
+    parent's recorded consent; a home visit records its risk assessment; a formal meeting
+    carries an agenda and a record. Nothing is recorded while consent is withdrawn (409)."""
+    return await interventions.record(session, principal, auditor, case_id, new)
+
+
+@router.get("/v1/cases/{case_id}/interventions", response_model=InterventionList, responses=_READ)
+async def list_interventions(
+    case_id: uuid.UUID, session: SessionDep, principal: CaseReader, auditor: AuditorDep
+) -> InterventionList:
+    return InterventionList(items=await interventions.get_all(session, principal, auditor, case_id))
+
+
+@router.put(
+    "/v1/cases/{case_id}/timetables/{child_id}", response_model=TimetableRead, responses=_WRITE
+)
+async def set_timetable(
+    case_id: uuid.UUID,
+    child_id: uuid.UUID,
+    plan: TimetableSet,
+    session: SessionDep,
+    principal: CaseWriter,
+    auditor: AuditorDep,
+) -> TimetableRead:
+    """Set (or replace) a child's phased return to full-time school."""
+    return await interventions.set_timetable(session, principal, auditor, case_id, child_id, plan)
+
+
+@router.get(
+    "/v1/cases/{case_id}/timetables/{child_id}", response_model=TimetableRead, responses=_READ
+)
+async def read_timetable(
+    case_id: uuid.UUID,
+    child_id: uuid.UUID,
+    session: SessionDep,
+    principal: CaseReader,
+    auditor: AuditorDep,
+) -> TimetableRead:
+    """The timetable with where the child is today and whether they are on a full week."""
+    return await interventions.get_timetable(session, principal, auditor, case_id, child_id)
+
+
+# --- measures and signposts ----------------------------------------------------------------
+
+
+@router.post(
+    "/v1/cases/{case_id}/measures", response_model=MeasureRead, status_code=201, responses=_WRITE
+)
+async def record_measure(
+    case_id: uuid.UUID,
+    new: MeasureCreate,
+    session: SessionDep,
+    principal: CaseWriter,
+    auditor: AuditorDep,
+) -> MeasureRead:
+    return await measures.record(session, principal, auditor, case_id, new)
+
+
+@router.get("/v1/cases/{case_id}/measures", response_model=MeasureList, responses=_READ)
+async def list_measures(
+    case_id: uuid.UUID,
+    session: SessionDep,
+    principal: CaseReader,
+    auditor: AuditorDep,
+    child_id: uuid.UUID | None = None,
+    instrument: str | None = None,
+) -> MeasureList:
+    items = await measures.get_all(session, principal, auditor, case_id, child_id, instrument)
+    return MeasureList(items=items)
+
+
+@router.post(
+    "/v1/cases/{case_id}/signposts",
+    response_model=SignpostRead,
+    status_code=201,
+    responses=_WRITE,
+)
+async def suggest_signpost(
+    case_id: uuid.UUID,
+    new: SignpostCreate,
+    session: SessionDep,
+    principal: CaseWriter,
+    auditor: AuditorDep,
+) -> SignpostRead:
+    """Signpost the family (or one child) to a service in the directory."""
+    return await signposts.suggest(session, principal, auditor, case_id, new)
+
+
+@router.patch(
+    "/v1/cases/{case_id}/signposts/{signpost_id}", response_model=SignpostRead, responses=_WRITE
+)
+async def update_signpost(
+    case_id: uuid.UUID,
+    signpost_id: uuid.UUID,
+    change: SignpostUpdate,
+    session: SessionDep,
+    principal: CaseWriter,
+    auditor: AuditorDep,
+) -> SignpostRead:
+    """Move a signpost on: suggested → referred | declined | no_response; referred →
+    engaged | declined | no_response | waitlisted; waitlisted → engaged | declined |
+    no_response."""
+    return await signposts.move(session, principal, auditor, case_id, signpost_id, change)
+
+
+@router.get("/v1/cases/{case_id}/signposts", response_model=SignpostList, responses=_READ)
+async def list_signposts(
+    case_id: uuid.UUID, session: SessionDep, principal: CaseReader, auditor: AuditorDep
+) -> SignpostList:
+    return SignpostList(items=await signposts.get_all(session, principal, auditor, case_id))

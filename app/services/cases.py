@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, false, or_
+from sqlalchemy import and_, delete, false, func, or_
 from sqlalchemy import update as sql_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -35,6 +35,7 @@ from app.models.case import (
     ClosureRequest,
     PendingClosure,
 )
+from app.models.plan import Review
 from app.models.principal import StaffMember, StaffMemberSchool, StaffRole
 from app.models.referral import ChildRead, Consent, Referral
 from app.pagination import Page
@@ -332,6 +333,8 @@ class CaseFilters:
     lead_practitioner_id: uuid.UUID | None = None
     school_id: uuid.UUID | None = None
     level_of_need: str | None = None
+    review_overdue: bool | None = None
+    review_weeks: int = 6
 
 
 async def get_all(
@@ -346,6 +349,9 @@ async def get_all(
         query = query.where(Case.school_id == filters.school_id)
     if filters.level_of_need is not None:
         query = query.where(Case.level_of_need == filters.level_of_need)
+    if filters.review_overdue is not None:
+        overdue = overdue_condition(filters.review_weeks)
+        query = query.where(overdue if filters.review_overdue else ~overdue)
     if page.after is not None:
         query = query.where(col(Case.id) > page.after)
     rows = (await session.exec(query.order_by(col(Case.id)).limit(page.limit + 1))).all()
@@ -451,6 +457,31 @@ async def _bump(session: AsyncSession, case: Case, version: int) -> None:
     """Claim the next version (412 if someone else changed the case since `version`)."""
     await claim_version(session, Case, case.id, version)
     case.version = version + 1
+
+
+async def get_for_work(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> Case:
+    """A case within reach that casework may still be added to: 409 once it is closed."""
+    case = await get(session, principal, case_id)
+    if case.status == CaseStatus.closed:
+        raise Conflict("This case is closed; reopen it to add to its record.")
+    return case
+
+
+async def check_children(
+    session: AsyncSession, case: Case, child_ids: Sequence[uuid.UUID | None], field: str
+) -> list[uuid.UUID]:
+    """The case's pupils, after a 422 for any `child_id` that is not a child on the case."""
+    held = pupil_ids((await children_of(session, [case.id]))[case.id])
+    for index, child_id in enumerate(child_ids):
+        if child_id is not None and child_id not in held:
+            loc: list[str | int] = (
+                ["body", field, index] if field.endswith("_ids") else ["body", field]
+            )
+            raise ValidationFailed(
+                "The child is not on this case.",
+                errors=[ProblemItem(loc=loc, detail="not a child on this case")],
+            )
+    return held
 
 
 def require_consent(case: Case) -> None:
@@ -625,7 +656,7 @@ def present_child(row: Any, show_names: bool) -> ChildRead:
 
 
 async def present(
-    session: AsyncSession, principal: Principal, cases: Sequence[Case]
+    session: AsyncSession, principal: Principal, cases: Sequence[Case], review_weeks: int
 ) -> list[CaseRead]:
     ids = [c.id for c in cases]
     held = await children_of(session, ids)
@@ -639,6 +670,7 @@ async def present(
             if case_id is not None:
                 referrals[case_id].append(referral_id)
     show = principal.has(Scope.cases_read)
+    reviews = await timetables(session, cases, review_weeks)
     return [
         CaseRead(
             id=c.id,
@@ -660,7 +692,58 @@ async def present(
             pending_closure=PendingClosure(**c.pending_closure) if c.pending_closure else None,
             reopened_count=c.reopened_count,
             referral_ids=referrals[c.id],
+            last_review_on=reviews[c.id].last_review_on,
+            next_review_due=reviews[c.id].next_review_due,
+            review_overdue=reviews[c.id].review_overdue,
             updated_at=as_utc(c.updated_at),
         )
         for c in cases
     ]
+
+
+# --- the review timetable ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewTimetable:
+    last_review_on: date | None
+    next_review_due: date
+    review_overdue: bool
+
+
+async def timetables(
+    session: AsyncSession, case_rows: Sequence[Case], weeks: int, today: date | None = None
+) -> dict[uuid.UUID, ReviewTimetable]:
+    """When each case was last reviewed, when the next review is due, and whether it is late.
+    Before any review, the first is due `weeks` after the case opened."""
+    today = today or utcnow().date()
+    last: dict[uuid.UUID, date] = {}
+    if case_rows:
+        query = (
+            select(Review.case_id, func.max(Review.held_on))
+            .where(col(Review.case_id).in_([c.id for c in case_rows]))
+            .group_by(col(Review.case_id))
+        )
+        last = {row[0]: row[1] for row in (await session.exec(query)).all()}
+    out = {}
+    for c in case_rows:
+        since = last.get(c.id) or as_utc(c.opened_at).date()
+        due = since + timedelta(weeks=weeks)
+        out[c.id] = ReviewTimetable(
+            last.get(c.id), due, c.status == CaseStatus.open and due < today
+        )
+    return out
+
+
+def overdue_condition(weeks: int, today: date | None = None) -> Any:
+    """SQL for "the case is open and its next review is before today"."""
+    cutoff = (today or utcnow().date()) - timedelta(weeks=weeks)
+    last = select(func.max(Review.held_on)).where(col(Review.case_id) == Case.id).scalar_subquery()
+    opened_before = datetime.combine(cutoff, time(), tzinfo=UTC)
+    return and_(
+        col(Case.status) == CaseStatus.open.value,
+        or_(
+            and_(last.is_not(None), last < cutoff),
+            and_(last.is_(None), col(Case.opened_at) < opened_before),
+        ),
+    )

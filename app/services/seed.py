@@ -1,4 +1,5 @@
-"""Demo data for a first run: one LA, three schools, their pupils and an account per role.
+"""Demo data for a first run: one LA, three schools, their pupils, an account per role and
+the partner services of the directory.
 
 Idempotent: running it again changes nothing but resets the demo secrets to the values it
 prints. The secrets are public by construction, which is why the CLI refuses to seed in
@@ -17,10 +18,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.config import Settings, get_settings
+from app.models.directory import (
+    DirectoryService,
+    OrukServiceWrite,
+    OrukTaxonomy,
+)
 from app.models.principal import ApiClient, ApiClientSchool, StaffMember, StaffRole
 from app.models.school import Jurisdiction, Phase, School
 from app.security import Principal, Reach, Scope, hash_secret
-from app.services import attendance, principals, pupils
+from app.services import attendance, directory, principals, pupils
 from app.services.upn import check_letter
 
 DEMO_LA = "999"
@@ -107,6 +113,158 @@ SEED_PRINCIPAL = Principal(
 # seed-demo again changes nothing.
 DEMO_TERM_START = date(2026, 9, 7)
 DEMO_WEEKS = 6
+
+
+# The service directory: typical partners of an early-help team. Ids are derived from
+# names, so seeding again finds what the first run made.
+DEMO_DIRECTORY = uuid.UUID("6f0e7c1a-3f59-4d8e-9a0e-5c1d2b7a9e10")
+DEMO_TAXONOMY = "Liaison demo partner services"
+DEMO_ORGANIZATIONS = {
+    "council": ("Demoshire County Council", "https://www.demoshire.example.gov.uk"),
+    "counselling": ("Riverside Counselling CIC", "https://riverside-counselling.example.org"),
+    "advice": ("Citizens Advice Demoshire", "https://citizensadvice-demoshire.example.org"),
+    "forces": ("Forces Families Network", "https://forcesfamilies.example.org"),
+    "sport": ("Demoshire School Sport Partnership", "https://schoolsport.example.org"),
+    "nhs": ("Demoshire NHS Foundation Trust", "https://demoshire-nhs.example.org"),
+    "carers": ("Demoshire Carers Centre", "https://carers-demoshire.example.org"),
+    "refuge": ("Safer Homes Demoshire", "https://saferhomes.example.org"),
+}
+DEMO_SERVICES = [
+    # key, name, organization, term, ages, description, where (name, street, postcode), days
+    ("counselling", "Young People's Counselling", "counselling", "Counselling", (11, 25),
+     "Free, confidential counselling for young people, in school or at our centre.",
+     ("Riverside Wellbeing Centre", "12 Mill Lane", "RV1 2AB"), "MO,TU,WE,TH,FR"),
+    ("benefits", "Welfare Benefits Advice", "advice", "Welfare benefits and debt advice",
+     (16, 120), "Help to check entitlement, claim benefits and deal with debt.",
+     ("Citizens Advice Riverside", "3 Market Street", "RV1 1CD"), "MO,WE,FR"),
+    ("forces", "Forces Families Support", "forces", "Forces families", (0, 120),
+     "Support for serving and veteran families, including children facing deployment.",
+     ("Riverside Garrison Community Hub", "Garrison Road", "RV4 7GH"), "TU,TH"),
+    ("sport", "School Sport Programme", "sport", "Sport and physical activity", (5, 16),
+     "After-school and holiday sport sessions that help children re-engage with school.",
+     ("Hillview Academy Sports Hall", "Hill Road", "RV3 4EF"), "SA"),
+    ("camhs", "Child and Adolescent Mental Health Services (CAMHS)", "nhs",
+     "Children's mental health", (0, 18),
+     "Assessment and treatment for children and young people with mental health needs.",
+     ("Demoshire Children's Centre", "1 Hospital Way", "RV2 9JK"), "MO,TU,WE,TH,FR"),
+    ("young-carers", "Young Carers Service", "carers", "Young carers", (5, 18),
+     "Assessments, breaks and school support for children who care for a family member.",
+     ("Demoshire Carers Centre", "8 Church Street", "RV1 3LM"), "MO,TU,WE,TH,FR"),
+    ("parenting", "Parenting Support Programme", "council", "Parenting support", (0, 120),
+     "Group and one-to-one parenting programmes for parents of children aged 0 to 18.",
+     ("Riverside Family Hub", "20 Park Avenue", "RV2 5NP"), "TU,WE,TH"),
+    ("fis", "Family Information Service", "council", "Family information", (0, 120),
+     "Information on childcare, early education, activities and support for families.",
+     ("Demoshire County Hall", "County Hall, High Street", "RV1 1AA"), "MO,TU,WE,TH,FR"),
+    ("housing", "Housing Options and Advice", "council", "Housing advice", (16, 120),
+     "Advice for families who are homeless or at risk of losing their home.",
+     ("Demoshire County Hall", "County Hall, High Street", "RV1 1AA"), "MO,TU,WE,TH,FR"),
+    ("domestic-abuse", "Domestic Abuse Support", "refuge", "Domestic abuse support", (0, 120),
+     "Advocacy, safety planning and children's support for families living with abuse.",
+     ("Safer Homes Outreach Office", "Confidential address: contact us", "RV1 9ZZ"),
+     "MO,TU,WE,TH,FR"),
+]  # fmt: skip
+
+
+def _demo_id(kind: str, key: str) -> uuid.UUID:
+    return uuid.uuid5(DEMO_DIRECTORY, f"{kind}:{key}")
+
+
+def _demo_service(
+    key: str,
+    name: str,
+    org: str,
+    term: str,
+    ages: tuple[int, int],
+    description: str,
+    where: tuple[str, str, str],
+    days: str,
+) -> OrukServiceWrite:
+    org_name, website = DEMO_ORGANIZATIONS[org]
+    place, street, postcode = where
+    return OrukServiceWrite.model_validate(
+        {
+            "id": _demo_id("service", key),
+            "name": name,
+            "description": description,
+            "status": "active",
+            "url": f"{website}/{key}",
+            "email": f"{key}@{website.removeprefix('https://')}",
+            "fees": "Free",
+            "minimum_age": ages[0],
+            "maximum_age": ages[1],
+            "organization": {
+                "id": _demo_id("organization", org),
+                "name": org_name,
+                "description": f"{org_name}: a partner of the demo LA's early help offer.",
+                "website": website,
+            },
+            "attributes": [
+                {
+                    "taxonomy_term": {
+                        "id": _demo_id("term", term),
+                        "name": term,
+                        "description": f"Services offering {term.lower()}.",
+                        "taxonomy": DEMO_TAXONOMY,
+                        "taxonomy_id": _demo_id("taxonomy", DEMO_TAXONOMY),
+                        "term": key,
+                    }
+                }
+            ],
+            "service_at_locations": [
+                {
+                    "location": {
+                        "id": _demo_id("location", place),
+                        "location_type": "physical",
+                        "name": place,
+                        "addresses": [
+                            {
+                                "id": _demo_id("address", place),
+                                "address_1": street,
+                                "city": "Riverside",
+                                "state_province": "Demoshire",
+                                "postal_code": postcode,
+                                "country": "GB",
+                            }
+                        ],
+                    }
+                }
+            ],
+            "schedules": [
+                {
+                    "id": _demo_id("schedule", key),
+                    "freq": "WEEKLY",
+                    "byday": days,
+                    "opens_at": "10:00" if days == "SA" else "09:00",
+                    "closes_at": "12:00" if days == "SA" else "17:00",
+                }
+            ],
+            "contacts": [
+                {
+                    "id": _demo_id("contact", key),
+                    "name": "Duty worker",
+                    "title": "First contact for referrals",
+                }
+            ],
+        }
+    )
+
+
+async def _seed_directory(session: AsyncSession) -> int:
+    """The demo partner services, each added once (a second run leaves them as they are)."""
+    taxonomy_id = _demo_id("taxonomy", DEMO_TAXONOMY)
+    taxonomy = OrukTaxonomy(
+        id=taxonomy_id,
+        name=DEMO_TAXONOMY,
+        description="Kinds of partner service an early-help team signposts families to.",
+        version="1",
+    )
+    await directory.put_taxonomy(session, taxonomy_id, taxonomy)
+    for row in DEMO_SERVICES:
+        record = _demo_service(*row)
+        if await session.get(DirectoryService, record.id) is None:
+            await directory.upsert_service(session, record)
+    return len(DEMO_SERVICES)
 
 
 def demo_secret(name: str) -> str:
@@ -245,9 +403,11 @@ async def seed_demo(session: AsyncSession, settings: Settings | None = None) -> 
         else:
             member.password_hash = hash_secret(password)
         staff.append({"username": username, "password": password, "role": role.value})
+    directory_services = await _seed_directory(session)
     await session.flush()
     return {
         "la_code": DEMO_LA,
+        "directory_services": directory_services,
         "schools": [{"id": str(s.id), "code": s.code, "name": s.name} for s in by_code.values()],
         "clients": clients,
         "staff": staff,

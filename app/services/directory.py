@@ -1,0 +1,897 @@
+"""The service directory: partner services read in the Open Referral UK shape, written
+through the API, and pulled from a council's ORUK feed.
+
+Everything here is public information about services; nothing about children or families.
+A service is written whole (the profile's fully nested record): its organization, taxonomy
+terms and locations are created or updated by id, and its own lists (schedules, links to
+terms and locations, contacts and the like) are replaced.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import ColumnElement, delete, exists, func, insert, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.errors import BadRequest, Conflict, LiaisonError, NotFound, ProblemItem, ValidationFailed
+from app.models.base import new_id, utcnow
+from app.models.directory import (
+    DirectoryLocation,
+    DirectoryOrganization,
+    DirectorySchedule,
+    DirectoryService,
+    DirectoryServiceAtLocation,
+    DirectoryServiceTerm,
+    DirectoryTaxonomy,
+    DirectoryTaxonomyTerm,
+    OrukApiInfo,
+    OrukAttribute,
+    OrukLocation,
+    OrukLocationSummary,
+    OrukOrganization,
+    OrukPage,
+    OrukSchedule,
+    OrukService,
+    OrukServiceAtLocation,
+    OrukServiceAtLocationFull,
+    OrukServiceAtLocationSummary,
+    OrukServiceSummary,
+    OrukServiceWrite,
+    OrukTaxonomy,
+    OrukTaxonomyTerm,
+    ServiceStatus,
+)
+
+T = TypeVar("T")
+HSDS_VERSION = "3.0"
+ORUK_PROFILE_URL = "https://github.com/openreferral/uk-profile"
+# The service's own lists, kept as JSON in the profile's shape.
+_JSON_LISTS = ("service_areas", "languages", "funding", "cost_options", "contacts")
+
+
+def api_info(openapi_url: str) -> OrukApiInfo:
+    return OrukApiInfo(version=HSDS_VERSION, profile=ORUK_PROFILE_URL, openapi_url=openapi_url)
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    number: int
+    size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+
+@dataclass(frozen=True)
+class ServiceFilters:
+    """The profile's service filters. Ages and times compare as the profile words them:
+    `minimum_age` keeps services whose minimum age is at least the value, `maximum_age`
+    those whose maximum is at most it; `start_time`, `end_time` and `day` must hold for one
+    and the same schedule."""
+
+    search: str | None = None
+    taxonomy_term_id: uuid.UUID | None = None
+    taxonomy_id: uuid.UUID | None = None
+    organization_id: uuid.UUID | None = None
+    minimum_age: float | None = None
+    maximum_age: float | None = None
+    start_time: time | None = None
+    end_time: time | None = None
+    day: str | None = None  # RFC 5545 two-letter code or English day name
+    modified_after: datetime | None = None
+    postcode: str | None = None
+    proximity: str | None = None
+
+
+async def get_service(session: AsyncSession, service_id: uuid.UUID) -> DirectoryService:
+    """The directory service with this id; `NotFound` if there is none."""
+    service = await session.get(DirectoryService, service_id)
+    if service is None:
+        raise NotFound(f"No directory service with id {service_id}.")
+    return service
+
+
+def _envelope(contents: list[T], total: int, page: PageRequest) -> OrukPage[T]:
+    total_pages = math.ceil(total / page.size)
+    return OrukPage[T](
+        total_items=total,
+        total_pages=total_pages,
+        page_number=page.number,
+        size=len(contents),
+        first_page=page.number == 1,
+        last_page=page.number >= total_pages,
+        empty=not contents,
+        contents=contents,
+    )
+
+
+def _service_conditions(filters: ServiceFilters) -> list[ColumnElement[bool]]:
+    if filters.postcode is not None or filters.proximity is not None:
+        raise BadRequest(
+            "This directory does not search by postcode or proximity: it holds no postcode "
+            "geography. Filter by taxonomy term, age, day or time instead."
+        )
+    service = DirectoryService
+    conditions: list[ColumnElement[bool]] = []
+    if filters.search:
+        needle = filters.search.strip().lower()
+        conditions.append(
+            or_(
+                func.lower(col(service.name)).contains(needle, autoescape=True),
+                func.lower(col(service.description)).contains(needle, autoescape=True),
+                exists().where(
+                    col(DirectoryOrganization.id) == col(service.organization_id),
+                    func.lower(col(DirectoryOrganization.name)).contains(needle, autoescape=True),
+                ),
+            )
+        )
+    if filters.taxonomy_term_id is not None:
+        conditions.append(
+            exists().where(
+                col(DirectoryServiceTerm.service_id) == col(service.id),
+                col(DirectoryServiceTerm.taxonomy_term_id) == filters.taxonomy_term_id,
+            )
+        )
+    if filters.taxonomy_id is not None:
+        conditions.append(
+            exists().where(
+                col(DirectoryServiceTerm.service_id) == col(service.id),
+                col(DirectoryTaxonomyTerm.id) == col(DirectoryServiceTerm.taxonomy_term_id),
+                col(DirectoryTaxonomyTerm.taxonomy_id) == filters.taxonomy_id,
+            )
+        )
+    if filters.organization_id is not None:
+        conditions.append(col(service.organization_id) == filters.organization_id)
+    if filters.minimum_age is not None:
+        conditions.append(col(service.minimum_age) >= filters.minimum_age)
+    if filters.maximum_age is not None:
+        conditions.append(col(service.maximum_age) <= filters.maximum_age)
+    if filters.modified_after is not None:
+        conditions.append(col(service.last_modified) >= filters.modified_after)
+    schedule: list[ColumnElement[bool]] = []
+    if filters.day is not None:
+        schedule.append(col(DirectorySchedule.byday).contains(filters.day[:2].upper()))
+    if filters.start_time is not None:
+        schedule.append(col(DirectorySchedule.opens_at) >= filters.start_time)
+    if filters.end_time is not None:
+        schedule.append(col(DirectorySchedule.closes_at) <= filters.end_time)
+    if schedule:
+        conditions.append(
+            exists().where(col(DirectorySchedule.service_id) == col(service.id), *schedule)
+        )
+    return conditions
+
+
+async def list_services(
+    session: AsyncSession, filters: ServiceFilters, page: PageRequest
+) -> OrukPage[OrukServiceSummary]:
+    conditions = _service_conditions(filters)
+    total = (
+        await session.exec(select(func.count()).select_from(DirectoryService).where(*conditions))
+    ).one()
+    query = (
+        select(DirectoryService)
+        .where(*conditions)
+        .order_by(col(DirectoryService.name), col(DirectoryService.id))
+        .offset(page.offset)
+        .limit(page.size)
+    )
+    services = list((await session.exec(query)).all())
+    organizations = await _organizations(session, [s.organization_id for s in services])
+    contents = [_summary(s, organizations) for s in services]
+    return _envelope(contents, total, page)
+
+
+async def read_service(session: AsyncSession, service_id: uuid.UUID) -> OrukService:
+    return await present_service(session, await get_service(session, service_id))
+
+
+async def present_service(
+    session: AsyncSession, service: DirectoryService, *, with_locations: bool = True
+) -> OrukService:
+    """The fully nested service, as `/services/{id}` returns it."""
+    organizations = await _organizations(session, [service.organization_id])
+    terms = (
+        await session.exec(
+            select(DirectoryServiceTerm, DirectoryTaxonomyTerm)
+            .join(
+                DirectoryTaxonomyTerm,
+                col(DirectoryTaxonomyTerm.id) == col(DirectoryServiceTerm.taxonomy_term_id),
+            )
+            .where(col(DirectoryServiceTerm.service_id) == service.id)
+            .order_by(col(DirectoryTaxonomyTerm.name), col(DirectoryTaxonomyTerm.id))
+        )
+    ).all()
+    schedules = (
+        await session.exec(
+            select(DirectorySchedule)
+            .where(col(DirectorySchedule.service_id) == service.id)
+            .order_by(col(DirectorySchedule.id))
+        )
+    ).all()
+    places: Sequence[tuple[DirectoryServiceAtLocation, DirectoryLocation]] = []
+    if with_locations:
+        places = (
+            await session.exec(
+                select(DirectoryServiceAtLocation, DirectoryLocation)
+                .join(
+                    DirectoryLocation,
+                    col(DirectoryLocation.id) == col(DirectoryServiceAtLocation.location_id),
+                )
+                .where(col(DirectoryServiceAtLocation.service_id) == service.id)
+                .order_by(col(DirectoryLocation.name), col(DirectoryServiceAtLocation.id))
+            )
+        ).all()
+    summary = _summary(service, organizations)
+    return OrukService(
+        **dict(summary),
+        **{name: getattr(service, name) for name in _JSON_LISTS},
+        schedules=[OrukSchedule.model_validate(s) for s in schedules],
+        service_at_locations=[
+            OrukServiceAtLocation(
+                id=link.id,
+                service_id=service.id,
+                location_id=place.id,
+                location=OrukLocation.model_validate(place),
+            )
+            for link, place in places
+        ],
+        attributes=[
+            OrukAttribute(
+                id=link.id,
+                link_id=service.id,
+                link_type=link.link_type,
+                taxonomy_term_id=term.id,
+                taxonomy_term=OrukTaxonomyTerm.model_validate(term),
+            )
+            for link, term in terms
+        ],
+    )
+
+
+def _summary(
+    service: DirectoryService, organizations: dict[uuid.UUID, DirectoryOrganization]
+) -> OrukServiceSummary:
+    organization = organizations.get(service.organization_id) if service.organization_id else None
+    summary = OrukServiceSummary.model_validate(service)
+    if organization is not None:
+        summary.organization = OrukOrganization.model_validate(organization)
+    return summary
+
+
+async def _organizations(
+    session: AsyncSession, ids: Sequence[uuid.UUID | None]
+) -> dict[uuid.UUID, DirectoryOrganization]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    query = select(DirectoryOrganization).where(col(DirectoryOrganization.id).in_(wanted))
+    return {o.id: o for o in (await session.exec(query)).all()}
+
+
+async def list_taxonomies(session: AsyncSession, page: PageRequest) -> OrukPage[OrukTaxonomy]:
+    total = (await session.exec(select(func.count()).select_from(DirectoryTaxonomy))).one()
+    query = (
+        select(DirectoryTaxonomy)
+        .order_by(col(DirectoryTaxonomy.name), col(DirectoryTaxonomy.id))
+        .offset(page.offset)
+        .limit(page.size)
+    )
+    rows = (await session.exec(query)).all()
+    return _envelope([OrukTaxonomy.model_validate(t) for t in rows], total, page)
+
+
+async def read_taxonomy(session: AsyncSession, taxonomy_id: uuid.UUID) -> OrukTaxonomy:
+    taxonomy = await session.get(DirectoryTaxonomy, taxonomy_id)
+    if taxonomy is None:
+        raise NotFound(f"No taxonomy with id {taxonomy_id}.")
+    terms = (
+        await session.exec(
+            select(DirectoryTaxonomyTerm)
+            .where(col(DirectoryTaxonomyTerm.taxonomy_id) == taxonomy_id)
+            .order_by(col(DirectoryTaxonomyTerm.name), col(DirectoryTaxonomyTerm.id))
+        )
+    ).all()
+    read = OrukTaxonomy.model_validate(taxonomy)
+    read.taxonomy_terms = [OrukTaxonomyTerm.model_validate(t) for t in terms]
+    return read
+
+
+async def list_taxonomy_terms(
+    session: AsyncSession, page: PageRequest
+) -> OrukPage[OrukTaxonomyTerm]:
+    total = (await session.exec(select(func.count()).select_from(DirectoryTaxonomyTerm))).one()
+    query = (
+        select(DirectoryTaxonomyTerm)
+        .order_by(col(DirectoryTaxonomyTerm.name), col(DirectoryTaxonomyTerm.id))
+        .offset(page.offset)
+        .limit(page.size)
+    )
+    rows = (await session.exec(query)).all()
+    return _envelope([OrukTaxonomyTerm.model_validate(t) for t in rows], total, page)
+
+
+async def read_taxonomy_term(session: AsyncSession, term_id: uuid.UUID) -> OrukTaxonomyTerm:
+    term = await session.get(DirectoryTaxonomyTerm, term_id)
+    if term is None:
+        raise NotFound(f"No taxonomy term with id {term_id}.")
+    return OrukTaxonomyTerm.model_validate(term)
+
+
+async def list_services_at_locations(
+    session: AsyncSession, filters: ServiceFilters, page: PageRequest
+) -> OrukPage[OrukServiceAtLocationSummary]:
+    conditions = _service_conditions(filters)
+    joined = (
+        select(DirectoryServiceAtLocation, DirectoryService, DirectoryLocation)
+        .join(
+            DirectoryService, col(DirectoryService.id) == col(DirectoryServiceAtLocation.service_id)
+        )
+        .join(
+            DirectoryLocation,
+            col(DirectoryLocation.id) == col(DirectoryServiceAtLocation.location_id),
+        )
+        .where(*conditions)
+    )
+    total = (
+        await session.exec(
+            select(func.count())
+            .select_from(DirectoryServiceAtLocation)
+            .join(
+                DirectoryService,
+                col(DirectoryService.id) == col(DirectoryServiceAtLocation.service_id),
+            )
+            .where(*conditions)
+        )
+    ).one()
+    rows = (
+        await session.exec(
+            joined.order_by(
+                col(DirectoryService.name),
+                col(DirectoryLocation.name),
+                col(DirectoryServiceAtLocation.id),
+            )
+            .offset(page.offset)
+            .limit(page.size)
+        )
+    ).all()
+    organizations = await _organizations(session, [s.organization_id for _, s, _ in rows])
+    contents = [
+        OrukServiceAtLocationSummary(
+            id=link.id,
+            service_id=service.id,
+            location_id=place.id,
+            location=OrukLocationSummary.model_validate(place),
+            service=_summary(service, organizations),
+        )
+        for link, service, place in rows
+    ]
+    return _envelope(contents, total, page)
+
+
+async def read_service_at_location(
+    session: AsyncSession, link_id: uuid.UUID
+) -> OrukServiceAtLocationFull:
+    link = await session.get(DirectoryServiceAtLocation, link_id)
+    if link is None:
+        raise NotFound(f"No service_at_location with id {link_id}.")
+    place = await session.get(DirectoryLocation, link.location_id)
+    assert place is not None  # a foreign key guarantees it
+    service = await present_service(
+        session, await get_service(session, link.service_id), with_locations=False
+    )
+    return OrukServiceAtLocationFull(
+        id=link.id,
+        service_id=link.service_id,
+        location_id=link.location_id,
+        location=OrukLocation.model_validate(place),
+        service=service,
+    )
+
+
+# --- writes --------------------------------------------------------------------------------
+
+
+async def create_service(session: AsyncSession, new: OrukServiceWrite) -> DirectoryService:
+    """A new service; `Conflict` if the body names the id of one that exists."""
+    if new.id is not None and await session.get(DirectoryService, new.id) is not None:
+        raise Conflict(f"A directory service with id {new.id} exists; PUT it to replace it.")
+    service, _ = await upsert_service(session, new)
+    return service
+
+
+async def put_service(
+    session: AsyncSession, service_id: uuid.UUID, new: OrukServiceWrite
+) -> tuple[DirectoryService, bool]:
+    """Create or replace the service with this id; also says whether it was created."""
+    if new.id is not None and new.id != service_id:
+        raise ValidationFailed(
+            "The body's id differs from the URL's.",
+            errors=[ProblemItem(loc=["body", "id"], detail="differs from the id in the URL")],
+        )
+    return await upsert_service(session, new.model_copy(update={"id": service_id}))
+
+
+async def change_status(
+    session: AsyncSession, service_id: uuid.UUID, status: ServiceStatus
+) -> DirectoryService:
+    """Retire (`defunct`), pause or restore a service. Services are never deleted: the
+    signposts that point at them are part of a child's record."""
+    service = await get_service(session, service_id)
+    if service.status != status:
+        service.status = status
+        service.last_modified = utcnow()
+        await session.flush()
+    return service
+
+
+async def put_taxonomy(
+    session: AsyncSession, taxonomy_id: uuid.UUID, new: OrukTaxonomy
+) -> tuple[DirectoryTaxonomy, bool]:
+    """Create or update a taxonomy and any terms given with it (terms not given stay)."""
+    if new.id != taxonomy_id:
+        raise ValidationFailed(
+            "The body's id differs from the URL's.",
+            errors=[ProblemItem(loc=["body", "id"], detail="differs from the id in the URL")],
+        )
+    taxonomy = await session.get(DirectoryTaxonomy, taxonomy_id)
+    created = taxonomy is None
+    values = new.model_dump(exclude={"id", "taxonomy_terms"})
+    if taxonomy is None:
+        taxonomy = DirectoryTaxonomy(id=taxonomy_id, **values)
+        session.add(taxonomy)
+    else:
+        taxonomy.sqlmodel_update(values)
+    await session.flush()
+    for term in new.taxonomy_terms or []:
+        await _upsert_term(session, term.model_copy(update={"taxonomy_id": taxonomy_id}))
+    await session.flush()
+    return taxonomy, created
+
+
+async def upsert_service(
+    session: AsyncSession,
+    new: OrukServiceWrite,
+    *,
+    source: str | None = None,
+    keep_last_modified: bool = False,
+) -> tuple[DirectoryService, bool]:
+    """Create or replace a service from its fully nested record; says whether it was
+    created. `keep_last_modified` keeps the record's own time (imports), else it is now."""
+    await _check_references(session, new)
+    try:
+        async with session.begin_nested():
+            return await _write_service(session, new, source, keep_last_modified)
+    except IntegrityError:
+        raise Conflict(
+            "The service, or a record in it, was written by someone else at the same time, "
+            "or an id in the body (a schedule, attribute or service_at_location) belongs to "
+            "another service."
+        ) from None
+
+
+async def _write_service(
+    session: AsyncSession, new: OrukServiceWrite, source: str | None, keep_last_modified: bool
+) -> tuple[DirectoryService, bool]:
+    if new.organization is not None:
+        await _upsert_organization(session, new.organization)
+    for attribute in new.attributes:
+        if attribute.taxonomy_term is not None:
+            await _upsert_term(session, attribute.taxonomy_term)
+    for place in new.service_at_locations:
+        if place.location is not None:
+            await _upsert_location(session, place.location)
+    service = await session.get(DirectoryService, new.id) if new.id is not None else None
+    created = service is None
+    values: dict[str, Any] = new.model_dump(
+        include=set(OrukServiceSummary.model_fields) - {"id", "organization", "last_modified"}
+    )
+    values["status"] = new.status.value
+    values.update({name: _json_list(getattr(new, name)) for name in _JSON_LISTS})
+    values["last_modified"] = (
+        new.last_modified if keep_last_modified and new.last_modified else utcnow()
+    )
+    values["source"] = source
+    if service is None:
+        service = DirectoryService(id=new.id or new_id(), **values)
+        session.add(service)
+    else:
+        service.sqlmodel_update(values)
+    await session.flush()
+    await _replace_lists(session, service.id, new)
+    return service, created
+
+
+async def _check_references(session: AsyncSession, new: OrukServiceWrite) -> None:
+    """Records named only by id must exist, and a service lists a term or a location once."""
+    problems: list[ProblemItem] = []
+
+    async def missing(model: Any, ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        found = (await session.exec(select(model.id).where(col(model.id).in_(ids)))).all()
+        return ids - set(found)
+
+    if (
+        new.organization is None
+        and new.organization_id is not None
+        and await missing(DirectoryOrganization, {new.organization_id})
+    ):
+        problems.append(ProblemItem(loc=["body", "organization_id"], detail="no such organization"))
+    by_id = {
+        a.taxonomy_term_id for a in new.attributes if a.taxonomy_term is None and a.taxonomy_term_id
+    }
+    absent = await missing(DirectoryTaxonomyTerm, by_id)
+    nested_terms = {a.taxonomy_term.id for a in new.attributes if a.taxonomy_term is not None}
+    for n, attribute in enumerate(new.attributes):
+        if attribute.taxonomy_term_id in absent and attribute.taxonomy_term_id not in nested_terms:
+            problems.append(
+                ProblemItem(
+                    loc=["body", "attributes", n, "taxonomy_term_id"], detail="no such term"
+                )
+            )
+    taxonomy_ids = {
+        a.taxonomy_term.taxonomy_id
+        for a in new.attributes
+        if a.taxonomy_term is not None and a.taxonomy_term.taxonomy_id is not None
+    }
+    absent_taxonomies = await missing(DirectoryTaxonomy, taxonomy_ids)
+    for n, attribute in enumerate(new.attributes):
+        term = attribute.taxonomy_term
+        if term is not None and term.taxonomy_id in absent_taxonomies:
+            problems.append(
+                ProblemItem(
+                    loc=["body", "attributes", n, "taxonomy_term", "taxonomy_id"],
+                    detail="no such taxonomy",
+                )
+            )
+    by_location = {
+        p.location_id for p in new.service_at_locations if p.location is None and p.location_id
+    }
+    absent = await missing(DirectoryLocation, by_location)
+    for n, place in enumerate(new.service_at_locations):
+        if place.location is None and place.location_id in absent:
+            problems.append(
+                ProblemItem(
+                    loc=["body", "service_at_locations", n, "location_id"],
+                    detail="no such location",
+                )
+            )
+    problems += _duplicates([a.taxonomy_term_id for a in new.attributes], "attributes")
+    problems += _duplicates(
+        [p.location_id for p in new.service_at_locations], "service_at_locations"
+    )
+    if problems:
+        raise ValidationFailed("The service refers to records that are not valid.", errors=problems)
+
+
+def _duplicates(ids: list[uuid.UUID | None], where: str) -> list[ProblemItem]:
+    seen: set[uuid.UUID | None] = set()
+    problems = []
+    for n, one in enumerate(ids):
+        if one in seen:
+            problems.append(ProblemItem(loc=["body", where, n], detail="listed twice"))
+        seen.add(one)
+    return problems
+
+
+async def _replace_lists(
+    session: AsyncSession, service_id: uuid.UUID, new: OrukServiceWrite
+) -> None:
+    """Replace the service's schedules and links, keeping the ids of links that stay."""
+    kept_links: dict[uuid.UUID | None, uuid.UUID] = dict(
+        (
+            await session.exec(
+                select(DirectoryServiceAtLocation.location_id, DirectoryServiceAtLocation.id).where(
+                    col(DirectoryServiceAtLocation.service_id) == service_id
+                )
+            )
+        ).all()
+    )
+    kept_terms: dict[uuid.UUID | None, uuid.UUID] = dict(
+        (
+            await session.exec(
+                select(DirectoryServiceTerm.taxonomy_term_id, DirectoryServiceTerm.id).where(
+                    col(DirectoryServiceTerm.service_id) == service_id
+                )
+            )
+        ).all()
+    )
+    for table in (DirectorySchedule, DirectoryServiceAtLocation, DirectoryServiceTerm):
+        await session.exec(delete(table).where(col(table.service_id) == service_id))
+    schedules = [
+        {**s.model_dump(exclude={"service_id"}), "service_id": service_id} for s in new.schedules
+    ]
+    links = [
+        {
+            "id": _given_id(p) or kept_links.get(p.location_id) or p.id,
+            "service_id": service_id,
+            "location_id": p.location_id,
+        }
+        for p in new.service_at_locations
+    ]
+    terms = [
+        {
+            "id": _given_id(a) or kept_terms.get(a.taxonomy_term_id) or a.id,
+            "service_id": service_id,
+            "taxonomy_term_id": a.taxonomy_term_id,
+            "link_type": a.link_type,
+        }
+        for a in new.attributes
+    ]
+    for table, rows in (
+        (DirectorySchedule, schedules),
+        (DirectoryServiceAtLocation, links),
+        (DirectoryServiceTerm, terms),
+    ):
+        if rows:
+            await session.exec(insert(table), params=rows)
+
+
+def _given_id(record: BaseModel) -> uuid.UUID | None:
+    """The record's id if the writer gave one (not one made up by default)."""
+    return getattr(record, "id", None) if "id" in record.model_fields_set else None
+
+
+def _json_list(records: Sequence[BaseModel]) -> list[dict[str, Any]]:
+    return [r.model_dump(mode="json", exclude_none=True) for r in records]
+
+
+async def _upsert_organization(session: AsyncSession, new: OrukOrganization) -> None:
+    values = new.model_dump(exclude={"id", "organization_identifiers"})
+    values["organization_identifiers"] = _json_list(new.organization_identifiers)
+    values["updated_at"] = utcnow()
+    row = await session.get(DirectoryOrganization, new.id)
+    if row is None:
+        session.add(DirectoryOrganization(id=new.id, **values))
+    else:
+        row.sqlmodel_update(values)
+
+
+async def _upsert_term(session: AsyncSession, new: OrukTaxonomyTerm) -> None:
+    values = new.model_dump(exclude={"id"})
+    row = await session.get(DirectoryTaxonomyTerm, new.id)
+    if row is None:
+        session.add(DirectoryTaxonomyTerm(id=new.id, **values))
+    else:
+        row.sqlmodel_update(values)
+
+
+async def _upsert_location(session: AsyncSession, new: OrukLocation) -> None:
+    values = new.model_dump(exclude={"id", "addresses", "accessibility"})
+    values["addresses"] = _json_list(new.addresses)
+    values["accessibility"] = _json_list(new.accessibility)
+    row = await session.get(DirectoryLocation, new.id)
+    if row is None:
+        session.add(DirectoryLocation(id=new.id, **values))
+    else:
+        row.sqlmodel_update(values)
+
+
+# --- import from an ORUK feed --------------------------------------------------------------
+
+MAX_FEED_PAGES = 10_000
+_ENVELOPE_FIELDS = (
+    "total_items", "total_pages", "page_number", "size", "first_page", "last_page", "empty",
+    "contents",
+)  # fmt: skip
+
+
+class FeedError(LiaisonError):
+    """The feed could not be read; the detail names the URL or page that failed."""
+
+    status, slug, title = 502, "feed-unusable", "The directory feed could not be read"
+
+
+@dataclass
+class ImportReport:
+    feed: str
+    pages: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def services(self) -> int:
+        return self.created + self.updated
+
+
+Progress = Callable[[int, int | None], None]  # services done, services in the feed
+
+
+async def import_feed(
+    session: AsyncSession,
+    base_url: str,
+    http: httpx.AsyncClient,
+    *,
+    per_page: int = 100,
+    strict: bool = False,
+    on_progress: Progress | None = None,
+) -> ImportReport:
+    """Pull every service of an ORUK feed and upsert it by id, with its organization,
+    taxonomy terms (and their taxonomies) and locations.
+
+    Pages `/services?page=N` until the feed says `last_page`, and fetches each service's
+    full record from `/services/{id}` (the profile's list carries one-to-one fields only).
+    An unusable page (not JSON, no envelope, an error status) stops the import with a
+    `FeedError` naming it; nothing is written, as the caller rolls the session back. A
+    service whose record is missing or invalid is skipped and reported, unless `strict`.
+    """
+    base = base_url.rstrip("/")
+    report = ImportReport(feed=base)
+    known_taxonomies: dict[uuid.UUID, bool] = {}
+    number = 1
+    done = 0
+    while True:
+        page = await _feed_page(http, base, number, per_page)
+        report.pages += 1
+        for position, item in enumerate(page["contents"], start=1):
+            where = f"page {number}, item {position}"
+            try:
+                record = await _feed_service(http, base, item, where)
+                await _resolve_taxonomies(session, http, base, record, known_taxonomies, report)
+                async with session.begin_nested():
+                    _, created = await upsert_service(
+                        session, record, source=base, keep_last_modified=True
+                    )
+            except _SkippedItem as skipped:
+                if strict:
+                    raise FeedError(str(skipped)) from None
+                report.skipped.append(str(skipped))
+            except (ValidationFailed, Conflict) as refused:
+                reasons = "; ".join(
+                    f"{'.'.join(map(str, e.loc))}: {e.detail}" for e in refused.errors or []
+                )
+                message = f"{where}: service {item.get('id')} refused: {refused.detail} {reasons}"
+                if strict:
+                    raise FeedError(message.strip()) from None
+                report.skipped.append(message.strip())
+            else:
+                report.created += created
+                report.updated += not created
+            done += 1
+            if on_progress is not None:
+                on_progress(done, page["total_items"])
+        if page["last_page"] or number >= page["total_pages"] or not page["contents"]:
+            return report
+        number += 1
+        if number > MAX_FEED_PAGES:
+            raise FeedError(f"{base}: more than {MAX_FEED_PAGES} pages; stopped.")
+
+
+class _SkippedItem(Exception):
+    """One service could not be imported; the rest can."""
+
+
+class _Unreadable(Exception):
+    """A document the feed did not give; `fatal` for outages, which no skipping mends."""
+
+    def __init__(self, reason: str, *, fatal: bool) -> None:
+        super().__init__(reason)
+        self.fatal = fatal
+
+
+async def _get_json(http: httpx.AsyncClient, url: str, params: dict[str, Any] | None = None) -> Any:
+    try:
+        response = await http.get(url, params=params, headers={"Accept": "application/json"})
+    except httpx.HTTPError as exc:
+        raise _Unreadable(f"{type(exc).__name__}: {exc}", fatal=True) from None
+    if response.status_code != 200:
+        reason = f"the feed answered {response.status_code}"
+        raise _Unreadable(reason, fatal=response.status_code >= 500)
+    try:
+        return response.json()
+    except ValueError:
+        raise _Unreadable("the answer is not JSON", fatal=False) from None
+
+
+async def _feed_page(
+    http: httpx.AsyncClient, base: str, number: int, per_page: int
+) -> dict[str, Any]:
+    url = f"{base}/services"
+    try:
+        page = await _get_json(http, url, {"page": number, "per_page": per_page})
+    except _Unreadable as exc:
+        raise FeedError(f"page {number} of {url}: {exc}.") from None
+    if not isinstance(page, dict):
+        raise FeedError(f"page {number} of {url}: not an ORUK page (a JSON object).")
+    absent = [name for name in _ENVELOPE_FIELDS if name not in page]
+    if absent:
+        raise FeedError(f"page {number} of {url}: the page envelope lacks {', '.join(absent)}.")
+    try:
+        checked = OrukPage[dict[str, Any]].model_validate(page)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise FeedError(f"page {number} of {url}: {where}: {first['msg']}.") from None
+    if checked.page_number != number:
+        raise FeedError(
+            f"page {number} of {url}: the feed answered page {checked.page_number}; "
+            "it does not page with `page`."
+        )
+    return checked.model_dump()
+
+
+async def _feed_service(
+    http: httpx.AsyncClient, base: str, item: dict[str, Any], where: str
+) -> OrukServiceWrite:
+    service_id = item.get("id")
+    try:
+        uuid.UUID(str(service_id))
+    except ValueError:
+        raise _SkippedItem(f"{where}: the service id {service_id!r} is not a UUID") from None
+    url = f"{base}/services/{service_id}"
+    try:
+        document = await _get_json(http, url)
+    except _Unreadable as exc:
+        if exc.fatal:
+            raise FeedError(f"{where}: {url}: {exc}.") from None
+        raise _SkippedItem(f"{where}: {url}: {exc}") from None
+    try:
+        record = OrukServiceWrite.model_validate(document)
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise _SkippedItem(f"{where}: service {service_id} is not valid: {reasons}") from None
+    if record.id != uuid.UUID(str(service_id)):
+        raise _SkippedItem(f"{where}: {url} holds service {record.id}, not {service_id}")
+    return record
+
+
+async def _resolve_taxonomies(
+    session: AsyncSession,
+    http: httpx.AsyncClient,
+    base: str,
+    record: OrukServiceWrite,
+    known: dict[uuid.UUID, bool],
+    report: ImportReport,
+) -> None:
+    """Fetch the taxonomies the record's terms belong to, once each; a term whose taxonomy
+    the feed does not publish keeps its taxonomy's name but loses the id."""
+    for attribute in record.attributes:
+        term = attribute.taxonomy_term
+        if term is None or term.taxonomy_id is None:
+            continue
+        taxonomy_id = term.taxonomy_id
+        if taxonomy_id not in known:
+            known[taxonomy_id] = await _import_taxonomy(session, http, base, taxonomy_id, report)
+        if not known[taxonomy_id]:
+            term.taxonomy_id = None
+
+
+async def _import_taxonomy(
+    session: AsyncSession,
+    http: httpx.AsyncClient,
+    base: str,
+    taxonomy_id: uuid.UUID,
+    report: ImportReport,
+) -> bool:
+    url = f"{base}/taxonomies/{taxonomy_id}"
+    try:
+        taxonomy = OrukTaxonomy.model_validate(await _get_json(http, url))
+    except _Unreadable as exc:
+        if exc.fatal:
+            raise FeedError(f"{url}: {exc}.") from None
+        reason = str(exc)
+    except ValidationError as exc:
+        reason = f"not a valid taxonomy ({exc.error_count()} errors)"
+    else:
+        await put_taxonomy(session, taxonomy.id, taxonomy)
+        return True
+    report.skipped.append(f"taxonomy {taxonomy_id}: {reason}; its terms are kept without it")
+    return False

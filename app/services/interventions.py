@@ -1,0 +1,200 @@
+"""Contacts and interventions, and re-integration timetables.
+
+The safety rules of a single contact (consent for online contact with a child, a risk
+assessment before a home visit, a formal meeting's agenda and record) are checked by the
+request schema; the case-level one, consent withdrawn, is checked here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.audit import Auditor
+from app.errors import NotFound
+from app.models.base import as_utc, utcnow
+from app.models.intervention import (
+    Action,
+    Intervention,
+    InterventionCreate,
+    InterventionRead,
+    StepRead,
+    Timetable,
+    TimetableRead,
+    TimetableSet,
+)
+from app.security import Principal
+from app.services import cases, chronology
+
+
+async def record(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    case_id: uuid.UUID,
+    new: InterventionCreate,
+) -> InterventionRead:
+    case = await cases.get_for_work(session, principal, case_id)
+    cases.require_consent(case)
+    held = await cases.check_children(session, case, new.child_ids, "child_ids")
+    occurred = new.occurred_at if new.occurred_at.tzinfo else as_utc(new.occurred_at)
+    contact = Intervention(
+        case_id=case.id,
+        type=new.type,
+        occurred_at=occurred,
+        minutes=new.minutes,
+        location=new.location,
+        participants=list(new.participants),
+        child_ids=[str(c) for c in new.child_ids],
+        child_seen=new.child_seen,
+        agenda=new.agenda,
+        record=new.record,
+        actions=[a.model_dump(mode="json") for a in new.actions],
+        parent_consent_recorded=new.parent_consent_recorded,
+        risk_assessment_done=new.risk_assessment_done,
+        created_by=principal.subject,
+    )
+    session.add(contact)
+    seen = "child seen" if new.child_seen else "child not seen"
+    await chronology.record(
+        session,
+        principal,
+        "intervention.recorded",
+        f"{new.type.replace('_', ' ').capitalize()} ({new.location}, {new.minutes} min, {seen})",
+        case_id=case.id,
+        details={"intervention_id": str(contact.id), "occurred_at": occurred.isoformat()},
+    )
+    await session.flush()
+    await auditor.record(
+        "intervention.create", "intervention", contact.id, pupil_ids=new.child_ids or held
+    )
+    return present(contact)
+
+
+async def get_all(
+    session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
+) -> list[InterventionRead]:
+    case = await cases.get(session, principal, case_id)
+    rows = (
+        await session.exec(
+            select(Intervention)
+            .where(Intervention.case_id == case.id)
+            .order_by(col(Intervention.occurred_at), col(Intervention.id))
+        )
+    ).all()
+    held = cases.pupil_ids((await cases.children_of(session, [case.id]))[case.id])
+    await auditor.record("intervention.list", "case", case.id, pupil_ids=held)
+    return [present(r) for r in rows]
+
+
+def present(row: Intervention) -> InterventionRead:
+    return InterventionRead(
+        id=row.id,
+        case_id=row.case_id,
+        type=row.type,
+        occurred_at=as_utc(row.occurred_at),
+        minutes=row.minutes,
+        location=row.location,
+        participants=row.participants,
+        child_ids=[uuid.UUID(c) for c in row.child_ids],
+        child_seen=row.child_seen,
+        agenda=row.agenda,
+        record=row.record,
+        actions=[Action.model_validate(a) for a in row.actions],
+        parent_consent_recorded=row.parent_consent_recorded,
+        risk_assessment_done=row.risk_assessment_done,
+        created_at=as_utc(row.created_at),
+        created_by=row.created_by,
+    )
+
+
+# --- re-integration timetables ------------------------------------------------------------
+
+
+def compute(
+    child_id: uuid.UUID, full_time_hours: float, steps: Sequence[dict[str, object]]
+) -> TimetableRead:
+    """Where the child is on their phased return today, and when it reaches the full week."""
+    today = utcnow().date()
+    parsed = [
+        (date.fromisoformat(str(s["starts_on"])), float(str(s["planned_hours"]))) for s in steps
+    ]
+    current = None
+    for index, (starts_on, _) in enumerate(parsed):
+        if starts_on <= today:
+            current = index
+    current_hours = parsed[current][1] if current is not None else 0.0
+    full_from = next((day for day, hours in parsed if hours >= full_time_hours), None)
+    return TimetableRead(
+        child_id=child_id,
+        full_time_hours=full_time_hours,
+        steps=[
+            StepRead(
+                starts_on=day,
+                planned_hours=hours,
+                percent_of_full_time=round(hours * 100 / full_time_hours + 1e-9, 1),
+            )
+            for day, hours in parsed
+        ],
+        current_step=current,
+        current_hours=current_hours,
+        on_full_timetable=current_hours >= full_time_hours,
+        full_time_from=full_from,
+    )
+
+
+async def set_timetable(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    case_id: uuid.UUID,
+    child_id: uuid.UUID,
+    plan: TimetableSet,
+) -> TimetableRead:
+    case = await cases.get_for_work(session, principal, case_id)
+    await cases.check_children(session, case, [child_id], "child_id")
+    steps = [s.model_dump(mode="json") for s in plan.steps]
+    timetable = await session.get(Timetable, (case.id, child_id))
+    if timetable is None:
+        timetable = Timetable(case_id=case.id, child_id=child_id, full_time_hours=0, updated_by="")
+    timetable.full_time_hours = plan.full_time_hours
+    timetable.steps = steps
+    timetable.updated_at = utcnow()
+    timetable.updated_by = principal.subject
+    session.add(timetable)
+    answer = compute(child_id, plan.full_time_hours, steps)
+    reaches = (
+        f"full time from {answer.full_time_from.isoformat()}"
+        if answer.full_time_from
+        else "not yet reaching full time"
+    )
+    await chronology.record(
+        session,
+        principal,
+        "timetable.set",
+        f"Re-integration timetable set: {len(steps)} step(s), {reaches}",
+        case_id=case.id,
+        details={"child_id": str(child_id)},
+    )
+    await session.flush()
+    await auditor.record("timetable.set", "case", case.id, pupil_ids=[child_id])
+    return answer
+
+
+async def get_timetable(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    case_id: uuid.UUID,
+    child_id: uuid.UUID,
+) -> TimetableRead:
+    case = await cases.get(session, principal, case_id)
+    timetable = await session.get(Timetable, (case.id, child_id))
+    if timetable is None:
+        raise NotFound("This child has no re-integration timetable on this case.")
+    await auditor.record("timetable.read", "case", case.id, pupil_ids=[child_id])
+    return compute(child_id, timetable.full_time_hours, timetable.steps)

@@ -1,0 +1,263 @@
+"""The family plan: goals, and reviews that scale them 0-10 every 6 to 12 weeks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.audit import Auditor
+from app.errors import Conflict, ProblemItem, ValidationFailed
+from app.models.base import as_utc
+from app.models.case import Case
+from app.models.plan import (
+    Goal,
+    GoalCreate,
+    GoalRead,
+    OutcomeCategory,
+    OutcomeCategoryCreate,
+    RespondentScores,
+    Review,
+    ReviewCreate,
+    ReviewRead,
+    ReviewScore,
+    ScoreRead,
+)
+from app.security import Principal
+from app.services import cases, chronology
+
+# --- outcome categories ------------------------------------------------------------------
+
+
+async def categories(session: AsyncSession) -> list[OutcomeCategory]:
+    query = select(OutcomeCategory).order_by(col(OutcomeCategory.code))
+    return list((await session.exec(query)).all())
+
+
+async def add_category(session: AsyncSession, new: OutcomeCategoryCreate) -> OutcomeCategory:
+    category = OutcomeCategory(code=new.code, label=new.label)
+    try:
+        async with session.begin_nested():
+            session.add(category)
+    except IntegrityError:
+        raise Conflict(f"The outcome category {new.code!r} already exists.") from None
+    return category
+
+
+# --- goals -------------------------------------------------------------------------------
+
+
+async def add_goal(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    case_id: uuid.UUID,
+    new: GoalCreate,
+) -> GoalRead:
+    case = await cases.get_for_work(session, principal, case_id)
+    category = await session.get(OutcomeCategory, new.outcome_category)
+    if category is None or not category.active:
+        raise ValidationFailed(
+            "Unknown outcome category.",
+            errors=[
+                ProblemItem(
+                    loc=["body", "outcome_category"],
+                    detail=f"unknown outcome category {new.outcome_category!r}",
+                )
+            ],
+        )
+    held = await cases.check_children(session, case, [new.child_id], "child_id")
+    goal = Goal(
+        case_id=case.id,
+        title=new.title,
+        outcome_category=new.outcome_category,
+        child_id=new.child_id,
+        owner=new.owner,
+        due=new.due,
+        created_by=principal.subject,
+    )
+    session.add(goal)
+    await chronology.record(
+        session,
+        principal,
+        "goal.added",
+        f"Goal added ({category.label}): {new.title}",
+        case_id=case.id,
+        details={"goal_id": str(goal.id)},
+    )
+    await session.flush()
+    await auditor.record("goal.create", "goal", goal.id, pupil_ids=held)
+    return (await present_goals(session, [goal]))[0]
+
+
+async def goals(
+    session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
+) -> list[GoalRead]:
+    case = await cases.get(session, principal, case_id)
+    rows = (
+        await session.exec(select(Goal).where(Goal.case_id == case.id).order_by(col(Goal.id)))
+    ).all()
+    await auditor.record("goal.list", "case", case.id, pupil_ids=await _pupils(session, case))
+    return await present_goals(session, rows)
+
+
+async def _pupils(session: AsyncSession, case: Case) -> list[uuid.UUID]:
+    return cases.pupil_ids((await cases.children_of(session, [case.id]))[case.id])
+
+
+@dataclass(frozen=True)
+class Scored:
+    score: int
+    held_on: date
+
+
+async def score_history(
+    session: AsyncSession, goal_ids: Sequence[uuid.UUID], until: date | None = None
+) -> dict[uuid.UUID, list[Scored]]:
+    """Each goal's scores in review order (held_on, then when recorded), up to `until`."""
+    found: dict[uuid.UUID, list[Scored]] = {g: [] for g in goal_ids}
+    if not goal_ids:
+        return found
+    query = (
+        select(col(ReviewScore.goal_id), col(ReviewScore.score), col(Review.held_on))
+        .join(Review, col(Review.id) == ReviewScore.review_id)
+        .where(col(ReviewScore.goal_id).in_(list(goal_ids)))
+    )
+    if until is not None:
+        query = query.where(col(Review.held_on) <= until)
+    for goal_id, score, held_on in await session.exec(
+        query.order_by(col(Review.held_on), col(Review.id))
+    ):
+        found[goal_id].append(Scored(score, held_on))
+    return found
+
+
+async def present_goals(session: AsyncSession, rows: Sequence[Goal]) -> list[GoalRead]:
+    history = await score_history(session, [g.id for g in rows])
+    return [
+        GoalRead(
+            id=g.id,
+            case_id=g.case_id,
+            title=g.title,
+            outcome_category=g.outcome_category,
+            child_id=g.child_id,
+            owner=g.owner,
+            due=g.due,
+            created_at=as_utc(g.created_at),
+            created_by=g.created_by,
+            first_score=history[g.id][0].score if history[g.id] else None,
+            latest_score=history[g.id][-1].score if history[g.id] else None,
+        )
+        for g in rows
+    ]
+
+
+# --- reviews -----------------------------------------------------------------------------
+
+
+async def hold_review(
+    session: AsyncSession,
+    principal: Principal,
+    auditor: Auditor,
+    case_id: uuid.UUID,
+    new: ReviewCreate,
+) -> ReviewRead:
+    case = await cases.get_for_work(session, principal, case_id)
+    own = set((await session.exec(select(Goal.id).where(Goal.case_id == case.id))).all())
+    seen: set[uuid.UUID] = set()
+    for index, item in enumerate(new.scores):
+        problem = None
+        if item.goal_id not in own:
+            problem = "not a goal of this case"
+        elif item.goal_id in seen:
+            problem = "this goal is scored twice"
+        if problem:
+            raise ValidationFailed(
+                "The scores do not fit the case's goals.",
+                errors=[ProblemItem(loc=["body", "scores", index, "goal_id"], detail=problem)],
+            )
+        seen.add(item.goal_id)
+    review = Review(
+        case_id=case.id,
+        held_on=new.held_on,
+        worries=new.worries,
+        working_well=new.working_well,
+        next_steps=new.next_steps,
+        created_by=principal.subject,
+    )
+    session.add(review)
+    await session.flush()
+    session.add_all(
+        ReviewScore(
+            review_id=review.id,
+            goal_id=item.goal_id,
+            score=item.score,
+            respondent_scores=(item.respondent_scores or RespondentScores()).model_dump(),
+        )
+        for item in new.scores
+    )
+    await chronology.record(
+        session,
+        principal,
+        "review.held",
+        f"Review held on {new.held_on.isoformat()} ({len(new.scores)} goal(s) scaled)",
+        case_id=case.id,
+        details={"review_id": str(review.id)},
+    )
+    await session.flush()
+    await auditor.record(
+        "review.create", "review", review.id, pupil_ids=await _pupils(session, case)
+    )
+    return (await present_reviews(session, [review]))[0]
+
+
+async def reviews(
+    session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
+) -> list[ReviewRead]:
+    case = await cases.get(session, principal, case_id)
+    rows = (
+        await session.exec(
+            select(Review)
+            .where(Review.case_id == case.id)
+            .order_by(col(Review.held_on), col(Review.id))
+        )
+    ).all()
+    await auditor.record("review.list", "case", case.id, pupil_ids=await _pupils(session, case))
+    return await present_reviews(session, rows)
+
+
+async def present_reviews(session: AsyncSession, rows: Sequence[Review]) -> list[ReviewRead]:
+    scores: dict[uuid.UUID, list[ReviewScore]] = {r.id: [] for r in rows}
+    if rows:
+        for score in await session.exec(
+            select(ReviewScore)
+            .where(col(ReviewScore.review_id).in_(list(scores)))
+            .order_by(col(ReviewScore.id))
+        ):
+            scores[score.review_id].append(score)
+    return [
+        ReviewRead(
+            id=r.id,
+            case_id=r.case_id,
+            held_on=r.held_on,
+            worries=r.worries,
+            working_well=r.working_well,
+            next_steps=r.next_steps,
+            scores=[
+                ScoreRead(
+                    goal_id=s.goal_id,
+                    score=s.score,
+                    respondent_scores=RespondentScores.model_validate(s.respondent_scores),
+                )
+                for s in scores[r.id]
+            ],
+            created_at=as_utc(r.created_at),
+            created_by=r.created_by,
+        )
+        for r in rows
+    ]

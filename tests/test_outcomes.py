@@ -1,0 +1,289 @@
+"""The outcome report early-help teams give their funders: goals whose latest 0-10 scaling
+is above their first, counted in the band of the latest score, per outcome category, over
+the families open in the period. Checked by hand on a small data set, as JSON and CSV, with
+its scope, its reach and the `school_id` filter."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import bindparam, text
+
+from app.db import run, table_of
+from app.models.case import Case
+from tests.conftest import World
+from tests.test_attendance import make_school
+from tests.test_cases import assert_problem, open_case, request_closure
+from tests.test_plans import add_goal, add_review, days_ago, today
+
+BANDS = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+CSV_HEADER = ["category", "label", *(f"{band}%" for band in BANDS)]
+REPORT = "/v1/reports/outcomes"
+# The categories in the report, in the order of the category list. Their order by code is
+# the same as their order in the list of defaults, so either reading of "in the order of the
+# category list (by code)" gives this order.
+CATEGORIES = [
+    "parenting_improved",
+    "school_attendance_managed",
+    "self_esteem_improved",
+    "substance_misuse_stable",
+]
+ZEROS = [0] * 10
+
+
+def counts(*bands: int) -> list[int]:
+    """Ten counts, one per band, from the bands of the goals counted."""
+    return [bands.count(band) for band in BANDS]
+
+
+async def backdate(app: FastAPI, case_id: str, column: str, days: int) -> None:
+    """Move a case's `opened_at` or `closed_at` that many days back, in the database."""
+    table = table_of(Case)
+    statement = text(f"UPDATE early_help_case SET {column} = :at WHERE id = :id").bindparams(
+        bindparam("at", type_=table.c[column].type), bindparam("id", type_=table.c.id.type)
+    )
+    moved = datetime.now(UTC) - timedelta(days=days)
+    async with app.state.session_factory() as session:
+        await run(session, statement, {"at": moved, "id": uuid.UUID(case_id)})
+        await session.commit()
+
+
+@dataclass
+class Outcomes:
+    school: dict[str, Any]
+    other_school: dict[str, Any]
+    practitioner: dict[str, str]
+    la_manager: dict[str, str]
+    school_manager: dict[str, str]
+    period: dict[str, str]
+    labels: dict[str, str]
+
+    def row(self, category: str, counted: list[int]) -> dict[str, Any]:
+        return {"category": category, "label": self.labels[category], "counts": counted}
+
+    def answer(
+        self, rows: list[list[int]], positive_impacts: int, families: int, too_early: int
+    ) -> dict[str, Any]:
+        return {
+            **self.period,
+            "bands": BANDS,
+            "rows": [self.row(c, r) for c, r in zip(CATEGORIES, rows, strict=True)],
+            "positive_impacts": positive_impacts,
+            "families": families,
+            "too_early_to_scale": too_early,
+        }
+
+
+@pytest.fixture
+async def data(client: httpx.AsyncClient, world: World, fresh_app: FastAPI) -> Outcomes:
+    """The period runs from 90 days ago (`from`) to 10 days ago (`to`). "d80" is a review
+    held 80 days ago. Every case is in school S, in LA 202, opened 100 days ago, unless said.
+
+    | case | goal | category                  | scores (held)                 | counted        |
+    |------|------|---------------------------|-------------------------------|----------------|
+    | A    | a1   | school_attendance_managed | 3 (d80), 6 (d50), [2 (d5)]    | 3 → 6: 60%     |
+    | A    | a2   | parenting_improved        | 5 (d80), 5 (d50), [9 (d5)]    | level: no      |
+    | A    | a3   | self_esteem_improved      | 3 (d80), 10 (d50)             | 3 → 10: 100%   |
+    | B    | b1   | school_attendance_managed | 4 (d70), 7 (d40)              | 4 → 7: 70%     |
+    | B    | b2   | parenting_improved        | 6 (d70), 4 (d40)              | down: no       |
+    | B    | b3   | self_esteem_improved      | 5 (d40)                       | once: no       |
+    | B    | b4   | substance_misuse_stable   | 2 (d70)                       | once: no       |
+    | C    | c1   | school_attendance_managed | 2 (d60), then 8 (d60)         | 2 → 8: 80%     |
+    | D    | d1   | parenting_improved        | none                          | too early      |
+    | E    | e1   | school_attendance_managed | 1 (d120), 9 (d25)             | 1 → 9: 90%     |
+    | F    | f1   | neet_to_eet               | 2 (d150), 8 (d130)            | out of period  |
+    | G    | g1   | neet_to_eet               | none                          | out of period  |
+
+    - [d5]: held after `to`, so it does not count: a1 stays 3 → 6 (with it, 3 → 2 would not
+      count) and a2 stays level (with it, 5 → 9 would count at 90%).
+    - B's d40 review is recorded before its d70 one: first and latest go by `held_on`.
+    - C's two d60 reviews are held the same day: the one recorded later is the latest.
+      C was closed 30 days ago: after `from`, so it is in the period.
+    - E is in another school (S2), opened 150 days ago; its first review (d120) was held
+      before `from`, and only `to` bounds the reviews that count.
+    - F was opened 200 days ago and closed 120 days ago: before `from`, out of the period.
+    - G was opened today: after `to`, out of the period.
+
+    LA-wide: families A, B, C, D, E = 5; too early to scale: D = 1; positive impacts
+    a1 (60), a3 (100), b1 (70), c1 (80), e1 (90) = 5. Rows, by category:
+    parenting_improved all zeros (a2, b2, d1); school_attendance_managed 60, 70, 80, 90;
+    self_esteem_improved 100; substance_misuse_stable all zeros (b4). neet_to_eet has no
+    goal in scope: no row.
+    School S only: families 4 (E goes), too early 1, positive impacts 4 (e1 goes).
+    """
+    setup = await make_school(world, client, pupils=7)
+    other = await make_school(world, client, pupils=1)
+    practitioner = await world.headers(
+        await world.staff("practitioner", schools=[setup.school, other.school])
+    )
+    la_manager = await world.headers(await world.staff("manager", la_code="202"))
+    school_manager = await world.headers(await world.staff("manager", schools=[setup.school]))
+    pupil = setup.pupil_ids
+
+    async def case(pupil_ids: list[str], opened_days_ago: int | None = 100) -> str:
+        opened = await open_case(client, practitioner, pupil_ids)
+        if opened_days_ago is not None:
+            await backdate(fresh_app, opened["id"], "opened_at", opened_days_ago)
+        return str(opened["id"])
+
+    async def goal(case_id: str, category: str, **fields: Any) -> str:
+        return str((await add_goal(client, practitioner, case_id, category, **fields))["id"])
+
+    async def review(case_id: str, held_days_ago: int, scores: dict[str, int]) -> None:
+        await add_review(client, practitioner, case_id, days_ago(held_days_ago), scores)
+
+    async def close(case_id: str, closed_days_ago: int) -> None:
+        closed = await request_closure(client, la_manager, case_id)
+        assert closed.status_code == 200 and closed.json()["status"] == "closed", closed.text
+        await backdate(fresh_app, case_id, "closed_at", closed_days_ago)
+
+    a = await case([pupil["P0"], pupil["P1"]])
+    a1 = await goal(a, "school_attendance_managed", child_id=pupil["P0"])
+    a2 = await goal(a, "parenting_improved")
+    a3 = await goal(a, "self_esteem_improved", child_id=pupil["P1"])
+    await review(a, 80, {a1: 3, a2: 5, a3: 3})
+    await review(a, 50, {a1: 6, a2: 5, a3: 10})
+    await review(a, 5, {a1: 2, a2: 9})
+
+    b = await case([pupil["P2"]])
+    b1 = await goal(b, "school_attendance_managed")
+    b2 = await goal(b, "parenting_improved")
+    b3 = await goal(b, "self_esteem_improved")
+    b4 = await goal(b, "substance_misuse_stable")
+    await review(b, 40, {b1: 7, b2: 4, b3: 5})
+    await review(b, 70, {b1: 4, b2: 6, b4: 2})
+
+    c = await case([pupil["P3"]])
+    c1 = await goal(c, "school_attendance_managed")
+    await review(c, 60, {c1: 2})
+    await review(c, 60, {c1: 8})
+    await close(c, 30)
+
+    d = await case([pupil["P4"]])
+    await goal(d, "parenting_improved")
+
+    e = await case([other.pupil_ids["P0"]], opened_days_ago=150)
+    e1 = await goal(e, "school_attendance_managed")
+    await review(e, 120, {e1: 1})
+    await review(e, 25, {e1: 9})
+
+    f = await case([pupil["P5"]], opened_days_ago=200)
+    f1 = await goal(f, "neet_to_eet")
+    await review(f, 150, {f1: 2})
+    await review(f, 130, {f1: 8})
+    await close(f, 120)
+
+    g = await case([pupil["P6"]], opened_days_ago=None)
+    await goal(g, "neet_to_eet")
+
+    listed = await client.get("/v1/outcome-categories", headers=practitioner)
+    assert listed.status_code == 200, listed.text
+    return Outcomes(
+        school=setup.school,
+        other_school=other.school,
+        practitioner=practitioner,
+        la_manager=la_manager,
+        school_manager=school_manager,
+        period={"from": days_ago(90).isoformat(), "to": days_ago(10).isoformat()},
+        labels={c["code"]: c["label"] for c in listed.json()["items"]},
+    )
+
+
+async def report(http: httpx.AsyncClient, headers: dict[str, str], **params: str) -> dict[str, Any]:
+    response = await http.get(REPORT, params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_the_outcome_report_by_hand(client: httpx.AsyncClient, data: Outcomes) -> None:
+    body = await report(client, data.la_manager, **data.period)
+    assert body == data.answer(
+        [ZEROS, counts(60, 70, 80, 90), counts(100), ZEROS],
+        positive_impacts=5,
+        families=5,
+        too_early=1,
+    )
+    assert data.labels["school_attendance_managed"] == "School attendance managed"
+
+
+async def test_the_report_for_one_school(client: httpx.AsyncClient, data: Outcomes) -> None:
+    school_only = data.answer(
+        [ZEROS, counts(60, 70, 80), counts(100), ZEROS],
+        positive_impacts=4,
+        families=4,
+        too_early=1,
+    )
+    body = await report(client, data.la_manager, **data.period, school_id=data.school["id"])
+    assert body == school_only
+    # A manager whose reach is that school sees the same without asking for it.
+    assert await report(client, data.school_manager, **data.period) == school_only
+
+    other = await report(client, data.la_manager, **data.period, school_id=data.other_school["id"])
+    assert other == {
+        **data.period,
+        "bands": BANDS,
+        "rows": [data.row("school_attendance_managed", counts(90))],
+        "positive_impacts": 1,
+        "families": 1,
+        "too_early_to_scale": 0,
+    }
+
+
+async def test_the_report_as_csv(client: httpx.AsyncClient, data: Outcomes) -> None:
+    body = await report(client, data.la_manager, **data.period)
+    response = await client.get(
+        REPORT, params=data.period, headers={**data.la_manager, "Accept": "text/csv"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == CSV_HEADER
+    assert len(rows) == len(body["rows"]) + 1 == len(CATEGORIES) + 1
+    for line, row in zip(rows[1:], body["rows"], strict=True):
+        assert line[:2] == [row["category"], row["label"]]
+        assert [int(n) for n in line[2:]] == row["counts"]
+    assert [line[0] for line in rows[1:]] == CATEGORIES
+    assert rows[2][2:] == ["0", "0", "0", "0", "0", "1", "1", "1", "1", "0"]
+
+
+async def test_the_report_needs_reports_read(
+    client: httpx.AsyncClient, world: World, data: Outcomes
+) -> None:
+    refused = await client.get(REPORT, params=data.period, headers=data.practitioner)
+    assert_problem(refused, 403, "insufficient-scope")
+    assert (await client.get(REPORT, params=data.period)).status_code == 401
+    assert (await report(client, data.la_manager, **data.period))["families"] == 5
+
+    # Without a period: from 1 August of this academic year to today.
+    now = today()
+    august = date(now.year if now.month >= 8 else now.year - 1, 8, 1)
+    body = await report(client, data.la_manager)
+    assert (body["from"], body["to"]) == (august.isoformat(), now.isoformat())
+    assert body["bands"] == BANDS
+
+    bad = await client.get(REPORT, params={"from": "last summer"}, headers=data.la_manager)
+    assert_problem(bad, 422, "validation-failed")
+
+
+async def test_the_report_is_within_reach(
+    client: httpx.AsyncClient, world: World, data: Outcomes
+) -> None:
+    elsewhere = await world.headers(await world.staff("manager", la_code="303"))
+    assert await report(client, elsewhere, **data.period) == {
+        **data.period,
+        "bands": BANDS,
+        "rows": [],
+        "positive_impacts": 0,
+        "families": 0,
+        "too_early_to_scale": 0,
+    }
