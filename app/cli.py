@@ -273,7 +273,7 @@ def import_directory(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from app.services import directory
+    from app.services import directory_import
 
     settings = _checked_settings()
     if not url.startswith(("http://", "https://")):
@@ -286,13 +286,13 @@ def import_directory(
         def advance(done: int, total: int | None) -> None:
             progress.update(task, completed=done, total=total)
 
-        async def work(session: Any) -> directory.ImportReport:
+        async def work(session: Any) -> directory_import.ImportReport:
             transport = httpx.AsyncHTTPTransport(retries=2)
             headers = {"User-Agent": "liaison-directory-import"}
             async with httpx.AsyncClient(
                 transport=transport, timeout=timeout, follow_redirects=True, headers=headers
             ) as http:
-                return await directory.import_feed(
+                return await directory_import.import_feed(
                     session, url, http, per_page=per_page, strict=strict, on_progress=advance
                 )
 

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.config import get_settings
 from app.errors import LiaisonError
-from app.services import directory
+from app.services import directory_import
 from tests.conftest import TEST_SIGNING_KEY, DatabaseUnderTest, World
 
 # The profile's files (OpenReferralUK/uk-profile, CC BY-SA 4.0).
@@ -687,13 +687,15 @@ class Feed:
         return httpx.MockTransport(handle)
 
 
-async def import_into(application: FastAPI, feed: Feed, **options: Any) -> directory.ImportReport:
+async def import_into(
+    application: FastAPI, feed: Feed, **options: Any
+) -> directory_import.ImportReport:
     async with (
         httpx.AsyncClient(transport=feed.transport()) as http,
         application.state.session_factory() as session,
     ):
         try:
-            report = await directory.import_feed(
+            report = await directory_import.import_feed(
                 session, "http://feed.test/oruk/", http, per_page=2, **options
             )
         except BaseException:
@@ -712,7 +714,7 @@ async def test_import_pages_through_a_feed_and_upserts_by_id(
         httpx.AsyncClient(transport=feed.transport()) as http,
         fresh_app.state.session_factory() as session,
     ):
-        report = await directory.import_feed(
+        report = await directory_import.import_feed(
             session,
             "http://feed.test/oruk",
             http,
@@ -782,7 +784,7 @@ async def test_an_unusable_page_stops_the_import_and_writes_nothing(
 ) -> None:
     feed = Feed([feed_service(n) for n in range(5)])
     feed.broken_pages[2] = (status, body)
-    with pytest.raises(directory.FeedError) as failed:
+    with pytest.raises(directory_import.FeedError) as failed:
         await import_into(fresh_app, feed)
     assert "page 2" in str(failed.value.detail) and reason in str(failed.value.detail)
     assert (await client.get("/oruk/services")).json()["total_items"] == 0
@@ -792,7 +794,7 @@ async def test_a_feed_that_does_not_page_is_refused(fresh_app: FastAPI) -> None:
     feed = Feed([feed_service(n) for n in range(5)])
     first_page = feed.answer("/services", {"page": ["1"], "per_page": ["2"]})
     feed.broken_pages[2] = first_page  # answers page 1 whatever is asked
-    with pytest.raises(directory.FeedError, match="does not page"):
+    with pytest.raises(directory_import.FeedError, match="does not page"):
         await import_into(fresh_app, feed)
 
 
