@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import CursorResult, Executable, Table, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -102,3 +103,16 @@ def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 def is_postgresql(session: AsyncSession) -> bool:
     """Whether the session's database is PostgreSQL, where bulk paths use arrays."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+async def add_unique(session: AsyncSession, row: Any, conflict: str) -> None:
+    """Add and flush `row`, or answer 409 with `conflict` when it breaks a unique constraint.
+    A savepoint keeps the request's transaction usable either way."""
+    from app.errors import Conflict
+
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(conflict) from None

@@ -110,6 +110,13 @@ Admin = Annotated[Principal, Security(authenticate, scopes=[Scope.admin])]
 PupilsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.pupils_read])]
 PupilsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.pupils_write])]
 AuditReader = Annotated[Principal, Security(authenticate, scopes=[Scope.audit_read])]
+CaseReader = Annotated[Principal, Security(authenticate, scopes=[Scope.cases_read])]
+CaseWriter = Annotated[
+    Principal, Security(authenticate, scopes=[Scope.cases_read, Scope.cases_write])
+]
+CaseApprover = Annotated[
+    Principal, Security(authenticate, scopes=[Scope.cases_read, Scope.cases_approve])
+]
 
 
 async def get_auditor(session: SessionDep, principal: AnyPrincipal) -> Auditor:

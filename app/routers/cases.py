@@ -5,9 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, Security
+from fastapi import APIRouter, Query, Request, Response
 
-from app.deps import AuditorDep, SessionDep, SettingsDep, authenticate
+from app.deps import (
+    AuditorDep,
+    CaseApprover,
+    CaseReader,
+    CaseWriter,
+    SessionDep,
+    SettingsDep,
+)
 from app.errors import problem_responses
 from app.etags import IfMatchHeader, etag
 from app.idempotency import Idempotency, IdempotencyKeyHeader
@@ -24,18 +31,11 @@ from app.models.case import (
 )
 from app.models.referral import Approval
 from app.pagination import PageDep
-from app.security import Principal, Scope
+from app.security import Principal
 from app.services import cases, chronology
 
 router = APIRouter(tags=["cases"], responses=problem_responses(401, 403, 500, 503))
 
-CaseReader = Annotated[Principal, Security(authenticate, scopes=[Scope.cases_read])]
-CaseWriter = Annotated[
-    Principal, Security(authenticate, scopes=[Scope.cases_read, Scope.cases_write])
-]
-Approver = Annotated[
-    Principal, Security(authenticate, scopes=[Scope.cases_read, Scope.cases_approve])
-]
 
 _CHANGE_RESPONSES = problem_responses(404, 409, 412, 422, 428)
 
@@ -169,7 +169,7 @@ async def approve_case_closure(
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
-    principal: Approver,
+    principal: CaseApprover,
     auditor: AuditorDep,
     if_match: IfMatchHeader = None,
 ) -> CaseRead:

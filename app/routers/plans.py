@@ -4,11 +4,17 @@ signposts. Reading needs `cases:read`, writing `cases:write`; the case must be w
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Security
+from fastapi import APIRouter
 
-from app.deps import Admin, AnyPrincipal, AuditorDep, SessionDep, authenticate
+from app.deps import (
+    Admin,
+    AnyPrincipal,
+    AuditorDep,
+    CaseReader,
+    CaseWriter,
+    SessionDep,
+)
 from app.errors import problem_responses
 from app.models.intervention import (
     InterventionCreate,
@@ -37,15 +43,10 @@ from app.models.plan import (
     ReviewRead,
 )
 from app.models.signpost import SignpostCreate, SignpostList, SignpostRead, SignpostUpdate
-from app.security import Principal, Scope
 from app.services import interventions, measures, plans, signposts
 
 router = APIRouter(tags=["family plans"], responses=problem_responses(401, 403, 500, 503))
 
-CaseReader = Annotated[Principal, Security(authenticate, scopes=[Scope.cases_read])]
-CaseWriter = Annotated[
-    Principal, Security(authenticate, scopes=[Scope.cases_read, Scope.cases_write])
-]
 
 _READ = problem_responses(404, 422)
 _WRITE = problem_responses(404, 409, 422)

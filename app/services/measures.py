@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
-from app.errors import Conflict, ProblemItem, ValidationFailed
+from app.db import add_unique
+from app.errors import ProblemItem, ValidationFailed
 from app.models.measure import (
     InstrumentCreate,
     Measure,
@@ -28,11 +28,7 @@ async def instruments(session: AsyncSession) -> list[MeasureInstrument]:
 
 async def add_instrument(session: AsyncSession, new: InstrumentCreate) -> MeasureInstrument:
     instrument = MeasureInstrument(**new.model_dump())
-    try:
-        async with session.begin_nested():
-            session.add(instrument)
-    except IntegrityError:
-        raise Conflict(f"The instrument {new.code!r} already exists.") from None
+    await add_unique(session, instrument, f"The instrument {new.code!r} already exists.")
     return instrument
 
 

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
-from app.errors import Conflict, ProblemItem, ValidationFailed
+from app.db import add_unique
+from app.errors import ProblemItem, ValidationFailed
 from app.models.base import as_utc
 from app.models.case import Case
 from app.models.plan import (
@@ -41,11 +41,7 @@ async def categories(session: AsyncSession) -> list[OutcomeCategory]:
 
 async def add_category(session: AsyncSession, new: OutcomeCategoryCreate) -> OutcomeCategory:
     category = OutcomeCategory(code=new.code, label=new.label)
-    try:
-        async with session.begin_nested():
-            session.add(category)
-    except IntegrityError:
-        raise Conflict(f"The outcome category {new.code!r} already exists.") from None
+    await add_unique(session, category, f"The outcome category {new.code!r} already exists.")
     return category
 
 

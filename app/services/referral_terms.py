@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import Conflict, ProblemItem, ValidationFailed
+from app.db import add_unique
+from app.errors import ProblemItem, ValidationFailed
 from app.models.referral import (
     ConcernCreate,
     NeedLevel,
@@ -28,11 +28,7 @@ async def concerns(session: AsyncSession) -> list[ReferralConcern]:
 
 async def add_concern(session: AsyncSession, new: ConcernCreate) -> ReferralConcern:
     concern = ReferralConcern(code=new.code, label=new.label)
-    try:
-        async with session.begin_nested():
-            session.add(concern)
-    except IntegrityError:
-        raise Conflict(f"The concern {new.code!r} already exists.") from None
+    await add_unique(session, concern, f"The concern {new.code!r} already exists.")
     return concern
 
 
@@ -54,12 +50,8 @@ async def add_level(session: AsyncSession, new: NeedLevelCreate) -> NeedLevel:
     level = NeedLevel(
         la_code=new.la_code or DEFAULT_SET, code=new.code, label=new.label, rank=new.rank
     )
-    try:
-        async with session.begin_nested():
-            session.add(level)
-    except IntegrityError:
-        where = f"LA {new.la_code}" if new.la_code else "the default set"
-        raise Conflict(f"The level of need {new.code!r} already exists in {where}.") from None
+    where = f"LA {new.la_code}" if new.la_code else "the default set"
+    await add_unique(session, level, f"The level of need {new.code!r} already exists in {where}.")
     return level
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.db import add_unique
+from app.errors import Forbidden, NotFound, ValidationFailed
 from app.models.base import utcnow
 from app.models.school import Jurisdiction, School, SchoolCreate, SchoolUpdate, check_school_code
 from app.pagination import Page
@@ -57,14 +57,11 @@ async def create(
     """Create a school. `principal` is None for the operator's CLI, which has no reach."""
     _check_la(principal, school_in.la_code)
     school = School(**school_in.model_dump())
-    session.add(school)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise Conflict(
-            f"A school with code {school_in.code} already exists in {school_in.jurisdiction}."
-        ) from None
+    await add_unique(
+        session,
+        school,
+        f"A school with code {school_in.code} already exists in {school_in.jurisdiction}.",
+    )
     return school
 
 
@@ -85,10 +82,7 @@ async def update(
     for field, value in values.items():
         setattr(school, field, value)
     school.updated_at = utcnow()
-    session.add(school)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise Conflict(f"A school with code {code} already exists in {jurisdiction}.") from None
+    await add_unique(
+        session, school, f"A school with code {code} already exists in {jurisdiction}."
+    )
     return school
