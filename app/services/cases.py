@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, false, func, or_
+from sqlalchemy import delete, false, or_
 from sqlalchemy import update as sql_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -35,13 +35,12 @@ from app.models.case import (
     ClosureRequest,
     PendingClosure,
 )
-from app.models.plan import Review
 from app.models.principal import StaffMember, StaffMemberSchool, StaffRole
 from app.models.referral import ChildRead, Consent, Referral
 from app.pagination import Page
 from app.reach import casework_in_reach
 from app.security import Principal, Scope
-from app.services import chronology, referral_terms
+from app.services import chronology, referral_terms, review_schedule
 from app.services.attendance_flags import get as get_flag
 from app.services.children import Child, held_by, resolve
 
@@ -350,7 +349,7 @@ async def get_all(
     if filters.level_of_need is not None:
         query = query.where(Case.level_of_need == filters.level_of_need)
     if filters.review_overdue is not None:
-        overdue = overdue_condition(filters.review_weeks)
+        overdue = review_schedule.overdue_condition(filters.review_weeks)
         query = query.where(overdue if filters.review_overdue else ~overdue)
     if page.after is not None:
         query = query.where(col(Case.id) > page.after)
@@ -670,7 +669,7 @@ async def present(
             if case_id is not None:
                 referrals[case_id].append(referral_id)
     show = principal.has(Scope.cases_read)
-    reviews = await timetables(session, cases, review_weeks)
+    reviews = await review_schedule.timetables(session, cases, review_weeks)
     return [
         CaseRead(
             id=c.id,
@@ -699,51 +698,3 @@ async def present(
         )
         for c in cases
     ]
-
-
-# --- the review timetable ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReviewTimetable:
-    last_review_on: date | None
-    next_review_due: date
-    review_overdue: bool
-
-
-async def timetables(
-    session: AsyncSession, case_rows: Sequence[Case], weeks: int, today: date | None = None
-) -> dict[uuid.UUID, ReviewTimetable]:
-    """When each case was last reviewed, when the next review is due, and whether it is late.
-    Before any review, the first is due `weeks` after the case opened."""
-    today = today or utcnow().date()
-    last: dict[uuid.UUID, date] = {}
-    if case_rows:
-        query = (
-            select(Review.case_id, func.max(Review.held_on))
-            .where(col(Review.case_id).in_([c.id for c in case_rows]))
-            .group_by(col(Review.case_id))
-        )
-        last = {row[0]: row[1] for row in (await session.exec(query)).all()}
-    out = {}
-    for c in case_rows:
-        since = last.get(c.id) or as_utc(c.opened_at).date()
-        due = since + timedelta(weeks=weeks)
-        out[c.id] = ReviewTimetable(
-            last.get(c.id), due, c.status == CaseStatus.open and due < today
-        )
-    return out
-
-
-def overdue_condition(weeks: int, today: date | None = None) -> Any:
-    """SQL for "the case is open and its next review is before today"."""
-    cutoff = (today or utcnow().date()) - timedelta(weeks=weeks)
-    last = select(func.max(Review.held_on)).where(col(Review.case_id) == Case.id).scalar_subquery()
-    opened_before = datetime.combine(cutoff, time(), tzinfo=UTC)
-    return and_(
-        col(Case.status) == CaseStatus.open.value,
-        or_(
-            and_(last.is_not(None), last < cutoff),
-            and_(last.is_(None), col(Case.opened_at) < opened_before),
-        ),
-    )
