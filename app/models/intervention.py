@@ -17,7 +17,7 @@ from sqlalchemy import Index, String, Text
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import new_id, utcnow
+from app.models.base import as_utc, new_id, utcnow
 from app.models.referral import Json, Text200
 
 FULL_TIME_HOURS = 32.5  # a typical full school week
@@ -125,10 +125,7 @@ class InterventionCreate(BaseModel):
 
     @model_validator(mode="after")
     def _safe_and_complete(self) -> InterventionCreate:
-        occurred = self.occurred_at
-        if occurred.tzinfo is None:
-            occurred = occurred.replace(tzinfo=utcnow().tzinfo)
-        if occurred > utcnow():
+        if as_utc(self.occurred_at) > utcnow():
             raise ValueError("occurred_at: a contact cannot be recorded before it happens")
         remote = self.type in REMOTE_TYPES or self.location in REMOTE_LOCATIONS
         if remote and self.child_ids and not self.parent_consent_recorded:

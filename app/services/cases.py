@@ -42,7 +42,7 @@ from app.reach import casework_in_reach
 from app.security import Principal, Scope
 from app.services import chronology, referral_terms, review_schedule
 from app.services.attendance_flags import get as get_flag
-from app.services.children import Child, held_by, resolve
+from app.services.children import Child, held_by, pupil_ids, resolve
 
 RE_REFERRAL_MONTHS = 12
 
@@ -71,8 +71,9 @@ async def children_of(
     return await held_by(session, CaseChild, "case_id", case_ids)
 
 
-def pupil_ids(children: Sequence[CaseChild]) -> list[uuid.UUID]:
-    return [c.pupil_id for c in children if c.pupil_id is not None]
+async def pupils_of(session: AsyncSession, case_id: uuid.UUID) -> list[uuid.UUID]:
+    """The case's children on a roll: who an audit event about the case concerns."""
+    return pupil_ids((await children_of(session, [case_id]))[case_id])
 
 
 async def check_lead_practitioner(
@@ -369,8 +370,7 @@ async def read(
     session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
 ) -> Case:
     case = await get(session, principal, case_id)
-    held = await children_of(session, [case.id])
-    await auditor.record("case.read", "case", case.id, pupil_ids=pupil_ids(held[case.id]))
+    await auditor.record("case.read", "case", case.id, pupil_ids=await pupils_of(session, case.id))
     return case
 
 
@@ -447,8 +447,8 @@ async def chronology_of(
 ) -> list[ChronologyItem]:
     case = await get(session, principal, case_id)
     items = await chronology.for_case(session, case)
-    held = (await children_of(session, [case.id]))[case.id]
-    await auditor.record("case.chronology", "case", case.id, pupil_ids=pupil_ids(held))
+    held = await pupils_of(session, case.id)
+    await auditor.record("case.chronology", "case", case.id, pupil_ids=held)
     return items
 
 
@@ -470,7 +470,7 @@ async def check_children(
     session: AsyncSession, case: Case, child_ids: Sequence[uuid.UUID | None], field: str
 ) -> list[uuid.UUID]:
     """The case's pupils, after a 422 for any `child_id` that is not a child on the case."""
-    held = pupil_ids((await children_of(session, [case.id]))[case.id])
+    held = await pupils_of(session, case.id)
     for index, child_id in enumerate(child_ids):
         if child_id is not None and child_id not in held:
             loc: list[str | int] = (
@@ -549,8 +549,9 @@ async def request_closure(
     case.updated_at = now
     session.add(case)
     await session.flush()
-    held = (await children_of(session, [case.id]))[case.id]
-    await auditor.record("case.closure", "case", case.id, pupil_ids=pupil_ids(held))
+    await auditor.record(
+        "case.closure", "case", case.id, pupil_ids=await pupils_of(session, case.id)
+    )
     return case
 
 
@@ -596,12 +597,11 @@ async def decide_closure(
     case.updated_at = now
     session.add(case)
     await session.flush()
-    held = (await children_of(session, [case.id]))[case.id]
     await auditor.record(
         "case.closure_decision",
         "case",
         case.id,
-        pupil_ids=pupil_ids(held),
+        pupil_ids=await pupils_of(session, case.id),
         details={"approved": approve},
     )
     return case
@@ -637,8 +637,9 @@ async def reopen(
         details={"previous_closure_reason": str(was) if was else None},
     )
     await session.flush()
-    held = (await children_of(session, [case.id]))[case.id]
-    await auditor.record("case.reopen", "case", case.id, pupil_ids=pupil_ids(held))
+    await auditor.record(
+        "case.reopen", "case", case.id, pupil_ids=await pupils_of(session, case.id)
+    )
     return case
 
 

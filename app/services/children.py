@@ -68,6 +68,11 @@ async def held_by(
     return found
 
 
+def pupil_ids(children: Sequence[SQLModel]) -> list[uuid.UUID]:
+    """The pupils among a referral's or case's children (those on a roll)."""
+    return [c.pupil_id for c in children if c.pupil_id is not None]  # type: ignore[attr-defined]
+
+
 def _from_pupil(pupil: Pupil, la_code: str) -> Child:
     return Child(
         pupil.id,

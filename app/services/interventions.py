@@ -41,7 +41,7 @@ async def record(
     case = await cases.get_for_work(session, principal, case_id)
     cases.require_consent(case)
     held = await cases.check_children(session, case, new.child_ids, "child_ids")
-    occurred = new.occurred_at if new.occurred_at.tzinfo else as_utc(new.occurred_at)
+    occurred = as_utc(new.occurred_at)
     contact = Intervention(
         case_id=case.id,
         type=new.type,
@@ -86,7 +86,7 @@ async def get_all(
             .order_by(col(Intervention.occurred_at), col(Intervention.id))
         )
     ).all()
-    held = cases.pupil_ids((await cases.children_of(session, [case.id]))[case.id])
+    held = await cases.pupils_of(session, case.id)
     await auditor.record("intervention.list", "case", case.id, pupil_ids=held)
     return [present(r) for r in rows]
 

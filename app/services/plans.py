@@ -14,7 +14,6 @@ from app.audit import Auditor
 from app.db import add_unique
 from app.errors import ProblemItem, ValidationFailed
 from app.models.base import as_utc
-from app.models.case import Case
 from app.models.plan import (
     Goal,
     GoalCreate,
@@ -98,12 +97,10 @@ async def goals(
     rows = (
         await session.exec(select(Goal).where(Goal.case_id == case.id).order_by(col(Goal.id)))
     ).all()
-    await auditor.record("goal.list", "case", case.id, pupil_ids=await _pupils(session, case))
+    await auditor.record(
+        "goal.list", "case", case.id, pupil_ids=await cases.pupils_of(session, case.id)
+    )
     return await present_goals(session, rows)
-
-
-async def _pupils(session: AsyncSession, case: Case) -> list[uuid.UUID]:
-    return cases.pupil_ids((await cases.children_of(session, [case.id]))[case.id])
 
 
 @dataclass(frozen=True)
@@ -207,7 +204,7 @@ async def hold_review(
     )
     await session.flush()
     await auditor.record(
-        "review.create", "review", review.id, pupil_ids=await _pupils(session, case)
+        "review.create", "review", review.id, pupil_ids=await cases.pupils_of(session, case.id)
     )
     return (await present_reviews(session, [review]))[0]
 
@@ -223,7 +220,9 @@ async def reviews(
             .order_by(col(Review.held_on), col(Review.id))
         )
     ).all()
-    await auditor.record("review.list", "case", case.id, pupil_ids=await _pupils(session, case))
+    await auditor.record(
+        "review.list", "case", case.id, pupil_ids=await cases.pupils_of(session, case.id)
+    )
     return await present_reviews(session, rows)
 
 

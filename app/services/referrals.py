@@ -43,7 +43,7 @@ from app.reach import casework_in_reach
 from app.security import Principal, Scope
 from app.services import cases, chronology, referral_terms
 from app.services.attendance_flags import get as get_flag
-from app.services.children import held_by, resolve
+from app.services.children import held_by, pupil_ids, resolve
 
 _CLOSED_STATUS_REASONS = {
     ReferralStatus.accepted: "it was accepted",
@@ -80,10 +80,6 @@ async def children_of(
     session: AsyncSession, referral_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[ReferralChild]]:
     return await held_by(session, ReferralChild, "referral_id", referral_ids)
-
-
-def _pupils(children: Sequence[ReferralChild]) -> list[uuid.UUID]:
-    return [c.pupil_id for c in children if c.pupil_id is not None]
 
 
 def _source(principal: Principal, new: ReferralCreate) -> ReferralSource:
@@ -199,7 +195,7 @@ async def create(
 
 async def _audit_read(session: AsyncSession, auditor: Auditor, referral: Referral) -> None:
     held = (await children_of(session, [referral.id]))[referral.id]
-    await auditor.record("referral.read", "referral", referral.id, pupil_ids=_pupils(held))
+    await auditor.record("referral.read", "referral", referral.id, pupil_ids=pupil_ids(held))
 
 
 async def read(
@@ -244,7 +240,7 @@ async def get_all(
     await auditor.record(
         "referral.list",
         "referral",
-        pupil_ids=[p for r in items for p in _pupils(held[r.id])],
+        pupil_ids=[p for r in items for p in pupil_ids(held[r.id])],
         details={"returned": len(items)},
     )
     return items, next_cursor
@@ -279,7 +275,7 @@ async def _audit_change(
 ) -> None:
     held = (await children_of(session, [referral.id]))[referral.id]
     await auditor.record(
-        action, "referral", referral.id, pupil_ids=_pupils(held), details=details or None
+        action, "referral", referral.id, pupil_ids=pupil_ids(held), details=details or None
     )
 
 

@@ -118,7 +118,7 @@ async def move(
         details={"signpost_id": str(signpost.id)},
     )
     await session.flush()
-    held = cases.pupil_ids((await cases.children_of(session, [case.id]))[case.id])
+    held = await cases.pupils_of(session, case.id)
     children = [signpost.child_id] if signpost.child_id else held
     await auditor.record("signpost.update", "signpost", signpost.id, pupil_ids=children)
     return (await present(session, [signpost]))[0]
@@ -133,7 +133,7 @@ async def get_all(
             select(Signpost).where(Signpost.case_id == case.id).order_by(col(Signpost.id))
         )
     ).all()
-    held = cases.pupil_ids((await cases.children_of(session, [case.id]))[case.id])
+    held = await cases.pupils_of(session, case.id)
     await auditor.record("signpost.list", "case", case.id, pupil_ids=held)
     return await present(session, rows)
 
