@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -76,7 +77,16 @@ async def _recreate_postgres_database(server_url: str, name: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+def _checkout_suffix() -> str:
+    """A short tag for this checkout, so two checkouts testing against one PostgreSQL
+    server at once each get databases of their own."""
+    digest = hashlib.sha256(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()
+    return digest[:8]
+
+
 def make_postgres_database(name: str) -> str:
+    """A new, empty database called `name` plus this checkout's tag."""
+    name = f"{name}_{_checkout_suffix()}"
     server_url = postgres_server_url()
     if server_url is None:
         if IN_CI:
