@@ -12,12 +12,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import insert, text
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.context import current_client_address, current_request_id
-from app.db import is_postgresql, run
+from app.db import chunks, is_postgresql, run
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import new_id, utcnow
+from app.models.pupil import Pupil
 from app.security import Principal
 
 
@@ -34,7 +36,15 @@ class Auditor:
         *,
         pupil_ids: Iterable[uuid.UUID] = (),
         details: dict[str, Any] | None = None,
+        la_code: str | None = None,
+        school_id: uuid.UUID | None = None,
     ) -> uuid.UUID:
+        """Record one event. `la_code` and `school_id` say whose data it was (by default the
+        principal's own LA, and its school when it has only one); each child's link records
+        the child's school. Together they decide who may read the event later."""
+        reach = self.principal.reach
+        if school_id is None and reach.la_code is None and len(reach.school_ids) == 1:
+            [school_id] = reach.school_ids
         event_id = new_id()
         await self.session.exec(
             insert(AuditEvent).values(
@@ -48,6 +58,8 @@ class Auditor:
                 request_id=current_request_id(),
                 client_address=current_client_address(),
                 details=details or {},
+                la_code=la_code if la_code is not None else reach.home_la,
+                school_id=school_id,
             )
         )
         children = list(dict.fromkeys(pupil_ids))
@@ -58,14 +70,25 @@ class Auditor:
             await run(
                 self.session,
                 text(
-                    "INSERT INTO audit_event_pupil (event_id, pupil_id) "
-                    "SELECT :event_id, unnest(CAST(:pupil_ids AS uuid[]))"
+                    "INSERT INTO audit_event_pupil (event_id, pupil_id, school_id) "
+                    "SELECT :event_id, touched.id, pupil.school_id "
+                    "FROM unnest(CAST(:pupil_ids AS uuid[])) AS touched(id) "
+                    "LEFT JOIN pupil ON pupil.id = touched.id"
                 ),
                 {"event_id": event_id, "pupil_ids": children},
             )
         else:
+            schools: dict[uuid.UUID, uuid.UUID] = {}
+            for some in chunks(children):
+                rows = await self.session.exec(
+                    select(Pupil.id, Pupil.school_id).where(col(Pupil.id).in_(some))
+                )
+                schools.update(rows.all())
             await self.session.exec(
                 insert(AuditEventPupil),
-                params=[{"event_id": event_id, "pupil_id": p} for p in children],
+                params=[
+                    {"event_id": event_id, "pupil_id": p, "school_id": schools.get(p)}
+                    for p in children
+                ],
             )
         return event_id

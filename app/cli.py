@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from app.config import Settings, get_settings
@@ -263,11 +263,19 @@ def import_directory(
     strict: Annotated[
         bool, typer.Option(help="Stop at the first invalid service instead of skipping it.")
     ] = False,
+    la: Annotated[
+        str | None,
+        typer.Option(
+            "--la", help="Import as this LA's records (default: the operator's, for every LA)."
+        ),
+    ] = None,
 ) -> None:
     """Pull a council's ORUK feed into the directory: every service, upserted by id.
 
     All or nothing: a page the feed cannot serve stops the import and nothing is written.
-    Invalid services are skipped with a warning (or stop it, with --strict).
+    Invalid services are skipped with a warning (or stop it, with --strict). What it writes
+    belongs to the operator, or to the LA given with --la; records that belong to someone
+    else are left as they are and reported.
     """
     import httpx
     from rich.markup import escape
@@ -293,7 +301,13 @@ def import_directory(
                 transport=transport, timeout=timeout, follow_redirects=True, headers=headers
             ) as http:
                 return await directory_import.import_feed(
-                    session, url, http, per_page=per_page, strict=strict, on_progress=advance
+                    session,
+                    url,
+                    http,
+                    per_page=per_page,
+                    strict=strict,
+                    on_progress=advance,
+                    owner=la,
                 )
 
         report = _run(work, settings)
@@ -309,6 +323,148 @@ def import_directory(
             "skipped": len(report.skipped),
         }
     )
+
+
+reference_cli = typer.Typer(
+    help="National reference data (and, for an LA, its own), as the operator adds it. LA "
+    "admins add their own LA's entries through the API.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+cli.add_typer(reference_cli, name="reference")
+
+LaOption = Annotated[
+    str | None,
+    typer.Option("--la", help="For this LA only (default: the national list, for every LA)."),
+]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _valid(model: type[M], **values: Any) -> M:
+    """The model, or a one-line reason for each invalid value and exit status 2."""
+    try:
+        return model(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "value"
+            err.print(f"[red]error:[/red] {where}: {error['msg']}")
+        raise typer.Exit(2) from None
+
+
+def _printed(row: Any) -> None:
+    _print_json({k: v for k, v in row.model_dump().items() if k != "id"})
+
+
+@reference_cli.command("concern")
+def add_concern(
+    code: Annotated[str, typer.Option(help="e.g. online_safety")],
+    label: Annotated[str, typer.Option()],
+    la: LaOption = None,
+) -> None:
+    """Add a referral concern."""
+    from app.models.referral import ConcernCreate, ReferralConcern
+    from app.services import reference
+
+    new = _valid(ConcernCreate, code=code, label=label, la_code=la)
+    row = ReferralConcern(la_code=new.la_code or reference.NATIONAL, code=new.code, label=new.label)
+    _printed(_run(lambda session: reference.add(session, row, "concern")))
+
+
+@reference_cli.command("level-of-need")
+def add_level_of_need(
+    code: Annotated[str, typer.Option(help="e.g. targeted_early_help")],
+    label: Annotated[str, typer.Option()],
+    rank: Annotated[int, typer.Option(min=0, max=100, help="Order, lowest need first.")],
+    la: LaOption = None,
+) -> None:
+    """Add a level of need to the default set (or to an LA's own set, with --la)."""
+    from app.models.referral import NeedLevelCreate
+    from app.services import referral_terms
+
+    new = _valid(NeedLevelCreate, code=code, label=label, rank=rank, la_code=la)
+    la_code = new.la_code or referral_terms.DEFAULT_SET
+    _printed(_run(lambda session: referral_terms.add_level_for(session, la_code, new)))
+
+
+@reference_cli.command("outcome-category")
+def add_outcome_category(
+    code: Annotated[str, typer.Option(help="e.g. housing_secured")],
+    label: Annotated[str, typer.Option()],
+    la: LaOption = None,
+) -> None:
+    """Add an outcome category."""
+    from app.models.plan import OutcomeCategory, OutcomeCategoryCreate
+    from app.services import reference
+
+    new = _valid(OutcomeCategoryCreate, code=code, label=label, la_code=la)
+    row = OutcomeCategory(la_code=new.la_code or reference.NATIONAL, code=new.code, label=new.label)
+    _printed(_run(lambda session: reference.add(session, row, "outcome category")))
+
+
+@reference_cli.command("instrument")
+def add_instrument(
+    code: Annotated[str, typer.Option(help="e.g. sdq_total")],
+    label: Annotated[str, typer.Option()],
+    min_score: Annotated[float, typer.Option("--min", help="Lowest score.")],
+    max_score: Annotated[float, typer.Option("--max", help="Highest score.")],
+    unit: Annotated[str | None, typer.Option(help="e.g. points, years.")] = None,
+    domain: Annotated[
+        list[str] | None, typer.Option("--domain", help="A domain scored apart (repeatable).")
+    ] = None,
+    la: LaOption = None,
+) -> None:
+    """Add a measure instrument."""
+    from app.models.measure import InstrumentCreate, MeasureInstrument
+    from app.services import reference
+
+    new = _valid(
+        InstrumentCreate,
+        code=code,
+        label=label,
+        min_score=min_score,
+        max_score=max_score,
+        unit=unit,
+        domains=domain or [],
+        la_code=la,
+    )
+    values = new.model_dump(exclude={"la_code"})
+    row = MeasureInstrument(**values, la_code=new.la_code or reference.NATIONAL)
+    _printed(_run(lambda session: reference.add(session, row, "instrument")))
+
+
+@reference_cli.command("attendance-code")
+def add_attendance_code(
+    jurisdiction: Annotated[Jurisdiction, typer.Option()],
+    code: Annotated[str, typer.Option(help="The code as registers carry it, e.g. 31.")],
+    description: Annotated[str, typer.Option()],
+    category: Annotated[str, typer.Option(help="e.g. present, unauthorised_absence.")],
+    effective_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD).")],
+    effective_to: Annotated[
+        str | None, typer.Option("--to", help="First day it no longer applies (YYYY-MM-DD).")
+    ] = None,
+    code_set: Annotated[str, typer.Option(help="Which set it belongs to.")] = "local",
+    late: Annotated[bool, typer.Option(help="Counts as late.")] = False,
+    unexplained: Annotated[bool, typer.Option(help="Whereabouts unknown (N/O-like).")] = False,
+) -> None:
+    """Add a code to a jurisdiction's attendance code table: it applies to every school of
+    the jurisdiction, so only the operator adds one."""
+    from app.models.attendance import CodeCreate
+    from app.services import attendance_codes
+
+    new = _valid(
+        CodeCreate,
+        jurisdiction=jurisdiction,
+        code=code,
+        description=description,
+        category=category,
+        effective_from=effective_from,
+        effective_to=effective_to,
+        code_set=code_set,
+        late=late,
+        unexplained=unexplained,
+    )
+    made = _run(lambda session: attendance_codes.create(session, new))
+    _print_json(attendance_codes.present(made).model_dump(mode="json"))
 
 
 def main() -> None:

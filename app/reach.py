@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, or_, select
 from sqlmodel import col
 
+from app.errors import Forbidden, NotFound
 from app.models.school import School
 from app.security import Principal, Reach
 
@@ -59,3 +60,27 @@ def la_in_reach(la_code: str, reach: Reach | Principal) -> bool:
     if isinstance(reach, Principal):
         reach = reach.reach
     return reach.la_code == la_code
+
+
+def writable_la(principal: Principal, requested: str | None = None) -> str:
+    """The LA whose own records (reference data, directory entries) the principal writes:
+    its own LA and no other. Any other LA, real or not, gets the same answer; the national
+    lists belong to the operator, who writes them with the CLI."""
+    own = principal.reach.la_code
+    if requested is not None and requested != own:
+        raise Forbidden(f"LA {requested} is outside your reach.")
+    if own is None:
+        raise Forbidden(
+            "An LA's own records are written by an account bound to that LA; this one is not."
+        )
+    return own
+
+
+def readable_las(principal: Principal, requested: str | None = None) -> frozenset[str]:
+    """The LAs whose own reference lists the principal reads: those it works in, or the one
+    it asks for if it works there. Any other LA, real or not, is not found."""
+    if requested is None:
+        return principal.reach.las
+    if requested not in principal.reach.las:
+        raise NotFound("No such LA within your reach.")
+    return frozenset({requested})

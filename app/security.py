@@ -107,14 +107,32 @@ def unknown_scopes(scopes: Iterable[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Reach:
-    """The schools a principal may touch: those named, and every school of its LA."""
+    """The schools a principal may touch: those named, and every school of its LA.
+
+    `school_las` are the LAs of the named schools: whose reference lists (levels of need,
+    concerns, ...) apply to the principal's work, never a grant of the whole LA's data.
+    """
 
     school_ids: frozenset[uuid.UUID] = frozenset()
     la_code: str | None = None
+    school_las: frozenset[str] = frozenset()
 
     @property
     def is_empty(self) -> bool:
         return not self.school_ids and self.la_code is None
+
+    @property
+    def las(self) -> frozenset[str]:
+        """Every LA whose reference data the principal works with."""
+        own = {self.la_code} if self.la_code is not None else set()
+        return frozenset(own | self.school_las)
+
+    @property
+    def home_la(self) -> str | None:
+        """The one LA the principal works for: its own, or that of all its schools."""
+        if self.la_code is not None:
+            return self.la_code
+        return next(iter(self.school_las)) if len(self.school_las) == 1 else None
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,14 @@ class World:
         result: dict[str, Any] = await self._in_session(work)
         return result
 
+    async def attendance_code(self, **fields: Any) -> None:
+        """A code added to a jurisdiction's table, as the operator adds one (the CLI)."""
+        from app.models.attendance import CodeCreate
+        from app.services import attendance_codes
+
+        new = CodeCreate(**fields)
+        await self._in_session(lambda session: attendance_codes.create(session, new))
+
     async def api_client(
         self, scopes: str, schools: list[dict[str, Any]] | None = None, la_code: str | None = None
     ) -> Credentials:

@@ -191,33 +191,27 @@ async def test_wales_and_scotland_tables(client: httpx.AsyncClient, world: World
     assert by_code["02"]["counts_as_possible"] is False
 
 
-async def test_admin_extends_a_table_and_overlaps_are_refused(
+async def test_code_tables_are_not_written_through_the_api(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    admin = await world.client_headers("admin")
-    reader = await world.client_headers("attendance:read")
+    """A jurisdiction's table applies to every LA in it: only the operator extends it, with
+    `liaison reference attendance-code` (tests/test_cli.py), never an LA's admin."""
+    admin = await world.headers(await world.staff("admin", la_code="202"))
     new = {
         "jurisdiction": "scotland",
         "code": "31",
         "description": "Unauthorised absence",
         "category": "unauthorised_absence",
-        "unexplained": True,
         "effective_from": "2019-06-01",
         "code_set": "scotland-local",
     }
-    refused = await client.post("/v1/attendance/codes", json=new, headers=reader)
-    assert refused.status_code == 403
-    created = await client.post("/v1/attendance/codes", json=new, headers=admin)
-    assert created.status_code == 201, created.text
-    assert created.json()["statutory"] is False
-    again = await client.post("/v1/attendance/codes", json=new, headers=admin)
-    assert again.status_code == 409
-    clash = await client.post(
-        "/v1/attendance/codes",
-        json={**new, "code": "N", "jurisdiction": "england", "effective_from": "2025-01-01"},
-        headers=admin,
+    refused = await client.post("/v1/attendance/codes", json=new, headers=admin)
+    assert refused.status_code == 405
+    assert refused.headers["content-type"] == "application/problem+json"
+    codes = await client.get(
+        "/v1/attendance/codes", params={"jurisdiction": "scotland"}, headers=admin
     )
-    assert clash.status_code == 409
+    assert "31" not in {c["code"] for c in codes.json()["items"]}
 
 
 # --- figures ------------------------------------------------------------------------------
@@ -328,21 +322,15 @@ async def test_each_category_counts_in_wales_and_scotland(
         got["unauthorised_absence_sessions"],
     ) == (4, 1, 1, 1, 1)
 
-    admin = await world.client_headers("admin")
     for code, category in (("24", "authorised_absence"), ("31", "unauthorised_absence")):
-        response = await client.post(
-            "/v1/attendance/codes",
-            json={
-                "jurisdiction": "scotland",
-                "code": code,
-                "description": f"local {category}",
-                "category": category,
-                "effective_from": "2019-06-01",
-                "code_set": "scotland-local",
-            },
-            headers=admin,
+        await world.attendance_code(
+            jurisdiction="scotland",
+            code=code,
+            description=f"local {category}",
+            category=category,
+            effective_from="2019-06-01",
+            code_set="scotland-local",
         )
-        assert response.status_code == 201
     scotland = await make_school(world, client, pupils=1, jurisdiction="scotland", code="5501234")
     await push(client, scotland, scotland.marks("P0", ["10", "11", "12", "24", "31", "02"]))
     got = await figures(client, scotland, "P0", AUTUMN_2025, AUTUMN_2025 + timedelta(days=5))

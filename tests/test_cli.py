@@ -137,3 +137,74 @@ def test_serve_refuses_production_without_a_signing_key(monkeypatch: pytest.Monk
         get_settings.cache_clear()
     assert result.exit_code == 2
     assert "LIAISON_SIGNING_KEY" in result.output
+
+
+async def test_the_operator_adds_national_and_la_reference_data(
+    cli_env: None, client: httpx.AsyncClient, world: World
+) -> None:
+    """National lists (and, with --la, an LA's own) are the operator's, written with the CLI;
+    an LA's admins see them through the API like everyone in reach."""
+    concern = await asyncio.to_thread(
+        run, "reference", "concern", "--code", "online_safety", "--label", "Online safety"
+    )
+    assert (concern["code"], concern["la_code"]) == ("online_safety", "")
+    local = await asyncio.to_thread(
+        run, "reference", "outcome-category", "--code", "pets_rehomed", "--label", "Pets",
+        "--la", "303",
+    )  # fmt: skip
+    assert local["la_code"] == "303"
+    level = await asyncio.to_thread(
+        run, "reference", "level-of-need", "--code", "crisis", "--label", "Crisis", "--rank", "9"
+    )
+    assert (level["code"], level["rank"]) == ("crisis", 9)
+    instrument = await asyncio.to_thread(
+        run, "reference", "instrument", "--code", "sdq_total", "--label", "SDQ", "--min", "0",
+        "--max", "40", "--unit", "points",
+    )  # fmt: skip
+    assert (instrument["min_score"], instrument["max_score"]) == (0, 40)
+
+    hub_202 = await world.client_headers("referrals:read", la_code="202")
+    concerns = await client.get("/v1/referral-concerns", headers=hub_202)
+    assert "online_safety" in {c["code"] for c in concerns.json()["items"]}
+    categories = await client.get("/v1/outcome-categories", headers=hub_202)
+    assert "pets_rehomed" not in {c["code"] for c in categories.json()["items"]}
+    hub_303 = await world.client_headers("referrals:read", la_code="303")
+    categories = await client.get("/v1/outcome-categories", headers=hub_303)
+    assert {"code": "pets_rehomed", "label": "Pets", "active": True, "la_code": "303"} in (
+        categories.json()["items"]
+    )
+
+    again = await asyncio.to_thread(
+        runner.invoke, cli, ["reference", "concern", "--code", "neglect", "--label", "x"]
+    )
+    assert again.exit_code == 1 and "already exists" in again.output
+    bad = await asyncio.to_thread(
+        runner.invoke, cli, ["reference", "concern", "--code", "Bad Code", "--label", "x"]
+    )
+    assert bad.exit_code == 2 and "code" in bad.output
+
+
+def test_the_operator_extends_an_attendance_code_table(cli_env: None) -> None:
+    """A jurisdiction's table applies to every LA in it, so only the operator adds codes;
+    dates of one code may not overlap."""
+    args = [
+        "reference", "attendance-code", "--jurisdiction", "scotland", "--code", "31",
+        "--description", "Unauthorised absence", "--category", "unauthorised_absence",
+        "--unexplained", "--from", "2019-06-01", "--code-set", "scotland-local",
+    ]  # fmt: skip
+    created = run(*args)
+    assert (created["code"], created["statutory"], created["unexplained"]) == ("31", False, True)
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 1 and "overlap" in again.output
+    clash = runner.invoke(
+        cli,
+        ["reference", "attendance-code", "--jurisdiction", "england", "--code", "N",
+         "--description", "x", "--category", "unauthorised_absence", "--from", "2025-01-01"],
+    )  # fmt: skip
+    assert clash.exit_code == 1
+    bad = runner.invoke(
+        cli,
+        ["reference", "attendance-code", "--jurisdiction", "england", "--code", "Q9",
+         "--description", "x", "--category", "nonsense", "--from", "2025-01-01"],
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "category" in bad.output

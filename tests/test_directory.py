@@ -197,7 +197,8 @@ async def put_taxonomy(
 
 @pytest.fixture
 async def writer(world: World) -> dict[str, str]:
-    return await world.client_headers(WRITE)
+    # Directory records belong to an LA: its writers are bound to one.
+    return await world.client_headers(WRITE, la_code="202")
 
 
 # --- the public ORUK API -----------------------------------------------------------------
@@ -444,7 +445,7 @@ async def test_writes_need_a_token_with_directory_write(
         assert denied["required_scopes"] == [WRITE]
     assert (await client.get("/oruk/services")).json()["total_items"] == 0
     # An admin's staff account carries the scope.
-    admin = await world.headers(await world.staff("admin"))
+    admin = await world.headers(await world.staff("admin", la_code="202"))
     created = await client.post("/v1/directory/services", json=service_body("X"), headers=admin)
     assert created.status_code == 201, created.text
 

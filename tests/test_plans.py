@@ -255,7 +255,7 @@ async def make_service(
     world: World, name: str = "Riverside Family Hub parenting group"
 ) -> dict[str, Any]:
     """A service in the directory, written through its own API."""
-    writer = await world.client_headers("directory:write")
+    writer = await world.client_headers("directory:write", la_code="202")
     response = await world.http.post(
         "/v1/directory/services",
         json={
@@ -345,7 +345,7 @@ async def test_default_categories_and_instruments(client: httpx.AsyncClient, wor
 
 async def test_an_admin_adds_a_category(client: httpx.AsyncClient, world: World) -> None:
     fam = await family(client, world)
-    admin = await world.client_headers("admin")
+    admin = await world.client_headers("admin", la_code="202")
     new = {"code": "housing_secured", "label": "Housing secured"}
     response = await client.post("/v1/outcome-categories", json=new, headers=admin)
     assert response.status_code == 201, response.text
@@ -378,7 +378,7 @@ async def test_an_admin_adds_a_category(client: httpx.AsyncClient, world: World)
 
 async def test_an_admin_adds_an_instrument(client: httpx.AsyncClient, world: World) -> None:
     fam = await family(client, world)
-    admin = await world.client_headers("admin")
+    admin = await world.client_headers("admin", la_code="202")
     new = {
         "code": "sdq_total",
         "label": "SDQ total difficulties",

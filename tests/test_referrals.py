@@ -228,11 +228,15 @@ async def test_default_concerns_and_levels_of_need(client: httpx.AsyncClient, wo
     assert (await client.get("/v1/referral-concerns")).status_code == 401
 
 
-async def test_admin_adds_a_concern_and_an_las_own_levels(
+async def test_an_las_admin_adds_its_own_concerns_and_levels(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    admin = await world.client_headers("admin")
+    """An LA's own reference data: added by its admins, seen and used within the LA only.
+    National entries are the operator's (the CLI), so no API caller adds or changes them."""
+    admin = await world.client_headers("admin", la_code="202")
+    admin_303 = await world.client_headers("admin", la_code="303")
     local_hub = await hub(world)
+    hub_303 = await hub(world, la_code="303")
     refused = await client.post(
         "/v1/referral-concerns",
         json={"code": "online_safety", "label": "Online safety"},
@@ -246,7 +250,12 @@ async def test_admin_adds_a_concern_and_an_las_own_levels(
         headers=admin,
     )
     assert created.status_code == 201, created.text
-    assert created.json() == {"code": "online_safety", "label": "Online safety", "active": True}
+    assert created.json() == {
+        "code": "online_safety",
+        "label": "Online safety",
+        "active": True,
+        "la_code": "202",
+    }
     for code in ("online_safety", "neglect"):
         again = await client.post(
             "/v1/referral-concerns", json={"code": code, "label": "Again"}, headers=admin
@@ -257,48 +266,77 @@ async def test_admin_adds_a_concern_and_an_las_own_levels(
         for c in (await client.get("/v1/referral-concerns", headers=local_hub)).json()["items"]
     }
     assert codes == DEFAULT_CONCERNS | {"online_safety"}
+    # Another LA neither sees LA 202's concern nor is kept from adding its own.
+    codes_303 = {
+        c["code"]
+        for c in (await client.get("/v1/referral-concerns", headers=hub_303)).json()["items"]
+    }
+    assert codes_303 == DEFAULT_CONCERNS
+    for la_code in ("303", "999"):  # another LA, or one that does not exist: the same 403
+        elsewhere = await client.post(
+            "/v1/referral-concerns",
+            json={"code": "gaming", "label": "Gaming", "la_code": la_code},
+            headers=admin,
+        )
+        assert (
+            problem(elsewhere, 403, "forbidden")["detail"] == f"LA {la_code} is outside your reach."
+        )
+    own_303 = await client.post(
+        "/v1/referral-concerns",
+        json={"code": "online_safety", "label": "Safety online"},
+        headers=admin_303,
+    )
+    assert own_303.status_code == 201 and own_303.json()["la_code"] == "303"
 
-    # LA 303 gets a set of its own; LA 202 keeps the defaults.
+    # LA 303 gets a set of levels of its own; LA 202 keeps the defaults.
     for code, rank in (("early_support", 1), ("intensive_support", 2)):
         level = await client.post(
             "/v1/levels-of-need",
-            json={"code": code, "label": code.replace("_", " "), "rank": rank, "la_code": "303"},
-            headers=admin,
+            json={"code": code, "label": code.replace("_", " "), "rank": rank},
+            headers=admin_303,
         )
         assert level.status_code == 201, level.text
         assert (level.json()["code"], level.json()["la_code"]) == (code, "303")
     duplicate = await client.post(
         "/v1/levels-of-need",
         json={"code": "early_support", "label": "Again", "rank": 3, "la_code": "303"},
-        headers=admin,
+        headers=admin_303,
     )
     problem(duplicate, 409, "conflict")
-    default_duplicate = await client.post(
-        "/v1/levels-of-need", json={"code": "universal", "label": "Again", "rank": 1}, headers=admin
-    )
-    problem(default_duplicate, 409, "conflict")
+    for body in (
+        # LA 202's admin cannot change LA 303's set (or name an LA that does not exist).
+        {"code": "b_only", "label": "B", "rank": 1, "la_code": "303"},
+        {"code": "b_only", "label": "B", "rank": 1, "la_code": "999"},
+    ):
+        problem(await client.post("/v1/levels-of-need", json=body, headers=admin), 403)
     problem(
         await client.post(
             "/v1/levels-of-need",
             json={"code": "other_level", "label": "Other", "rank": 5, "la_code": "303"},
-            headers=local_hub,
+            headers=hub_303,
         ),
         403,
     )
 
-    own = await client.get("/v1/levels-of-need", params={"la_code": "303"}, headers=local_hub)
+    own = await client.get("/v1/levels-of-need", params={"la_code": "303"}, headers=hub_303)
     assert [
         (i["code"], i["la_code"]) for i in sorted(own.json()["items"], key=lambda i: i["rank"])
     ] == [
         ("early_support", "303"),
         ("intensive_support", "303"),
     ]
+    assert (await client.get("/v1/levels-of-need", headers=hub_303)).json() == own.json()
+    # Another LA's set is not found, like an LA that does not exist.
+    for la_code in ("303", "999"):
+        hidden = await client.get(
+            "/v1/levels-of-need", params={"la_code": la_code}, headers=local_hub
+        )
+        problem(hidden, 404, "not-found")
     defaults = await client.get("/v1/levels-of-need", params={"la_code": "202"}, headers=admin)
     assert {i["code"] for i in defaults.json()["items"]} == {c for c, _ in DEFAULT_LEVELS}
 
     # A referral in LA 303 uses its own set: the default codes no longer validate there.
     setup_303 = await make_school(world, client, pupils=1, la_code="303")
-    hub_303 = await hub(world, la_code="303")
     child = {"pupil_id": setup_303.pupil_ids["P0"]}
     refused_level = await client.post("/v1/referrals", json=referral(child), headers=hub_303)
     assert "targeted_early_help" in str(problem(refused_level, 422, "validation-failed"))
@@ -354,22 +392,39 @@ async def test_a_hub_refers_children_in_every_shape(
     assert created["summary"] == body["summary"]
     assert created["family"] == FAMILY
     assert created["consent"] == CONSENT
-    assert (created["re_referral"], created["previous_case_id"]) == (False, None)
+    # Whether a child was worked with before is for those who may read cases.
+    assert (created["re_referral"], created["previous_case_id"]) == (None, None)
     assert created["decision"] is None and created["pending_decision"] is None
     assert created["withdrawn_at"] is None and created["withdrawal_reason"] is None
 
+    # The hub (no cases:read) sees each child only as it named it.
     ids = setup.pupil_ids
     children = created["children"]
     assert [(c["pupil_id"], c["on_roll"]) for c in children] == [
         (ids["P0"], True),
         (ids["P1"], True),
+        (None, None),  # named by name: not even told whether a roll has the child
+        (None, None),
+    ]
+    assert [c["school_id"] for c in children] == [setup.school["id"]] * 2 + [None] * 2
+    assert [c["upn"] for c in children] == [None, upn(1), None, None]
+    assert [c["given_name"] for c in children] == [None, None, "Child2", "Sam"]
+    assert children[3]["date_of_birth"] == "2016-04-01"
+
+    # Staff who read cases see who the children are, and how each was matched.
+    practitioner = await world.headers(await world.staff("practitioner", la_code="202"))
+    full = (await read(client, practitioner, created["id"]))[0]["children"]
+    assert [(c["pupil_id"], c["on_roll"]) for c in full] == [
+        (ids["P0"], True),
+        (ids["P1"], True),
         (ids["P2"], True),  # named exactly as one pupil within reach: linked
         (None, False),  # named as nobody on a roll: kept as a child not on a roll
     ]
-    assert [c["school_id"] for c in children] == [setup.school["id"]] * 3 + [None]
-    assert (children[2]["given_name"], children[2]["family_name"]) == ("Child2", "Example")
-    assert (children[3]["given_name"], children[3]["family_name"]) == ("Sam", "Jones")
-    assert children[3]["date_of_birth"] == "2016-04-01"
+    assert [c["school_id"] for c in full] == [setup.school["id"]] * 3 + [None]
+    assert (full[0]["given_name"], full[0]["family_name"]) == ("Child0", "Example")
+    assert (full[2]["given_name"], full[2]["family_name"]) == ("Child2", "Example")
+    assert (full[3]["given_name"], full[3]["family_name"]) == ("Sam", "Jones")
+    assert full[3]["date_of_birth"] == "2016-04-01"
 
     (received,) = created["history"]
     assert received["event"] == "received"
@@ -395,10 +450,9 @@ async def test_a_name_shared_by_two_pupils_links_nobody(
         await hub(world),
         referral(by_name(0), by_name(0, date_of_birth="2015-03-15")),
     )
-    assert [(c["pupil_id"], c["on_roll"]) for c in made["children"]] == [
-        (None, False),
-        (None, False),
-    ]
+    practitioner = await world.headers(await world.staff("practitioner", la_code="202"))
+    children = (await read(client, practitioner, made["id"]))[0]["children"]
+    assert [(c["pupil_id"], c["on_roll"]) for c in children] == [(None, False), (None, False)]
 
 
 async def test_source_follows_the_referrer_and_the_flag(
@@ -819,7 +873,27 @@ async def test_decline_needs_a_reason_and_says_where_the_family_was_signposted(
     for body in ({"decision": "decline"}, {"decision": "decline", "reason": ""}):
         missing = await post(client, d.practitioner, made["id"], "decision", body, etag)
         problem(missing, 422, "validation-failed")
-    services = [str(uuid.uuid4()), str(uuid.uuid4())]
+    unknown = await post(
+        client,
+        d.practitioner,
+        made["id"],
+        "decision",
+        decision("decline", "Pastoral team.", signposted_service_ids=[str(uuid.uuid4())]),
+        etag,
+    )
+    assert problem(unknown, 422, "validation-failed")["errors"][0]["loc"] == [
+        "body",
+        "signposted_service_ids",
+        0,
+    ]
+    writer = await world.client_headers("directory:write", la_code="202")
+    services = []
+    for name in ("Pastoral mentoring", "Young carers group"):
+        service = await client.post(
+            "/v1/directory/services", json={"name": name, "status": "active"}, headers=writer
+        )
+        assert service.status_code == 201, service.text
+        services.append(service.json()["id"])
     declined = await post(
         client,
         d.practitioner,
@@ -1105,18 +1179,29 @@ async def test_only_the_referrer_withdraws_before_a_decision(
 # --- re-referral --------------------------------------------------------------------------
 
 
+async def seen_by(
+    client: httpx.AsyncClient, staff: dict[str, str], made: dict[str, Any]
+) -> tuple[bool | None, str | None]:
+    """Whether a referral is a re-referral, and of which case, as staff who read cases see
+    it (a hub is not told)."""
+    body, _ = await read(client, staff, made["id"])
+    return body["re_referral"], body["previous_case_id"]
+
+
 async def test_a_child_on_a_case_closed_within_a_year_is_a_re_referral(
     client: httpx.AsyncClient, world: World, fresh_app: FastAPI
 ) -> None:
     d = await desk(world, client)
     first = await refer(client, d.hub, referral(d.pupil("P0")))
-    assert first["re_referral"] is False
+    assert (await seen_by(client, d.practitioner, first))[0] is False
+    # The hub itself is not told about a child's earlier casework.
+    assert (first["re_referral"], first["previous_case_id"]) == (None, None)
     accepted = await change(client, d.practitioner, first["id"], "decision", decision("accept"))
     case_id = accepted["decision"]["case_id"]
 
     # While the case is open, a new referral is not a re-referral.
     while_open = await refer(client, d.hub, referral(d.pupil("P0")))
-    assert (while_open["re_referral"], while_open["previous_case_id"]) == (False, None)
+    assert await seen_by(client, d.practitioner, while_open) == (False, None)
 
     closed = await client.post(
         f"/v1/cases/{case_id}/closure",
@@ -1127,18 +1212,18 @@ async def test_a_child_on_a_case_closed_within_a_year_is_a_re_referral(
     assert closed.json()["status"] == "closed"
 
     again = await refer(client, d.hub, referral({"upn": upn(0), "school_code": d.school["code"]}))
-    assert (again["re_referral"], again["previous_case_id"]) == (True, case_id)
+    assert await seen_by(client, d.practitioner, again) == (True, case_id)
     with_a_sibling = await refer(client, d.hub, referral(d.pupil("P1"), by_name(0)))
-    assert (with_a_sibling["re_referral"], with_a_sibling["previous_case_id"]) == (True, case_id)
+    assert await seen_by(client, d.practitioner, with_a_sibling) == (True, case_id)
     someone_else = await refer(client, d.hub, referral(d.pupil("P1")))
-    assert (someone_else["re_referral"], someone_else["previous_case_id"]) == (False, None)
-    seen, _ = await read(client, d.practitioner, again["id"])
-    assert (seen["re_referral"], seen["previous_case_id"]) == (True, case_id)
+    assert await seen_by(client, d.practitioner, someone_else) == (False, None)
+    hub_view, _ = await read(client, d.hub, again["id"])
+    assert (hub_view["re_referral"], hub_view["previous_case_id"]) == (None, None)
 
     # Thirteen months on, it is a new referral again.
     await move_back(fresh_app, "early_help_case", "closed_at", case_id, timedelta(days=396))
     later = await refer(client, d.hub, referral(d.pupil("P0")))
-    assert (later["re_referral"], later["previous_case_id"]) == (False, None)
+    assert await seen_by(client, d.practitioner, later) == (False, None)
 
 
 async def test_a_re_referral_names_the_most_recently_closed_case(
@@ -1161,11 +1246,11 @@ async def test_a_re_referral_names_the_most_recently_closed_case(
     await move_back(fresh_app, "early_help_case", "closed_at", closed[0], timedelta(days=90))
     await move_back(fresh_app, "early_help_case", "closed_at", closed[1], timedelta(days=60))
     both = await refer(client, d.hub, referral(d.pupil("P0"), d.pupil("P1")))
-    assert (both["re_referral"], both["previous_case_id"]) == (True, closed[1])
+    assert await seen_by(client, d.practitioner, both) == (True, closed[1])
     # The same with the older case made the more recent one.
     await move_back(fresh_app, "early_help_case", "closed_at", closed[0], timedelta(days=30))
     again = await refer(client, d.hub, referral(d.pupil("P1"), d.pupil("P0")))
-    assert (again["re_referral"], again["previous_case_id"]) == (True, closed[0])
+    assert await seen_by(client, d.practitioner, again) == (True, closed[0])
 
 
 # --- audit --------------------------------------------------------------------------------

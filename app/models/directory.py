@@ -53,7 +53,15 @@ class LocationType(StrEnum):
 # --- tables ------------------------------------------------------------------------------
 
 
-class DirectoryOrganization(SQLModel, table=True):
+class _Owned(SQLModel):
+    """A directory record written through Liaison has an owner: the LA whose account wrote
+    it, or the operator (null: a feed import or the demo data). Only its owner changes it;
+    everyone reads it."""
+
+    owner_la_code: str | None = ColumnField(default=None, max_length=10)
+
+
+class DirectoryOrganization(_Owned, table=True):
     __tablename__ = "directory_organization"
 
     id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
@@ -69,7 +77,7 @@ class DirectoryOrganization(SQLModel, table=True):
     updated_at: datetime = ColumnField(default_factory=utcnow)
 
 
-class DirectoryTaxonomy(SQLModel, table=True):
+class DirectoryTaxonomy(_Owned, table=True):
     __tablename__ = "directory_taxonomy"
 
     id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
@@ -79,7 +87,7 @@ class DirectoryTaxonomy(SQLModel, table=True):
     version: str | None = ColumnField(default=None, max_length=100)
 
 
-class DirectoryTaxonomyTerm(SQLModel, table=True):
+class DirectoryTaxonomyTerm(_Owned, table=True):
     __tablename__ = "directory_taxonomy_term"
 
     id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
@@ -96,7 +104,7 @@ class DirectoryTaxonomyTerm(SQLModel, table=True):
     term: str | None = ColumnField(default=None, max_length=500)
 
 
-class DirectoryLocation(SQLModel, table=True):
+class DirectoryLocation(_Owned, table=True):
     __tablename__ = "directory_location"
 
     id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
@@ -111,7 +119,7 @@ class DirectoryLocation(SQLModel, table=True):
     accessibility: list[dict[str, Any]] = ColumnField(default_factory=list, sa_type=Json)
 
 
-class DirectoryService(SQLModel, table=True):
+class DirectoryService(_Owned, table=True):
     """A partner service. Signposts point here, so a service is retired by its status
     (`defunct`), never deleted."""
 

@@ -13,12 +13,15 @@ from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
 from app.models.base import new_id, utcnow
-from app.models.referral import Code, Json, Text200
+from app.models.referral import Code, Json, LaCodeIn, OwningLa, Text200
 
 
 class MeasureInstrument(SQLModel, table=True):
+    """A scored instrument: national (`la_code` '') or one LA's own."""
+
     __tablename__ = "measure_instrument"
 
+    la_code: str = ColumnField(default="", primary_key=True, max_length=10)
     code: str = ColumnField(primary_key=True, max_length=64)
     label: str = ColumnField(max_length=200)
     min_score: float
@@ -35,7 +38,8 @@ class Measure(SQLModel, table=True):
     id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = ColumnField(foreign_key="early_help_case.id", ondelete="CASCADE")
     child_id: uuid.UUID = ColumnField(foreign_key="pupil.id", ondelete="CASCADE", index=True)
-    instrument: str = ColumnField(foreign_key="measure_instrument.code", max_length=64)
+    # A code of the national list or of the case's LA (checked when the measure is recorded).
+    instrument: str = ColumnField(max_length=64)
     domain: str | None = ColumnField(default=None, max_length=64)
     score: float
     measured_on: date
@@ -55,6 +59,7 @@ class InstrumentRead(BaseModel):
     max_score: float
     unit: str | None
     domains: list[str]
+    la_code: OwningLa
 
 
 class InstrumentCreate(BaseModel):
@@ -66,6 +71,7 @@ class InstrumentCreate(BaseModel):
     max_score: float
     unit: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
     domains: list[Code] = Field(default_factory=list, max_length=50)
+    la_code: LaCodeIn = None
 
     @model_validator(mode="after")
     def _range(self) -> InstrumentCreate:

@@ -16,15 +16,18 @@ from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
 from app.models.base import new_id, utcnow
-from app.models.referral import Code, Json, Text200
+from app.models.referral import Code, Json, LaCodeIn, OwningLa, Text200
 
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10_000)]
 Score = Annotated[int, Field(ge=0, le=10)]
 
 
 class OutcomeCategory(SQLModel, table=True):
+    """A category goals are counted in: national (`la_code` '') or one LA's own."""
+
     __tablename__ = "outcome_category"
 
+    la_code: str = ColumnField(default="", primary_key=True, max_length=10)
     code: str = ColumnField(primary_key=True, max_length=64)
     label: str = ColumnField(max_length=200)
     active: bool = True
@@ -38,7 +41,8 @@ class Goal(SQLModel, table=True):
     id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = ColumnField(foreign_key="early_help_case.id", ondelete="CASCADE")
     title: str = ColumnField(max_length=300)
-    outcome_category: str = ColumnField(foreign_key="outcome_category.code", max_length=64)
+    # A code of the national list or of the case's LA (checked when the goal is added).
+    outcome_category: str = ColumnField(max_length=64)
     child_id: uuid.UUID | None = ColumnField(
         default=None, foreign_key="pupil.id", ondelete="SET NULL"
     )
@@ -82,6 +86,7 @@ class OutcomeCategoryRead(BaseModel):
     code: str
     label: str
     active: bool
+    la_code: OwningLa
 
 
 class OutcomeCategoryCreate(BaseModel):
@@ -89,6 +94,7 @@ class OutcomeCategoryCreate(BaseModel):
 
     code: Code
     label: Text200
+    la_code: LaCodeIn = None
 
 
 class OutcomeCategoryList(BaseModel):

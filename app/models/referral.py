@@ -11,7 +11,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as ColumnField
@@ -21,6 +28,21 @@ from app.models.base import new_id, utcnow
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+# Reference data is national (stored as '') or one LA's own.
+OwningLa = Annotated[
+    str | None,
+    BeforeValidator(lambda value: value or None),
+    Field(description="The LA whose own entry this is; null for a national one."),
+]
+LaCodeIn = Annotated[
+    str | None,
+    Field(
+        default=None,
+        pattern=r"^[0-9A-Z]{1,10}$",
+        description="The LA the entry is for: the caller's own (the default). National "
+        "entries are added by the operator with the CLI.",
+    ),
+]
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -70,8 +92,11 @@ DECISION_STATUS = {
 
 
 class ReferralConcern(SQLModel, table=True):
+    """A concern a referral may name: national (`la_code` '') or one LA's own."""
+
     __tablename__ = "referral_concern"
 
+    la_code: str = ColumnField(default="", primary_key=True, max_length=10)
     code: str = ColumnField(primary_key=True, max_length=64)
     label: str = ColumnField(max_length=200)
     active: bool = True
@@ -169,6 +194,9 @@ class ReferralChild(NamedChild, table=True):
     id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
     referral_id: uuid.UUID = ColumnField(foreign_key="referral.id", ondelete="CASCADE")
     position: int
+    # The reference exactly as the referrer gave it (pupil id, UPN and school code, or name
+    # and date of birth): all a referrer without `cases:read` is shown of the child.
+    supplied: dict[str, Any] | None = ColumnField(default=None, sa_type=Json)
 
 
 # --- API schemas -------------------------------------------------------------------------
@@ -201,7 +229,8 @@ ChildRef = ChildByPupil | ChildByUpn | ChildByName
 
 
 class ChildRead(BaseModel):
-    """A child on a referral or case. Names are null for callers who may not see them."""
+    """A child on a referral or case. Callers without `cases:read` see only what they
+    supplied themselves (a referrer) or nothing but ids; what they may not see is null."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -211,7 +240,9 @@ class ChildRead(BaseModel):
     given_name: str | None
     family_name: str | None
     date_of_birth: date | None
-    on_roll: bool = Field(description="Whether the child is linked to a pupil on a roll.")
+    on_roll: bool | None = Field(
+        description="Whether the child is linked to a pupil on a roll (null when not shown)."
+    )
 
 
 class FamilyMember(BaseModel):
@@ -311,8 +342,12 @@ class ReferralRead(BaseModel):
     consent: Consent
     urgency: Urgency
     summary: str
-    re_referral: bool
-    previous_case_id: uuid.UUID | None
+    re_referral: bool | None = Field(
+        description="A child's case closed within the last 12 months (with `cases:read` only)."
+    )
+    previous_case_id: uuid.UUID | None = Field(
+        description="That case, when it is within the caller's reach."
+    )
     attendance_flag_id: uuid.UUID | None
     received_at: datetime
     updated_at: datetime
@@ -365,6 +400,7 @@ class ConcernRead(BaseModel):
     code: str
     label: str
     active: bool
+    la_code: OwningLa
 
 
 class ConcernCreate(BaseModel):
@@ -372,6 +408,7 @@ class ConcernCreate(BaseModel):
 
     code: Code
     label: Text200
+    la_code: LaCodeIn = None
 
 
 class ConcernList(BaseModel):
@@ -391,7 +428,7 @@ class NeedLevelCreate(BaseModel):
     code: Code
     label: Text200
     rank: int = Field(ge=0, le=100)
-    la_code: str | None = Field(default=None, pattern=r"^[0-9A-Z]{1,10}$")
+    la_code: LaCodeIn = None
 
 
 class NeedLevelList(BaseModel):

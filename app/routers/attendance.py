@@ -11,7 +11,6 @@ from fastapi import APIRouter, Query, Request, Response, Security
 from pydantic import TypeAdapter
 
 from app.deps import (
-    Admin,
     AnyPrincipal,
     AuditorDep,
     SessionDep,
@@ -19,6 +18,7 @@ from app.deps import (
     authenticate,
 )
 from app.errors import (
+    InsufficientScope,
     PayloadTooLarge,
     ProblemItem,
     UnsupportedMediaType,
@@ -27,9 +27,7 @@ from app.errors import (
 )
 from app.idempotency import Idempotency, IdempotencyKeyHeader
 from app.models.attendance import (
-    CodeCreate,
     CodeList,
-    CodeRead,
     FlagAcknowledge,
     FlagDetail,
     FlagEventRead,
@@ -103,18 +101,6 @@ async def list_codes(
     return CodeList(on=day, items=[attendance_codes.present(c) for c in codes])
 
 
-@router.post(
-    "/v1/attendance/codes",
-    response_model=CodeRead,
-    status_code=201,
-    responses=problem_responses(409, 422),
-)
-async def create_code(new: CodeCreate, session: SessionDep, _admin: Admin) -> CodeRead:
-    """Add a code to a jurisdiction's table (reference data: e.g. a SEEMiS code or a new
-    statutory code). Dates of one code may not overlap."""
-    return attendance_codes.present(await attendance_codes.create(session, new))
-
-
 @router.get(
     "/v1/schools/{school_id}/attendance-codes",
     response_model=SchoolCodeList,
@@ -131,15 +117,21 @@ async def read_school_codes(
     "/v1/schools/{school_id}/attendance-codes",
     response_model=SchoolCodeList,
     responses=problem_responses(404, 422),
+    openapi_extra={
+        "security": [{"OAuth2": [Scope.attendance_write.value]}, {"OAuth2": [Scope.admin.value]}]
+    },
 )
 async def replace_school_codes(
     school_id: uuid.UUID,
     body: SchoolCodeMap,
     session: SessionDep,
-    principal: AttendanceWriter,
+    principal: AnyPrincipal,
 ) -> SchoolCodeList:
     """Replace the school's map of its own display codes onto statutory codes. A mark whose
-    code is in the map is read as the statutory code it maps to."""
+    code is in the map is read as the statutory code it maps to. The map is the school's:
+    written by its own system (`attendance:write`) or an admin of its LA (`admin`)."""
+    if not (principal.has(Scope.attendance_write) or principal.has(Scope.admin)):
+        raise InsufficientScope([Scope.attendance_write.value])
     school = await schools.get(session, principal, school_id)
     rows = await attendance_codes.replace_school_mappings(session, school, body.codes)
     return _code_list(school.id, rows)

@@ -20,6 +20,7 @@ from app.models.directory import (
     OrukTaxonomy,
     ServiceStatusChange,
 )
+from app.reach import writable_la
 from app.security import Principal, Scope
 from app.services import directory
 
@@ -44,10 +45,11 @@ def _located(response: Response, service_id: uuid.UUID) -> None:
     responses=problem_responses(409),
 )
 async def create_service(
-    new: OrukServiceWrite, response: Response, session: SessionDep, _writer: DirectoryWriter
+    new: OrukServiceWrite, response: Response, session: SessionDep, writer: DirectoryWriter
 ) -> OrukService:
-    """Add a service. Its `id` may be given (409 if taken) or left to the server."""
-    service = await directory.create_service(session, new)
+    """Add a service, owned by the caller's LA. Its `id` may be given (409 if taken) or left
+    to the server."""
+    service = await directory.create_service(session, new, writable_la(writer))
     _located(response, service.id)
     return await directory.present_service(session, service)
 
@@ -63,10 +65,13 @@ async def put_service(
     new: OrukServiceWrite,
     response: Response,
     session: SessionDep,
-    _writer: DirectoryWriter,
+    writer: DirectoryWriter,
 ) -> OrukService:
-    """Create or replace the service with this id (201 when created, 200 when replaced)."""
-    service, created = await directory.put_service(session, service_id, new)
+    """Create or replace the service with this id (201 when created, 200 when replaced).
+    Only the LA that owns a service replaces it (403 for anyone else); organizations,
+    locations and terms nested in it may belong to others if sent back unchanged."""
+    owner = writable_la(writer)
+    service, created = await directory.put_service(session, service_id, new, owner)
     if created:
         response.status_code = 201
         _located(response, service.id)
@@ -83,10 +88,12 @@ async def change_status(
     service_id: uuid.UUID,
     change: ServiceStatusChange,
     session: SessionDep,
-    _writer: DirectoryWriter,
+    writer: DirectoryWriter,
 ) -> OrukService:
-    """Change a service's status: `defunct` retires it, `temporarily closed` pauses it."""
-    service = await directory.change_status(session, service_id, change.status)
+    """Change a service's status: `defunct` retires it, `temporarily closed` pauses it. Only
+    the LA that owns the service may."""
+    owner = writable_la(writer)
+    service = await directory.change_status(session, service_id, change.status, owner)
     return await directory.present_service(session, service)
 
 
@@ -101,10 +108,12 @@ async def put_taxonomy(
     new: OrukTaxonomy,
     response: Response,
     session: SessionDep,
-    _writer: DirectoryWriter,
+    writer: DirectoryWriter,
 ) -> OrukTaxonomy:
-    """Create or update a taxonomy and the terms given with it (others stay)."""
-    _, created = await directory.put_taxonomy(session, taxonomy_id, new)
+    """Create or update a taxonomy and the terms given with it (others stay). Only the LA
+    that owns the taxonomy, or a term, changes it."""
+    owner = writable_la(writer)
+    _, created = await directory.put_taxonomy(session, taxonomy_id, new, owner)
     if created:
         response.status_code = 201
     return await directory.read_taxonomy(session, taxonomy_id)

@@ -4,8 +4,9 @@ signposts. Reading needs `cases:read`, writing `cases:write`; the case must be w
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from app.deps import (
     Admin,
@@ -43,6 +44,7 @@ from app.models.plan import (
     ReviewRead,
 )
 from app.models.signpost import SignpostCreate, SignpostList, SignpostRead, SignpostUpdate
+from app.reach import readable_las
 from app.services import interventions, measures, plans, signposts
 
 router = APIRouter(tags=["family plans"], responses=problem_responses(401, 403, 500, 503))
@@ -55,12 +57,23 @@ _WRITE = problem_responses(404, 409, 422)
 # --- reference data ------------------------------------------------------------------------
 
 
+LaCodeQuery = Annotated[
+    str | None,
+    Query(
+        max_length=10,
+        pattern=r"^[0-9A-Z]{1,10}$",
+        description="One LA the caller works in (default: every one of them).",
+    ),
+]
+
+
 @router.get("/v1/outcome-categories", response_model=OutcomeCategoryList, responses=_READ)
 async def list_outcome_categories(
-    session: SessionDep, _principal: AnyPrincipal
+    session: SessionDep, principal: AnyPrincipal, la_code: LaCodeQuery = None
 ) -> OutcomeCategoryList:
-    """The outcome categories goals are counted in."""
-    items = await plans.categories(session)
+    """The outcome categories goals are counted in: the national ones and the caller's
+    LAs' own."""
+    items = await plans.categories(session, readable_las(principal, la_code))
     return OutcomeCategoryList(items=[OutcomeCategoryRead.model_validate(c) for c in items])
 
 
@@ -71,16 +84,19 @@ async def list_outcome_categories(
     responses=problem_responses(409, 422),
 )
 async def create_outcome_category(
-    new: OutcomeCategoryCreate, session: SessionDep, _admin: Admin
+    new: OutcomeCategoryCreate, session: SessionDep, admin: Admin
 ) -> OutcomeCategoryRead:
-    return OutcomeCategoryRead.model_validate(await plans.add_category(session, new))
+    """Add a category to the admin's own LA's list."""
+    return OutcomeCategoryRead.model_validate(await plans.add_category(session, admin, new))
 
 
 @router.get("/v1/measure-instruments", response_model=InstrumentList, responses=_READ)
-async def list_instruments(session: SessionDep, _principal: AnyPrincipal) -> InstrumentList:
-    """The scored instruments measures are recorded on (attendance is not one: it comes
-    from the attendance data)."""
-    items = await measures.instruments(session)
+async def list_instruments(
+    session: SessionDep, principal: AnyPrincipal, la_code: LaCodeQuery = None
+) -> InstrumentList:
+    """The scored instruments measures are recorded on: the national ones and the caller's
+    LAs' own (attendance is not one: it comes from the attendance data)."""
+    items = await measures.instruments(session, readable_las(principal, la_code))
     return InstrumentList(items=[InstrumentRead.model_validate(i) for i in items])
 
 
@@ -91,9 +107,10 @@ async def list_instruments(session: SessionDep, _principal: AnyPrincipal) -> Ins
     responses=problem_responses(409, 422),
 )
 async def create_instrument(
-    new: InstrumentCreate, session: SessionDep, _admin: Admin
+    new: InstrumentCreate, session: SessionDep, admin: Admin
 ) -> InstrumentRead:
-    return InstrumentRead.model_validate(await measures.add_instrument(session, new))
+    """Add an instrument to the admin's own LA's list."""
+    return InstrumentRead.model_validate(await measures.add_instrument(session, admin, new))
 
 
 # --- goals and reviews ---------------------------------------------------------------------

@@ -29,6 +29,7 @@ from app.models.referral import (
     Withdrawal,
 )
 from app.pagination import PageDep
+from app.reach import readable_las
 from app.security import Principal, Scope
 from app.services import referral_terms, referrals
 
@@ -58,10 +59,24 @@ async def _answer(
 # --- reference data ------------------------------------------------------------------------
 
 
-@router.get("/v1/referral-concerns", response_model=ConcernList, responses=problem_responses(422))
-async def list_concerns(session: SessionDep, _principal: AnyPrincipal) -> ConcernList:
-    """The concerns a referral may name."""
-    items = await referral_terms.concerns(session)
+LaCodeQuery = Annotated[
+    str | None,
+    Query(
+        max_length=10,
+        pattern=r"^[0-9A-Z]{1,10}$",
+        description="One LA the caller works in (default: every one of them).",
+    ),
+]
+
+
+@router.get(
+    "/v1/referral-concerns", response_model=ConcernList, responses=problem_responses(404, 422)
+)
+async def list_concerns(
+    session: SessionDep, principal: AnyPrincipal, la_code: LaCodeQuery = None
+) -> ConcernList:
+    """The concerns a referral may name: the national ones and the caller's LAs' own."""
+    items = await referral_terms.concerns(session, readable_las(principal, la_code))
     return ConcernList(items=[ConcernRead.model_validate(c) for c in items])
 
 
@@ -71,19 +86,31 @@ async def list_concerns(session: SessionDep, _principal: AnyPrincipal) -> Concer
     status_code=201,
     responses=problem_responses(409, 422),
 )
-async def create_concern(new: ConcernCreate, session: SessionDep, _admin: Admin) -> ConcernRead:
-    """Add a concern to the list."""
-    return ConcernRead.model_validate(await referral_terms.add_concern(session, new))
+async def create_concern(new: ConcernCreate, session: SessionDep, admin: Admin) -> ConcernRead:
+    """Add a concern to the admin's own LA's list (national concerns are the operator's:
+    `liaison reference add`)."""
+    return ConcernRead.model_validate(await referral_terms.add_concern(session, admin, new))
 
 
-@router.get("/v1/levels-of-need", response_model=NeedLevelList, responses=problem_responses(422))
+@router.get(
+    "/v1/levels-of-need", response_model=NeedLevelList, responses=problem_responses(404, 422)
+)
 async def list_levels(
     session: SessionDep,
-    _principal: AnyPrincipal,
-    la_code: Annotated[str | None, Query(max_length=10)] = None,
+    principal: AnyPrincipal,
+    la_code: Annotated[
+        str | None,
+        Query(
+            max_length=10,
+            pattern=r"^[0-9A-Z]{1,10}$",
+            description="An LA the caller works in (default: the caller's own LA).",
+        ),
+    ] = None,
 ) -> NeedLevelList:
     """The LA's levels of need (the default set when it has none of its own)."""
-    items = await referral_terms.levels(session, la_code)
+    if la_code is not None:
+        readable_las(principal, la_code)
+    items = await referral_terms.levels(session, la_code or principal.reach.home_la)
     return NeedLevelList(items=[referral_terms.present_level(level) for level in items])
 
 
@@ -93,10 +120,10 @@ async def list_levels(
     status_code=201,
     responses=problem_responses(409, 422),
 )
-async def create_level(new: NeedLevelCreate, session: SessionDep, _admin: Admin) -> NeedLevelRead:
-    """Add a level of need to an LA's set (or to the default set, without `la_code`). An LA
-    with any level of its own uses only its own set."""
-    return referral_terms.present_level(await referral_terms.add_level(session, new))
+async def create_level(new: NeedLevelCreate, session: SessionDep, admin: Admin) -> NeedLevelRead:
+    """Add a level of need to the admin's own LA's set. An LA with any level of its own uses
+    only its own set; the default set is the operator's (`liaison reference add`)."""
+    return referral_terms.present_level(await referral_terms.add_level(session, admin, new))
 
 
 # --- referrals ----------------------------------------------------------------------------

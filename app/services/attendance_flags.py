@@ -36,6 +36,7 @@ from app.models.event import OutboxEvent
 from app.pagination import Page
 from app.reach import within_reach
 from app.security import Principal
+from app.services import access
 
 FLAG_RAISED = "attendance.flag.raised"
 
@@ -383,20 +384,6 @@ async def get_all(
     return items, next_cursor
 
 
-async def get(session: AsyncSession, principal: Principal, flag_id: uuid.UUID) -> AttendanceFlag:
-    flag = (
-        await session.exec(
-            select(AttendanceFlag).where(
-                col(AttendanceFlag.id) == flag_id,
-                within_reach(AttendanceFlag.school_id, principal),
-            )
-        )
-    ).first()
-    if flag is None:
-        raise NotFound("No such flag.")
-    return flag
-
-
 async def history(session: AsyncSession, flag_id: uuid.UUID) -> list[AttendanceFlagEvent]:
     return list(
         (
@@ -412,7 +399,7 @@ async def history(session: AsyncSession, flag_id: uuid.UUID) -> list[AttendanceF
 async def read(
     session: AsyncSession, principal: Principal, auditor: Auditor, flag_id: uuid.UUID
 ) -> tuple[AttendanceFlag, list[AttendanceFlagEvent]]:
-    flag = await get(session, principal, flag_id)
+    flag = await access.get_flag(session, principal, flag_id)
     await auditor.record(
         "attendance.flag.read", "attendance_flag", flag.id, pupil_ids=[flag.pupil_id]
     )
@@ -428,7 +415,7 @@ async def acknowledge(
     case_id: uuid.UUID | None = None,
 ) -> tuple[AttendanceFlag, list[AttendanceFlagEvent]]:
     """Take an open flag off the worklist, optionally naming the case it is handled in."""
-    flag = await get(session, principal, flag_id)
+    flag = await access.get_flag(session, principal, flag_id)
     if flag.status == FlagStatus.resolved:
         raise Conflict("This flag is resolved; there is nothing to acknowledge.")
     if flag.status == FlagStatus.acknowledged:
@@ -437,11 +424,8 @@ async def acknowledge(
             f"at {flag.acknowledged_at:%Y-%m-%d %H:%M} UTC."
         )
     if case_id is not None:
-        # Imported here: cases link flags too, so the two modules refer to each other.
-        from app.services import cases
-
         try:
-            await cases.get(session, principal, case_id)
+            await access.get_case(session, principal, case_id)
         except NotFound:
             raise ValidationFailed(
                 "The case was not found.",

@@ -7,12 +7,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.models.audit import AuditEvent, AuditEventPupil, AuditEventRead
 from app.pagination import Page
+from app.reach import within_reach
+from app.security import Principal
 
 
 @dataclass(frozen=True)
@@ -24,16 +27,36 @@ class AuditFilters:
     until: datetime | None = None
 
 
+def _event_in_reach(principal: Principal) -> ColumnElement[bool]:
+    """An event is the principal's to read when it was about their LA's or their schools'
+    data, or touched a child at one of their schools (at the time)."""
+    reach = principal.reach
+    conditions: list[ColumnElement[bool]] = [within_reach(AuditEvent.school_id, reach)]
+    if reach.la_code is not None:
+        conditions.append(col(AuditEvent.la_code) == reach.la_code)
+    links = select(AuditEventPupil.event_id).where(
+        col(AuditEventPupil.event_id) == col(AuditEvent.id),
+        within_reach(AuditEventPupil.school_id, reach),
+    )
+    conditions.append(links.exists())
+    return or_(*conditions)
+
+
 async def get_all(
     session: AsyncSession, auditor: Auditor, page: Page, filters: AuditFilters
 ) -> tuple[list[AuditEventRead], str | None]:
-    """Events newest first. The trail spans every school: reading it is the DPO's job, and
-    the read is itself audited."""
-    query = select(AuditEvent)
+    """Events within the reader's reach, newest first; each names only the children within
+    reach. A child or an actor outside reach finds nothing, exactly as an unknown one. The
+    read is itself audited."""
+    principal = auditor.principal
+    query = select(AuditEvent).where(_event_in_reach(principal))
     if filters.pupil_id is not None:
         query = query.where(
             col(AuditEvent.id).in_(
-                select(AuditEventPupil.event_id).where(AuditEventPupil.pupil_id == filters.pupil_id)
+                select(AuditEventPupil.event_id).where(
+                    AuditEventPupil.pupil_id == filters.pupil_id,
+                    within_reach(AuditEventPupil.school_id, principal),
+                )
             )
         )
     if filters.actor:
@@ -53,7 +76,10 @@ async def get_all(
     pupils: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
     if events:
         links = await session.exec(
-            select(AuditEventPupil).where(col(AuditEventPupil.event_id).in_([e.id for e in events]))
+            select(AuditEventPupil).where(
+                col(AuditEventPupil.event_id).in_([e.id for e in events]),
+                within_reach(AuditEventPupil.school_id, principal),
+            )
         )
         for link in links.all():
             pupils[link.event_id].append(link.pupil_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, false, or_
+from sqlalchemy import delete
 from sqlalchemy import update as sql_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -35,74 +35,13 @@ from app.models.case import (
     ClosureRequest,
     PendingClosure,
 )
-from app.models.principal import StaffMember, StaffMemberSchool, StaffRole
-from app.models.referral import ChildRead, Consent, Referral
+from app.models.referral import Consent, Referral
 from app.pagination import Page
-from app.reach import casework_in_reach
 from app.security import Principal, Scope
-from app.services import chronology, referral_terms, review_schedule
-from app.services.attendance_flags import get as get_flag
-from app.services.children import Child, held_by, pupil_ids, resolve
+from app.services import access, chronology, referral_terms, review_schedule
+from app.services.children import Child, identity_for, present_child, pupil_ids
 
 RE_REFERRAL_MONTHS = 12
-
-
-def in_reach(principal: Principal) -> Any:
-    return casework_in_reach(
-        principal,
-        la_column=Case.la_code,
-        school_column=Case.school_id,
-        id_column=Case.id,
-        child_owner_column=CaseChild.case_id,
-        child_school_column=CaseChild.school_id,
-    )
-
-
-async def get(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> Case:
-    case = (await session.exec(select(Case).where(Case.id == case_id, in_reach(principal)))).first()
-    if case is None:
-        raise NotFound("No such case.")
-    return case
-
-
-async def children_of(
-    session: AsyncSession, case_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[CaseChild]]:
-    return await held_by(session, CaseChild, "case_id", case_ids)
-
-
-async def pupils_of(session: AsyncSession, case_id: uuid.UUID) -> list[uuid.UUID]:
-    """The case's children on a roll: who an audit event about the case concerns."""
-    return pupil_ids((await children_of(session, [case_id]))[case_id])
-
-
-async def check_lead_practitioner(
-    session: AsyncSession, staff_id: uuid.UUID, la_code: str, school_ids: Sequence[uuid.UUID | None]
-) -> None:
-    """The lead practitioner is an active practitioner or manager who can reach the case."""
-    staff = await session.get(StaffMember, staff_id)
-    problem = None
-    if staff is None or not staff.is_active:
-        problem = "no such active staff member"
-    elif staff.role not in (StaffRole.practitioner, StaffRole.manager):
-        problem = "a lead practitioner is a practitioner or a manager"
-    elif staff.la_code != la_code:
-        schools = set(
-            (
-                await session.exec(
-                    select(StaffMemberSchool.school_id).where(
-                        StaffMemberSchool.staff_member_id == staff_id
-                    )
-                )
-            ).all()
-        )
-        if not schools & {s for s in school_ids if s is not None}:
-            problem = "this staff member's reach does not cover the case's schools or LA"
-    if problem:
-        raise ValidationFailed(
-            "The lead practitioner cannot take this case.",
-            errors=[ProblemItem(loc=["body", "lead_practitioner_id"], detail=problem)],
-        )
 
 
 def la_of(children: Sequence[Child], principal: Principal) -> str:
@@ -158,7 +97,7 @@ async def _link_flag(
     session: AsyncSession, principal: Principal, flag_id: uuid.UUID, case: Case
 ) -> AttendanceFlag:
     try:
-        flag = await get_flag(session, principal, flag_id)
+        flag = await access.get_flag(session, principal, flag_id)
     except NotFound:
         raise ValidationFailed(
             "The attendance flag was not found.",
@@ -176,13 +115,15 @@ async def create(
     session: AsyncSession, principal: Principal, auditor: Auditor, new: CaseCreate
 ) -> Case:
     """Open a case directly: for a family already known, or from an attendance flag."""
-    children = await resolve(session, principal, new.children)
+    children = await access.resolve_children(session, principal, new.children)
     la_code = la_of(children, principal)
     school_id = _school_of(children)
     await referral_terms.check(session, la_code, new.level_of_need)
     lead = new.lead_practitioner_id or (principal.id if principal.kind == "staff" else None)
     if lead is not None:
-        await check_lead_practitioner(session, lead, la_code, [c.school_id for c in children])
+        await access.check_lead_practitioner(
+            session, lead, la_code, [c.school_id for c in children]
+        )
     case = Case(
         la_code=la_code,
         school_id=school_id,
@@ -210,7 +151,11 @@ async def create(
         )
     await session.flush()
     await auditor.record(
-        "case.create", "case", case.id, pupil_ids=[c.pupil_id for c in children if c.pupil_id]
+        "case.create",
+        "case",
+        case.id,
+        pupil_ids=[c.pupil_id for c in children if c.pupil_id],
+        la_code=case.la_code,
     )
     return case
 
@@ -231,13 +176,17 @@ async def open_for_referral(
             await session.exec(
                 select(Case)
                 .join(CaseChild, col(CaseChild.case_id) == Case.id)
-                .where(Case.status == CaseStatus.open, col(CaseChild.pupil_id).in_(linked))
+                .where(
+                    Case.la_code == referral.la_code,
+                    Case.status == CaseStatus.open,
+                    col(CaseChild.pupil_id).in_(linked),
+                )
                 .order_by(col(Case.opened_at))
                 .limit(1)
             )
         ).first()
     if existing is not None:
-        held = (await children_of(session, [existing.id]))[existing.id]
+        held = (await access.case_children(session, [existing.id]))[existing.id]
         known = {as_child(c).identity for c in held}
         newcomers = [c for c in children if c.identity not in known]
         session.add_all(_child_rows(existing.id, newcomers, start=len(held)))
@@ -283,39 +232,6 @@ async def open_for_referral(
     return case
 
 
-async def last_closed_within(
-    session: AsyncSession, children: Sequence[Child], since: datetime
-) -> uuid.UUID | None:
-    """The most recently closed case, closed after `since`, that any of the children was on."""
-    linked = [c.pupil_id for c in children if c.pupil_id is not None]
-    by_name = [c for c in children if c.pupil_id is None and c.date_of_birth is not None]
-    conditions: list[Any] = []
-    if linked:
-        conditions.append(col(CaseChild.pupil_id).in_(linked))
-    for c in by_name:
-        conditions.append(
-            (col(CaseChild.given_name) == c.given_name)
-            & (col(CaseChild.family_name) == c.family_name)
-            & (col(CaseChild.date_of_birth) == c.date_of_birth)
-        )
-    if not conditions:
-        return None
-    row = (
-        await session.exec(
-            select(Case.id)
-            .join(CaseChild, col(CaseChild.case_id) == Case.id)
-            .where(
-                Case.status == CaseStatus.closed,
-                col(Case.closed_at) >= since,
-                or_(false(), *conditions),
-            )
-            .order_by(col(Case.closed_at).desc())
-            .limit(1)
-        )
-    ).first()
-    return row
-
-
 def months_before(day: date, months: int) -> date:
     year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
     month += 1
@@ -340,7 +256,7 @@ class CaseFilters:
 async def get_all(
     session: AsyncSession, principal: Principal, auditor: Auditor, page: Page, filters: CaseFilters
 ) -> tuple[list[Case], str | None]:
-    query = select(Case).where(in_reach(principal))
+    query = select(Case).where(access.case_in_reach(principal))
     if filters.status is not None:
         query = query.where(Case.status == filters.status)
     if filters.lead_practitioner_id is not None:
@@ -356,7 +272,7 @@ async def get_all(
         query = query.where(col(Case.id) > page.after)
     rows = (await session.exec(query.order_by(col(Case.id)).limit(page.limit + 1))).all()
     items, next_cursor = page.split(rows)
-    held = await children_of(session, [c.id for c in items])
+    held = await access.case_children(session, [c.id for c in items])
     await auditor.record(
         "case.list",
         "case",
@@ -369,8 +285,14 @@ async def get_all(
 async def read(
     session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
 ) -> Case:
-    case = await get(session, principal, case_id)
-    await auditor.record("case.read", "case", case.id, pupil_ids=await pupils_of(session, case.id))
+    case = await access.get_case(session, principal, case_id)
+    await auditor.record(
+        "case.read",
+        "case",
+        case.id,
+        pupil_ids=await access.pupils_of(session, case.id),
+        la_code=case.la_code,
+    )
     return case
 
 
@@ -382,20 +304,20 @@ async def update(
     if_match: str | None,
     change: CaseUpdate,
 ) -> Case:
-    case = await get(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
     version = expected_version(if_match, case.version)
     if case.status == CaseStatus.closed:
         raise Conflict("This case is closed; reopen it before changing it.")
     fields = change.model_fields_set
     children: list[Child] | None = None
     if change.children is not None:
-        children = await resolve(session, principal, change.children)
+        children = await access.resolve_children(session, principal, change.children)
     if "level_of_need" in fields and change.level_of_need is not None:
         await referral_terms.check(session, case.la_code, change.level_of_need)
-    held = (await children_of(session, [case.id]))[case.id]
+    held = (await access.case_children(session, [case.id]))[case.id]
     if "lead_practitioner_id" in fields and change.lead_practitioner_id is not None:
         schools = [c.school_id for c in (children or [as_child(h) for h in held])]
-        await check_lead_practitioner(
+        await access.check_lead_practitioner(
             session, change.lead_practitioner_id, case.la_code, [case.school_id, *schools]
         )
     await _bump(session, case, version)
@@ -437,7 +359,12 @@ async def update(
     await session.flush()
     touched = pupil_ids(held) + [c.pupil_id for c in children or [] if c.pupil_id]
     await auditor.record(
-        "case.update", "case", case.id, pupil_ids=touched, details={"changed": changed}
+        "case.update",
+        "case",
+        case.id,
+        pupil_ids=touched,
+        details={"changed": changed},
+        la_code=case.la_code,
     )
     return case
 
@@ -445,10 +372,10 @@ async def update(
 async def chronology_of(
     session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
 ) -> list[ChronologyItem]:
-    case = await get(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
     items = await chronology.for_case(session, case)
-    held = await pupils_of(session, case.id)
-    await auditor.record("case.chronology", "case", case.id, pupil_ids=held)
+    held = await access.pupils_of(session, case.id)
+    await auditor.record("case.chronology", "case", case.id, pupil_ids=held, la_code=case.la_code)
     return items
 
 
@@ -456,39 +383,6 @@ async def _bump(session: AsyncSession, case: Case, version: int) -> None:
     """Claim the next version (412 if someone else changed the case since `version`)."""
     await claim_version(session, Case, case.id, version)
     case.version = version + 1
-
-
-async def get_for_work(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> Case:
-    """A case within reach that casework may still be added to: 409 once it is closed."""
-    case = await get(session, principal, case_id)
-    if case.status == CaseStatus.closed:
-        raise Conflict("This case is closed; reopen it to add to its record.")
-    return case
-
-
-async def check_children(
-    session: AsyncSession, case: Case, child_ids: Sequence[uuid.UUID | None], field: str
-) -> list[uuid.UUID]:
-    """The case's pupils, after a 422 for any `child_id` that is not a child on the case."""
-    held = await pupils_of(session, case.id)
-    for index, child_id in enumerate(child_ids):
-        if child_id is not None and child_id not in held:
-            loc: list[str | int] = (
-                ["body", field, index] if field.endswith("_ids") else ["body", field]
-            )
-            raise ValidationFailed(
-                "The child is not on this case.",
-                errors=[ProblemItem(loc=loc, detail="not a child on this case")],
-            )
-    return held
-
-
-def require_consent(case: Case) -> None:
-    """Contact records need the family's consent: refused while it is withdrawn."""
-    if not case.consent_given:
-        raise Conflict(
-            "Consent for this case has been withdrawn; record consent again before adding contacts."
-        )
 
 
 def _close(case: Case, reason: ClosureReason, note: str, at: datetime) -> None:
@@ -509,7 +403,7 @@ async def request_closure(
     if_match: str | None,
     request: ClosureRequest,
 ) -> Case:
-    case = await get(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
     version = expected_version(if_match, case.version, required=False)
     if case.status == CaseStatus.closed:
         raise Conflict("This case is already closed.")
@@ -550,7 +444,11 @@ async def request_closure(
     session.add(case)
     await session.flush()
     await auditor.record(
-        "case.closure", "case", case.id, pupil_ids=await pupils_of(session, case.id)
+        "case.closure",
+        "case",
+        case.id,
+        pupil_ids=await access.pupils_of(session, case.id),
+        la_code=case.la_code,
     )
     return case
 
@@ -564,7 +462,7 @@ async def decide_closure(
     approve: bool,
     note: str,
 ) -> Case:
-    case = await get(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
     version = expected_version(if_match, case.version, required=False)
     pending = case.pending_closure
     if case.status != CaseStatus.open or pending is None:
@@ -601,8 +499,9 @@ async def decide_closure(
         "case.closure_decision",
         "case",
         case.id,
-        pupil_ids=await pupils_of(session, case.id),
+        pupil_ids=await access.pupils_of(session, case.id),
         details={"approved": approve},
+        la_code=case.la_code,
     )
     return case
 
@@ -615,7 +514,7 @@ async def reopen(
     if_match: str | None,
     reason: str,
 ) -> Case:
-    case = await get(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
     version = expected_version(if_match, case.version, required=False)
     if case.status != CaseStatus.closed:
         raise Conflict("Only a closed case can be reopened; this one is open.")
@@ -638,28 +537,20 @@ async def reopen(
     )
     await session.flush()
     await auditor.record(
-        "case.reopen", "case", case.id, pupil_ids=await pupils_of(session, case.id)
+        "case.reopen",
+        "case",
+        case.id,
+        pupil_ids=await access.pupils_of(session, case.id),
+        la_code=case.la_code,
     )
     return case
-
-
-def present_child(row: Any, show_names: bool) -> ChildRead:
-    return ChildRead(
-        pupil_id=row.pupil_id,
-        school_id=row.school_id,
-        upn=row.upn,
-        given_name=row.given_name if show_names else None,
-        family_name=row.family_name if show_names else None,
-        date_of_birth=row.date_of_birth if show_names else None,
-        on_roll=row.pupil_id is not None,
-    )
 
 
 async def present(
     session: AsyncSession, principal: Principal, cases: Sequence[Case], review_weeks: int
 ) -> list[CaseRead]:
     ids = [c.id for c in cases]
-    held = await children_of(session, ids)
+    held = await access.case_children(session, ids)
     referrals: dict[uuid.UUID, list[uuid.UUID]] = {i: [] for i in ids}
     if ids:
         for referral_id, case_id in await session.exec(
@@ -669,7 +560,7 @@ async def present(
         ):
             if case_id is not None:
                 referrals[case_id].append(referral_id)
-    show = principal.has(Scope.cases_read)
+    identity = identity_for(principal)
     reviews = await review_schedule.timetables(session, cases, review_weeks)
     return [
         CaseRead(
@@ -680,7 +571,7 @@ async def present(
             school_id=c.school_id,
             level_of_need=c.level_of_need,
             lead_practitioner_id=c.lead_practitioner_id,
-            children=[present_child(h, show) for h in held[c.id]],
+            children=[present_child(h, identity) for h in held[c.id]],
             consent=Consent.model_validate(c.consent),
             consent_given=c.consent_given,
             summary=c.summary,

@@ -1,8 +1,8 @@
-"""Children named on referrals and cases: resolved to pupils within the caller's reach.
+"""Children named on referrals and cases, and the one rule for who may see who they are.
 
-A child is named by pupil id, by UPN at a school, or by name and date of birth. The last
-is linked to a pupil only when exactly one pupil within reach has those details; otherwise
-the child is kept as known by name (children not on a school roll can still be referred).
+Children are matched to pupils within the caller's reach in `app.services.access`; this
+module holds what a named child is, how the children of a referral or case are loaded, and
+how much of a child's identity a caller is shown.
 """
 
 from __future__ import annotations
@@ -11,18 +11,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TypeVar
+from enum import Enum
+from typing import Any, TypeVar
 
-from sqlalchemy import func
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import ProblemItem, ValidationFailed
-from app.models.pupil import Pupil
-from app.models.referral import ChildByName, ChildByPupil, ChildByUpn, ChildRef
-from app.models.school import School
-from app.reach import within_reach
-from app.security import Principal
+from app.models.referral import ChildRead
+from app.security import Principal, Scope
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -36,6 +32,8 @@ class Child:
     given_name: str
     family_name: str
     date_of_birth: date | None
+    # How the caller named the child (the reference as given), for referrals.
+    supplied: dict[str, Any] | None = None
 
     @property
     def identity(self) -> tuple[object, ...]:
@@ -73,84 +71,60 @@ def pupil_ids(children: Sequence[SQLModel]) -> list[uuid.UUID]:
     return [c.pupil_id for c in children if c.pupil_id is not None]  # type: ignore[attr-defined]
 
 
-def _from_pupil(pupil: Pupil, la_code: str) -> Child:
-    return Child(
-        pupil.id,
-        pupil.school_id,
-        la_code,
-        pupil.upn,
-        pupil.given_name,
-        pupil.family_name,
-        pupil.date_of_birth,
+# --- who may see a child's identity ------------------------------------------------------
+
+
+class Identity(Enum):
+    """How much of a child's identity an answer carries."""
+
+    FULL = "full"  # names, date of birth and UPN, as held
+    AS_SUPPLIED = "as_supplied"  # only what the caller itself supplied when naming the child
+    NONE = "none"  # ids only (pupil and school)
+
+
+def identity_for(principal: Principal, referrer: str | None = None) -> Identity:
+    """The one rule: `cases:read` identifies children; the referrer who named a child sees it
+    as it named it (a hub that referred by UPN cannot turn the UPN into a name and birth
+    date); everyone else sees ids only."""
+    if principal.has(Scope.cases_read):
+        return Identity.FULL
+    if referrer is not None and referrer == principal.subject:
+        return Identity.AS_SUPPLIED
+    return Identity.NONE
+
+
+def present_child(row: Any, identity: Identity) -> ChildRead:
+    """A referral's or case's child as `identity` allows."""
+    if identity == Identity.FULL:
+        return ChildRead(
+            pupil_id=row.pupil_id,
+            school_id=row.school_id,
+            upn=row.upn,
+            given_name=row.given_name,
+            family_name=row.family_name,
+            date_of_birth=row.date_of_birth,
+            on_roll=row.pupil_id is not None,
+        )
+    if identity == Identity.NONE:
+        return ChildRead(
+            pupil_id=row.pupil_id,
+            school_id=row.school_id,
+            upn=None,
+            given_name=None,
+            family_name=None,
+            date_of_birth=None,
+            on_roll=row.pupil_id is not None,
+        )
+    # As supplied: a child named by name is not even said to be on a roll (that would
+    # tell the referrer a roster fact it did not give).
+    supplied: dict[str, Any] = getattr(row, "supplied", None) or {}
+    on_a_roll = "pupil_id" in supplied or "upn" in supplied
+    return ChildRead(
+        pupil_id=row.pupil_id if on_a_roll else None,
+        school_id=row.school_id if on_a_roll else None,
+        upn=supplied.get("upn"),
+        given_name=supplied.get("given_name"),
+        family_name=supplied.get("family_name"),
+        date_of_birth=supplied.get("date_of_birth"),
+        on_roll=(row.pupil_id is not None) if on_a_roll else None,
     )
-
-
-async def resolve(
-    session: AsyncSession, principal: Principal, refs: Sequence[ChildRef], field: str = "children"
-) -> list[Child]:
-    """Every child, or a 422 naming each one that could not be found within reach."""
-    found: list[Child] = []
-    errors: list[ProblemItem] = []
-    in_reach = within_reach(Pupil.school_id, principal)
-    pupils = select(Pupil, School.la_code).join(School, col(School.id) == Pupil.school_id)
-    for index, ref in enumerate(refs):
-        where = ["body", field, index]
-        if isinstance(ref, ChildByPupil):
-            row = (await session.exec(pupils.where(Pupil.id == ref.pupil_id, in_reach))).first()
-            if row is None:
-                errors.append(ProblemItem(loc=where, detail="no such pupil within your reach"))
-                continue
-            found.append(_from_pupil(*row))
-        elif isinstance(ref, ChildByUpn):
-            rows = (
-                await session.exec(
-                    pupils.where(
-                        Pupil.upn == ref.upn.upper(), School.code == ref.school_code, in_reach
-                    )
-                )
-            ).all()
-            if len(rows) != 1:
-                detail = (
-                    "no pupil with this UPN at that school within your reach"
-                    if not rows
-                    else "this UPN and school code match more than one pupil"
-                )
-                errors.append(ProblemItem(loc=where, detail=detail))
-                continue
-            found.append(_from_pupil(*rows[0]))
-        else:
-            assert isinstance(ref, ChildByName)
-            rows = (
-                await session.exec(
-                    pupils.where(
-                        func.lower(Pupil.given_name) == ref.given_name.lower(),
-                        func.lower(Pupil.family_name) == ref.family_name.lower(),
-                        Pupil.date_of_birth == ref.date_of_birth,
-                        in_reach,
-                    ).limit(2)
-                )
-            ).all()
-            if len(rows) == 1:
-                found.append(_from_pupil(*rows[0]))
-            else:
-                found.append(
-                    Child(
-                        None,
-                        None,
-                        None,
-                        None,
-                        ref.given_name,
-                        ref.family_name,
-                        ref.date_of_birth,
-                    )
-                )
-    seen: set[tuple[object, ...]] = set()
-    for index, child in enumerate(found):
-        if child.identity in seen and not errors:
-            errors.append(
-                ProblemItem(loc=["body", field, index], detail="this child is named twice")
-            )
-        seen.add(child.identity)
-    if errors:
-        raise ValidationFailed("Some children could not be identified.", errors=errors)
-    return found

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import BadRequest, Conflict, NotFound, ProblemItem, ValidationFailed
+from app.errors import BadRequest, Conflict, Forbidden, NotFound, ProblemItem, ValidationFailed
 from app.models.base import new_id, utcnow
 from app.models.directory import (
     DirectoryLocation,
@@ -102,6 +102,23 @@ async def get_service(session: AsyncSession, service_id: uuid.UUID) -> Directory
     if service is None:
         raise NotFound(f"No directory service with id {service_id}.")
     return service
+
+
+async def check_services(
+    session: AsyncSession, service_ids: Sequence[uuid.UUID], field: str
+) -> None:
+    """422 naming each id that is not a service in the directory."""
+    if not service_ids:
+        return
+    query = select(DirectoryService.id).where(col(DirectoryService.id).in_(set(service_ids)))
+    known = set((await session.exec(query)).all())
+    problems = [
+        ProblemItem(loc=["body", field, n], detail="no such service in the directory")
+        for n, service_id in enumerate(service_ids)
+        if service_id not in known
+    ]
+    if problems:
+        raise ValidationFailed("Some services are not in the directory.", errors=problems)
 
 
 def _envelope(contents: list[T], total: int, page: PageRequest) -> OrukPage[T]:
@@ -405,16 +422,32 @@ async def read_service_at_location(
 # --- writes --------------------------------------------------------------------------------
 
 
-async def create_service(session: AsyncSession, new: OrukServiceWrite) -> DirectoryService:
-    """A new service; `Conflict` if the body names the id of one that exists."""
+def _owner_name(owner: str | None) -> str:
+    return f"LA {owner}" if owner is not None else "the operator"
+
+
+def _check_owner(row: Any, owner: str | None, what: str) -> None:
+    """Only a record's owner changes it (the directory is public, so saying whose it is
+    tells nobody anything new)."""
+    if row.owner_la_code != owner:
+        raise Forbidden(
+            f"This {what} belongs to {_owner_name(row.owner_la_code)}; only its owner changes it."
+        )
+
+
+async def create_service(
+    session: AsyncSession, new: OrukServiceWrite, owner: str | None
+) -> DirectoryService:
+    """A new service owned by `owner`; `Conflict` if the body names the id of one that
+    exists."""
     if new.id is not None and await session.get(DirectoryService, new.id) is not None:
         raise Conflict(f"A directory service with id {new.id} exists; PUT it to replace it.")
-    service, _ = await upsert_service(session, new)
+    service, _ = await upsert_service(session, new, owner)
     return service
 
 
 async def put_service(
-    session: AsyncSession, service_id: uuid.UUID, new: OrukServiceWrite
+    session: AsyncSession, service_id: uuid.UUID, new: OrukServiceWrite, owner: str | None
 ) -> tuple[DirectoryService, bool]:
     """Create or replace the service with this id; also says whether it was created."""
     if new.id is not None and new.id != service_id:
@@ -422,15 +455,16 @@ async def put_service(
             "The body's id differs from the URL's.",
             errors=[ProblemItem(loc=["body", "id"], detail="differs from the id in the URL")],
         )
-    return await upsert_service(session, new.model_copy(update={"id": service_id}))
+    return await upsert_service(session, new.model_copy(update={"id": service_id}), owner)
 
 
 async def change_status(
-    session: AsyncSession, service_id: uuid.UUID, status: ServiceStatus
+    session: AsyncSession, service_id: uuid.UUID, status: ServiceStatus, owner: str | None
 ) -> DirectoryService:
     """Retire (`defunct`), pause or restore a service. Services are never deleted: the
     signposts that point at them are part of a child's record."""
     service = await get_service(session, service_id)
+    _check_owner(service, owner, "service")
     if service.status != status:
         service.status = status
         service.last_modified = utcnow()
@@ -439,9 +473,10 @@ async def change_status(
 
 
 async def put_taxonomy(
-    session: AsyncSession, taxonomy_id: uuid.UUID, new: OrukTaxonomy
+    session: AsyncSession, taxonomy_id: uuid.UUID, new: OrukTaxonomy, owner: str | None
 ) -> tuple[DirectoryTaxonomy, bool]:
-    """Create or update a taxonomy and any terms given with it (terms not given stay)."""
+    """Create or update a taxonomy owned by `owner` and any terms given with it (terms not
+    given stay)."""
     if new.id != taxonomy_id:
         raise ValidationFailed(
             "The body's id differs from the URL's.",
@@ -451,13 +486,14 @@ async def put_taxonomy(
     created = taxonomy is None
     values = new.model_dump(exclude={"id", "taxonomy_terms"})
     if taxonomy is None:
-        taxonomy = DirectoryTaxonomy(id=taxonomy_id, **values)
+        taxonomy = DirectoryTaxonomy(id=taxonomy_id, owner_la_code=owner, **values)
         session.add(taxonomy)
     else:
+        _check_owner(taxonomy, owner, "taxonomy")
         taxonomy.sqlmodel_update(values)
     await session.flush()
     for term in new.taxonomy_terms or []:
-        await _upsert_term(session, term.model_copy(update={"taxonomy_id": taxonomy_id}))
+        await _upsert_term(session, term.model_copy(update={"taxonomy_id": taxonomy_id}), owner)
     await session.flush()
     return taxonomy, created
 
@@ -465,16 +501,19 @@ async def put_taxonomy(
 async def upsert_service(
     session: AsyncSession,
     new: OrukServiceWrite,
+    owner: str | None,
     *,
     source: str | None = None,
     keep_last_modified: bool = False,
 ) -> tuple[DirectoryService, bool]:
-    """Create or replace a service from its fully nested record; says whether it was
-    created. `keep_last_modified` keeps the record's own time (imports), else it is now."""
+    """Create or replace a service from its fully nested record, as `owner` (an LA, or None
+    for the operator); says whether it was created. Records nested in it that belong to
+    someone else may be named, and sent back unchanged, but not changed. `keep_last_modified`
+    keeps the record's own time (imports), else it is now."""
     await _check_references(session, new)
     try:
         async with session.begin_nested():
-            return await _write_service(session, new, source, keep_last_modified)
+            return await _write_service(session, new, owner, source, keep_last_modified)
     except IntegrityError:
         raise Conflict(
             "The service, or a record in it, was written by someone else at the same time, "
@@ -484,17 +523,23 @@ async def upsert_service(
 
 
 async def _write_service(
-    session: AsyncSession, new: OrukServiceWrite, source: str | None, keep_last_modified: bool
+    session: AsyncSession,
+    new: OrukServiceWrite,
+    owner: str | None,
+    source: str | None,
+    keep_last_modified: bool,
 ) -> tuple[DirectoryService, bool]:
+    service = await session.get(DirectoryService, new.id) if new.id is not None else None
+    if service is not None:
+        _check_owner(service, owner, "service")
     if new.organization is not None:
-        await _upsert_organization(session, new.organization)
+        await _upsert_organization(session, new.organization, owner)
     for attribute in new.attributes:
         if attribute.taxonomy_term is not None:
-            await _upsert_term(session, attribute.taxonomy_term)
+            await _upsert_term(session, attribute.taxonomy_term, owner)
     for place in new.service_at_locations:
         if place.location is not None:
-            await _upsert_location(session, place.location)
-    service = await session.get(DirectoryService, new.id) if new.id is not None else None
+            await _upsert_location(session, place.location, owner)
     created = service is None
     values: dict[str, Any] = new.model_dump(
         include=set(OrukServiceSummary.model_fields) - {"id", "organization", "last_modified"}
@@ -506,7 +551,7 @@ async def _write_service(
     )
     values["source"] = source
     if service is None:
-        service = DirectoryService(id=new.id or new_id(), **values)
+        service = DirectoryService(id=new.id or new_id(), owner_la_code=owner, **values)
         session.add(service)
     else:
         service.sqlmodel_update(values)
@@ -650,32 +695,45 @@ def _json_list(records: Sequence[BaseModel]) -> list[dict[str, Any]]:
     return [r.model_dump(mode="json", exclude_none=True) for r in records]
 
 
-async def _upsert_organization(session: AsyncSession, new: OrukOrganization) -> None:
+async def _upsert(
+    session: AsyncSession,
+    model: Any,
+    record_id: uuid.UUID,
+    values: dict[str, Any],
+    owner: str | None,
+) -> None:
+    """Create a nested record owned by `owner`, or update one `owner` owns. Another owner's
+    record is left as it is when the body repeats it unchanged (a service may name another
+    LA's organization or location), and refused when the body would change it."""
+    row = await session.get(model, record_id)
+    if row is None:
+        session.add(model(id=record_id, owner_la_code=owner, **values))
+        return
+    changed = any(
+        getattr(row, name) != value for name, value in values.items() if name != "updated_at"
+    )
+    if row.owner_la_code != owner and changed:
+        what = model.__tablename__.removeprefix("directory_").replace("_", " ")
+        _check_owner(row, owner, what)
+    if changed:
+        row.sqlmodel_update(values)
+
+
+async def _upsert_organization(
+    session: AsyncSession, new: OrukOrganization, owner: str | None
+) -> None:
     values = new.model_dump(exclude={"id", "organization_identifiers"})
     values["organization_identifiers"] = _json_list(new.organization_identifiers)
     values["updated_at"] = utcnow()
-    row = await session.get(DirectoryOrganization, new.id)
-    if row is None:
-        session.add(DirectoryOrganization(id=new.id, **values))
-    else:
-        row.sqlmodel_update(values)
+    await _upsert(session, DirectoryOrganization, new.id, values, owner)
 
 
-async def _upsert_term(session: AsyncSession, new: OrukTaxonomyTerm) -> None:
-    values = new.model_dump(exclude={"id"})
-    row = await session.get(DirectoryTaxonomyTerm, new.id)
-    if row is None:
-        session.add(DirectoryTaxonomyTerm(id=new.id, **values))
-    else:
-        row.sqlmodel_update(values)
+async def _upsert_term(session: AsyncSession, new: OrukTaxonomyTerm, owner: str | None) -> None:
+    await _upsert(session, DirectoryTaxonomyTerm, new.id, new.model_dump(exclude={"id"}), owner)
 
 
-async def _upsert_location(session: AsyncSession, new: OrukLocation) -> None:
+async def _upsert_location(session: AsyncSession, new: OrukLocation, owner: str | None) -> None:
     values = new.model_dump(exclude={"id", "addresses", "accessibility"})
     values["addresses"] = _json_list(new.addresses)
     values["accessibility"] = _json_list(new.accessibility)
-    row = await session.get(DirectoryLocation, new.id)
-    if row is None:
-        session.add(DirectoryLocation(id=new.id, **values))
-    else:
-        row.sqlmodel_update(values)
+    await _upsert(session, DirectoryLocation, new.id, values, owner)

@@ -16,7 +16,7 @@ import httpx
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import Conflict, LiaisonError, ValidationFailed
+from app.errors import Conflict, Forbidden, LiaisonError, ValidationFailed
 from app.models.directory import (
     OrukPage,
     OrukServiceWrite,
@@ -61,6 +61,7 @@ async def import_feed(
     per_page: int = 100,
     strict: bool = False,
     on_progress: Progress | None = None,
+    owner: str | None = None,
 ) -> ImportReport:
     """Pull every service of an ORUK feed and upsert it by id, with its organization,
     taxonomy terms (and their taxonomies) and locations.
@@ -70,6 +71,8 @@ async def import_feed(
     An unusable page (not JSON, no envelope, an error status) stops the import with a
     `FeedError` naming it; nothing is written, as the caller rolls the session back. A
     service whose record is missing or invalid is skipped and reported, unless `strict`.
+    What the import writes is `owner`'s (an LA, or None for the operator); a record that
+    belongs to someone else is not changed: that service is skipped and reported.
     """
     base = base_url.rstrip("/")
     report = ImportReport(feed=base)
@@ -83,16 +86,18 @@ async def import_feed(
             where = f"page {number}, item {position}"
             try:
                 record = await _feed_service(http, base, item, where)
-                await _resolve_taxonomies(session, http, base, record, known_taxonomies, report)
+                await _resolve_taxonomies(
+                    session, http, base, record, known_taxonomies, report, owner
+                )
                 async with session.begin_nested():
                     _, created = await upsert_service(
-                        session, record, source=base, keep_last_modified=True
+                        session, record, owner, source=base, keep_last_modified=True
                     )
             except _SkippedItem as skipped:
                 if strict:
                     raise FeedError(str(skipped)) from None
                 report.skipped.append(str(skipped))
-            except (ValidationFailed, Conflict) as refused:
+            except (ValidationFailed, Conflict, Forbidden) as refused:
                 reasons = "; ".join(
                     f"{'.'.join(map(str, e.loc))}: {e.detail}" for e in refused.errors or []
                 )
@@ -200,6 +205,7 @@ async def _resolve_taxonomies(
     record: OrukServiceWrite,
     known: dict[uuid.UUID, bool],
     report: ImportReport,
+    owner: str | None,
 ) -> None:
     """Fetch the taxonomies the record's terms belong to, once each; a term whose taxonomy
     the feed does not publish keeps its taxonomy's name but loses the id."""
@@ -209,7 +215,9 @@ async def _resolve_taxonomies(
             continue
         taxonomy_id = term.taxonomy_id
         if taxonomy_id not in known:
-            known[taxonomy_id] = await _import_taxonomy(session, http, base, taxonomy_id, report)
+            known[taxonomy_id] = await _import_taxonomy(
+                session, http, base, taxonomy_id, report, owner
+            )
         if not known[taxonomy_id]:
             term.taxonomy_id = None
 
@@ -220,6 +228,7 @@ async def _import_taxonomy(
     base: str,
     taxonomy_id: uuid.UUID,
     report: ImportReport,
+    owner: str | None,
 ) -> bool:
     url = f"{base}/taxonomies/{taxonomy_id}"
     try:
@@ -231,7 +240,12 @@ async def _import_taxonomy(
     except ValidationError as exc:
         reason = f"not a valid taxonomy ({exc.error_count()} errors)"
     else:
-        await put_taxonomy(session, taxonomy.id, taxonomy)
+        try:
+            async with session.begin_nested():
+                await put_taxonomy(session, taxonomy.id, taxonomy, owner)
+        except Forbidden as refused:
+            # Another owner's taxonomy stays as it is; terms may still belong to it.
+            report.skipped.append(f"taxonomy {taxonomy_id}: {refused.detail} Left as it is.")
         return True
     report.skipped.append(f"taxonomy {taxonomy_id}: {reason}; its terms are kept without it")
     return False

@@ -28,7 +28,7 @@ from app.models.intervention import (
     TimetableSet,
 )
 from app.security import Principal
-from app.services import cases, chronology
+from app.services import access, chronology
 
 
 async def record(
@@ -38,9 +38,9 @@ async def record(
     case_id: uuid.UUID,
     new: InterventionCreate,
 ) -> InterventionRead:
-    case = await cases.get_for_work(session, principal, case_id)
-    cases.require_consent(case)
-    held = await cases.check_children(session, case, new.child_ids, "child_ids")
+    case = await access.get_case_for_work(session, principal, case_id)
+    access.require_consent(case)
+    held = await access.check_children(session, case, new.child_ids, "child_ids")
     occurred = as_utc(new.occurred_at)
     contact = Intervention(
         case_id=case.id,
@@ -78,7 +78,7 @@ async def record(
 async def get_all(
     session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
 ) -> list[InterventionRead]:
-    case = await cases.get(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
     rows = (
         await session.exec(
             select(Intervention)
@@ -86,7 +86,7 @@ async def get_all(
             .order_by(col(Intervention.occurred_at), col(Intervention.id))
         )
     ).all()
-    held = await cases.pupils_of(session, case.id)
+    held = await access.pupils_of(session, case.id)
     await auditor.record("intervention.list", "case", case.id, pupil_ids=held)
     return [present(r) for r in rows]
 
@@ -155,8 +155,8 @@ async def set_timetable(
     child_id: uuid.UUID,
     plan: TimetableSet,
 ) -> TimetableRead:
-    case = await cases.get_for_work(session, principal, case_id)
-    await cases.check_children(session, case, [child_id], "child_id")
+    case = await access.get_case_for_work(session, principal, case_id)
+    await access.check_children(session, case, [child_id], "child_id")
     steps = [s.model_dump(mode="json") for s in plan.steps]
     timetable = await session.get(Timetable, (case.id, child_id))
     if timetable is None:
@@ -192,7 +192,7 @@ async def get_timetable(
     case_id: uuid.UUID,
     child_id: uuid.UUID,
 ) -> TimetableRead:
-    case = await cases.get(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
     timetable = await session.get(Timetable, (case.id, child_id))
     if timetable is None:
         raise NotFound("This child has no re-integration timetable on this case.")

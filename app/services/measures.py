@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
-from app.db import add_unique
 from app.errors import ProblemItem, ValidationFailed
 from app.models.measure import (
     InstrumentCreate,
@@ -17,19 +17,23 @@ from app.models.measure import (
     MeasureInstrument,
     MeasureRead,
 )
+from app.reach import writable_la
 from app.security import Principal
-from app.services import cases, chronology
+from app.services import access, chronology, reference
 
 
-async def instruments(session: AsyncSession) -> list[MeasureInstrument]:
-    query = select(MeasureInstrument).order_by(col(MeasureInstrument.code))
-    return list((await session.exec(query)).all())
+async def instruments(session: AsyncSession, las: Iterable[str]) -> list[MeasureInstrument]:
+    """The national instruments and those of the given LAs."""
+    return await reference.visible(session, MeasureInstrument, las)
 
 
-async def add_instrument(session: AsyncSession, new: InstrumentCreate) -> MeasureInstrument:
-    instrument = MeasureInstrument(**new.model_dump())
-    await add_unique(session, instrument, f"The instrument {new.code!r} already exists.")
-    return instrument
+async def add_instrument(
+    session: AsyncSession, principal: Principal, new: InstrumentCreate
+) -> MeasureInstrument:
+    """An LA admin's own instrument, for its LA only."""
+    la_code = writable_la(principal, new.la_code)
+    row = MeasureInstrument(**new.model_dump(exclude={"la_code"}), la_code=la_code)
+    return await reference.add(session, row, "instrument")
 
 
 def _problem(field: str, detail: str) -> ValidationFailed:
@@ -46,9 +50,9 @@ async def record(
     case_id: uuid.UUID,
     new: MeasureCreate,
 ) -> MeasureRead:
-    case = await cases.get_for_work(session, principal, case_id)
-    await cases.check_children(session, case, [new.child_id], "child_id")
-    instrument = await session.get(MeasureInstrument, new.instrument)
+    case = await access.get_case_for_work(session, principal, case_id)
+    await access.check_children(session, case, [new.child_id], "child_id")
+    instrument = await reference.find(session, MeasureInstrument, case.la_code, new.instrument)
     if instrument is None:
         raise _problem(
             "instrument",
@@ -95,7 +99,7 @@ async def get_all(
     child_id: uuid.UUID | None,
     instrument: str | None,
 ) -> list[MeasureRead]:
-    case = await cases.get(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
     query = select(Measure).where(Measure.case_id == case.id)
     if child_id is not None:
         query = query.where(Measure.child_id == child_id)

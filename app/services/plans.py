@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -11,7 +11,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
-from app.db import add_unique
 from app.errors import ProblemItem, ValidationFailed
 from app.models.base import as_utc
 from app.models.plan import (
@@ -27,21 +26,25 @@ from app.models.plan import (
     ReviewScore,
     ScoreRead,
 )
+from app.reach import writable_la
 from app.security import Principal
-from app.services import cases, chronology
+from app.services import access, chronology, reference
 
 # --- outcome categories ------------------------------------------------------------------
 
 
-async def categories(session: AsyncSession) -> list[OutcomeCategory]:
-    query = select(OutcomeCategory).order_by(col(OutcomeCategory.code))
-    return list((await session.exec(query)).all())
+async def categories(session: AsyncSession, las: Iterable[str]) -> list[OutcomeCategory]:
+    """The national outcome categories and those of the given LAs."""
+    return await reference.visible(session, OutcomeCategory, las)
 
 
-async def add_category(session: AsyncSession, new: OutcomeCategoryCreate) -> OutcomeCategory:
-    category = OutcomeCategory(code=new.code, label=new.label)
-    await add_unique(session, category, f"The outcome category {new.code!r} already exists.")
-    return category
+async def add_category(
+    session: AsyncSession, principal: Principal, new: OutcomeCategoryCreate
+) -> OutcomeCategory:
+    """An LA admin's own category, for its LA only."""
+    la_code = writable_la(principal, new.la_code)
+    row = OutcomeCategory(la_code=la_code, code=new.code, label=new.label)
+    return await reference.add(session, row, "outcome category")
 
 
 # --- goals -------------------------------------------------------------------------------
@@ -54,8 +57,8 @@ async def add_goal(
     case_id: uuid.UUID,
     new: GoalCreate,
 ) -> GoalRead:
-    case = await cases.get_for_work(session, principal, case_id)
-    category = await session.get(OutcomeCategory, new.outcome_category)
+    case = await access.get_case_for_work(session, principal, case_id)
+    category = await reference.find(session, OutcomeCategory, case.la_code, new.outcome_category)
     if category is None or not category.active:
         raise ValidationFailed(
             "Unknown outcome category.",
@@ -66,7 +69,7 @@ async def add_goal(
                 )
             ],
         )
-    held = await cases.check_children(session, case, [new.child_id], "child_id")
+    held = await access.check_children(session, case, [new.child_id], "child_id")
     goal = Goal(
         case_id=case.id,
         title=new.title,
@@ -93,12 +96,12 @@ async def add_goal(
 async def goals(
     session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
 ) -> list[GoalRead]:
-    case = await cases.get(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
     rows = (
         await session.exec(select(Goal).where(Goal.case_id == case.id).order_by(col(Goal.id)))
     ).all()
     await auditor.record(
-        "goal.list", "case", case.id, pupil_ids=await cases.pupils_of(session, case.id)
+        "goal.list", "case", case.id, pupil_ids=await access.pupils_of(session, case.id)
     )
     return await present_goals(session, rows)
 
@@ -160,7 +163,7 @@ async def hold_review(
     case_id: uuid.UUID,
     new: ReviewCreate,
 ) -> ReviewRead:
-    case = await cases.get_for_work(session, principal, case_id)
+    case = await access.get_case_for_work(session, principal, case_id)
     own = set((await session.exec(select(Goal.id).where(Goal.case_id == case.id))).all())
     seen: set[uuid.UUID] = set()
     for index, item in enumerate(new.scores):
@@ -204,7 +207,7 @@ async def hold_review(
     )
     await session.flush()
     await auditor.record(
-        "review.create", "review", review.id, pupil_ids=await cases.pupils_of(session, case.id)
+        "review.create", "review", review.id, pupil_ids=await access.pupils_of(session, case.id)
     )
     return (await present_reviews(session, [review]))[0]
 
@@ -212,7 +215,7 @@ async def hold_review(
 async def reviews(
     session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
 ) -> list[ReviewRead]:
-    case = await cases.get(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
     rows = (
         await session.exec(
             select(Review)
@@ -221,7 +224,7 @@ async def reviews(
         )
     ).all()
     await auditor.record(
-        "review.list", "case", case.id, pupil_ids=await cases.pupils_of(session, case.id)
+        "review.list", "case", case.id, pupil_ids=await access.pupils_of(session, case.id)
     )
     return await present_reviews(session, rows)
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -91,17 +91,29 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principa
 
 
 async def _client_reach(session: AsyncSession, client: ApiClient) -> Reach:
-    ids = await session.exec(
-        select(ApiClientSchool.school_id).where(ApiClientSchool.api_client_id == client.id)
+    rows = await session.exec(
+        select(ApiClientSchool.school_id, School.la_code)
+        .join(School, col(School.id) == ApiClientSchool.school_id)
+        .where(ApiClientSchool.api_client_id == client.id)
     )
-    return Reach(school_ids=frozenset(ids.all()), la_code=client.la_code)
+    return _reach(rows.all(), client.la_code)
 
 
 async def _staff_reach(session: AsyncSession, staff: StaffMember) -> Reach:
-    ids = await session.exec(
-        select(StaffMemberSchool.school_id).where(StaffMemberSchool.staff_member_id == staff.id)
+    rows = await session.exec(
+        select(StaffMemberSchool.school_id, School.la_code)
+        .join(School, col(School.id) == StaffMemberSchool.school_id)
+        .where(StaffMemberSchool.staff_member_id == staff.id)
     )
-    return Reach(school_ids=frozenset(ids.all()), la_code=staff.la_code)
+    return _reach(rows.all(), staff.la_code)
+
+
+def _reach(schools: Sequence[tuple[uuid.UUID, str]], la_code: str | None) -> Reach:
+    return Reach(
+        school_ids=frozenset(school_id for school_id, _ in schools),
+        la_code=la_code,
+        school_las=frozenset(school_la for _, school_la in schools),
+    )
 
 
 async def authenticate_client(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,20 +16,26 @@ from app.models.referral import (
     NeedLevelRead,
     ReferralConcern,
 )
+from app.reach import writable_la
+from app.security import Principal
+from app.services import reference
 
-DEFAULT_SET = ""  # `need_level.la_code` of the default levels
+DEFAULT_SET = reference.NATIONAL  # `need_level.la_code` of the default levels
 
 
-async def concerns(session: AsyncSession) -> list[ReferralConcern]:
-    return list(
-        (await session.exec(select(ReferralConcern).order_by(col(ReferralConcern.code)))).all()
+async def concerns(session: AsyncSession, las: Iterable[str]) -> list[ReferralConcern]:
+    """The national concerns and those of the given LAs."""
+    return await reference.visible(session, ReferralConcern, las)
+
+
+async def add_concern(
+    session: AsyncSession, principal: Principal, new: ConcernCreate
+) -> ReferralConcern:
+    """An LA admin's own concern, for its LA only."""
+    la_code = writable_la(principal, new.la_code)
+    return await reference.add(
+        session, ReferralConcern(la_code=la_code, code=new.code, label=new.label), "concern"
     )
-
-
-async def add_concern(session: AsyncSession, new: ConcernCreate) -> ReferralConcern:
-    concern = ReferralConcern(code=new.code, label=new.label)
-    await add_unique(session, concern, f"The concern {new.code!r} already exists.")
-    return concern
 
 
 async def levels(session: AsyncSession, la_code: str | None) -> list[NeedLevel]:
@@ -46,11 +52,16 @@ async def _levels(session: AsyncSession, la_code: str) -> list[NeedLevel]:
     return list((await session.exec(query.order_by(col(NeedLevel.rank)))).all())
 
 
-async def add_level(session: AsyncSession, new: NeedLevelCreate) -> NeedLevel:
-    level = NeedLevel(
-        la_code=new.la_code or DEFAULT_SET, code=new.code, label=new.label, rank=new.rank
-    )
-    where = f"LA {new.la_code}" if new.la_code else "the default set"
+async def add_level(session: AsyncSession, principal: Principal, new: NeedLevelCreate) -> NeedLevel:
+    """A level of the admin's own LA's set (the default set is the operator's)."""
+    la_code = writable_la(principal, new.la_code)
+    return await add_level_for(session, la_code, new)
+
+
+async def add_level_for(session: AsyncSession, la_code: str, new: NeedLevelCreate) -> NeedLevel:
+    """A level of LA `la_code`'s set, or of the default set (''), as the operator adds it."""
+    level = NeedLevel(la_code=la_code, code=new.code, label=new.label, rank=new.rank)
+    where = f"LA {la_code}" if la_code else "the default set"
     await add_unique(session, level, f"The level of need {new.code!r} already exists in {where}.")
     return level
 
@@ -70,7 +81,7 @@ async def check(
     """422 naming every concern or level of need that is not in the LA's lists."""
     errors: list[ProblemItem] = []
     if concern_codes:
-        active = {c.code for c in await concerns(session) if c.active}
+        active = {c.code for c in await concerns(session, [la_code]) if c.active}
         for index, code in enumerate(concern_codes):
             if code not in active:
                 errors.append(

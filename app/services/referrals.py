@@ -39,11 +39,9 @@ from app.models.referral import (
     ReferralStatus,
 )
 from app.pagination import Page
-from app.reach import casework_in_reach
 from app.security import Principal, Scope
-from app.services import cases, chronology, referral_terms
-from app.services.attendance_flags import get as get_flag
-from app.services.children import held_by, pupil_ids, resolve
+from app.services import access, cases, chronology, directory, referral_terms
+from app.services.children import Identity, identity_for, present_child, pupil_ids
 
 _CLOSED_STATUS_REASONS = {
     ReferralStatus.accepted: "it was accepted",
@@ -53,33 +51,6 @@ _CLOSED_STATUS_REASONS = {
     ReferralStatus.withdrawn: "the referrer withdrew it",
     ReferralStatus.awaiting_approval: "a step-up awaits a manager's approval",
 }
-
-
-def visible_to(principal: Principal) -> Any:
-    if principal.kind == "client":
-        return col(Referral.referrer) == principal.subject
-    return casework_in_reach(
-        principal,
-        la_column=Referral.la_code,
-        school_column=Referral.school_id,
-        id_column=Referral.id,
-        child_owner_column=ReferralChild.referral_id,
-        child_school_column=ReferralChild.school_id,
-    )
-
-
-async def get(session: AsyncSession, principal: Principal, referral_id: uuid.UUID) -> Referral:
-    query = select(Referral).where(Referral.id == referral_id, visible_to(principal))
-    referral = (await session.exec(query)).first()
-    if referral is None:
-        raise NotFound("No such referral.")
-    return referral
-
-
-async def children_of(
-    session: AsyncSession, referral_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[ReferralChild]]:
-    return await held_by(session, ReferralChild, "referral_id", referral_ids)
 
 
 def _source(principal: Principal, new: ReferralCreate) -> ReferralSource:
@@ -109,12 +80,12 @@ async def create(
         if existing is not None:
             await _audit_read(session, auditor, existing)
             return existing, False
-    children = await resolve(session, principal, new.children)
+    children = await access.resolve_children(session, principal, new.children)
     la_code = cases.la_of(children, principal)
     await referral_terms.check(session, la_code, new.level_of_need, new.concerns)
     if new.attendance_flag_id is not None:
         try:
-            await get_flag(session, principal, new.attendance_flag_id)
+            await access.get_flag(session, principal, new.attendance_flag_id)
         except NotFound:
             raise ValidationFailed(
                 "The attendance flag was not found.",
@@ -126,7 +97,7 @@ async def create(
     since = datetime.combine(
         cases.months_before(now.date(), cases.RE_REFERRAL_MONTHS), time(), tzinfo=UTC
     )
-    previous = await cases.last_closed_within(session, children, since)
+    previous = await access.last_closed_within(session, la_code, children, since)
     referral = Referral(
         la_code=la_code,
         school_id=next((c.school_id for c in children if c.school_id), None),
@@ -169,6 +140,7 @@ async def create(
             given_name=c.given_name,
             family_name=c.family_name,
             date_of_birth=c.date_of_birth,
+            supplied=c.supplied,
         )
         for n, c in enumerate(children)
     )
@@ -189,19 +161,26 @@ async def create(
         "referral",
         referral.id,
         pupil_ids=[c.pupil_id for c in children if c.pupil_id],
+        la_code=referral.la_code,
     )
     return referral, True
 
 
 async def _audit_read(session: AsyncSession, auditor: Auditor, referral: Referral) -> None:
-    held = (await children_of(session, [referral.id]))[referral.id]
-    await auditor.record("referral.read", "referral", referral.id, pupil_ids=pupil_ids(held))
+    held = (await access.referral_children(session, [referral.id]))[referral.id]
+    await auditor.record(
+        "referral.read",
+        "referral",
+        referral.id,
+        pupil_ids=pupil_ids(held),
+        la_code=referral.la_code,
+    )
 
 
 async def read(
     session: AsyncSession, principal: Principal, auditor: Auditor, referral_id: uuid.UUID
 ) -> Referral:
-    referral = await get(session, principal, referral_id)
+    referral = await access.get_referral(session, principal, referral_id)
     await _audit_read(session, auditor, referral)
     return referral
 
@@ -221,7 +200,7 @@ async def get_all(
     page: Page,
     filters: ReferralFilters,
 ) -> tuple[list[Referral], str | None]:
-    query = select(Referral).where(visible_to(principal))
+    query = select(Referral).where(access.referral_visible_to(principal))
     if filters.status is not None:
         query = query.where(Referral.status == filters.status)
     if filters.school_id is not None:
@@ -236,7 +215,7 @@ async def get_all(
         query = query.where(col(Referral.id) > page.after)
     rows = (await session.exec(query.order_by(col(Referral.id)).limit(page.limit + 1))).all()
     items, next_cursor = page.split(rows)
-    held = await children_of(session, [r.id for r in items])
+    held = await access.referral_children(session, [r.id for r in items])
     await auditor.record(
         "referral.list",
         "referral",
@@ -252,7 +231,7 @@ async def get_all(
 async def _claim(
     session: AsyncSession, principal: Principal, referral_id: uuid.UUID, if_match: str | None
 ) -> tuple[Referral, int]:
-    referral = await get(session, principal, referral_id)
+    referral = await access.get_referral(session, principal, referral_id)
     version = expected_version(if_match, referral.version)
     return referral, version
 
@@ -273,9 +252,14 @@ def _refuse(referral: Referral, action: str) -> Conflict:
 async def _audit_change(
     session: AsyncSession, auditor: Auditor, referral: Referral, action: str, **details: Any
 ) -> None:
-    held = (await children_of(session, [referral.id]))[referral.id]
+    held = (await access.referral_children(session, [referral.id]))[referral.id]
     await auditor.record(
-        action, "referral", referral.id, pupil_ids=pupil_ids(held), details=details or None
+        action,
+        "referral",
+        referral.id,
+        pupil_ids=pupil_ids(held),
+        details=details or None,
+        la_code=referral.la_code,
     )
 
 
@@ -315,10 +299,13 @@ async def decide(
     referral, version = await _claim(session, principal, referral_id, if_match)
     if referral.status not in UNDECIDED:
         raise _refuse(referral, "decided")
-    held = (await children_of(session, [referral.id]))[referral.id]
+    held = (await access.referral_children(session, [referral.id]))[referral.id]
+    await directory.check_services(
+        session, decision.signposted_service_ids, "signposted_service_ids"
+    )
     lead = decision.lead_practitioner_id
     if lead is not None:
-        await cases.check_lead_practitioner(
+        await access.check_lead_practitioner(
             session, lead, referral.la_code, [referral.school_id, *(c.school_id for c in held)]
         )
     now = await _bump(session, referral, version)
@@ -432,7 +419,7 @@ async def approve_step_up(
             f"Step-up approved: {note}",
             referral_id=referral.id,
         )
-        held = (await children_of(session, [referral.id]))[referral.id]
+        held = (await access.referral_children(session, [referral.id]))[referral.id]
         await _apply(
             session,
             principal,
@@ -503,10 +490,19 @@ async def present(
     *,
     with_history: bool = False,
 ) -> list[ReferralRead]:
-    held = await children_of(session, [r.id for r in referrals])
+    held = await access.referral_children(session, [r.id for r in referrals])
+    named_cases = [c for r in referrals for c in (r.case_id, r.previous_case_id) if c is not None]
+    visible_cases = (
+        await access.cases_in_reach(session, principal, named_cases)
+        if principal.has(Scope.cases_read)
+        else set()
+    )
     out = []
     for r in referrals:
-        show = principal.has(Scope.cases_read) or r.referrer == principal.subject
+        identity = identity_for(principal, r.referrer)
+        children = [present_child(c, identity) for c in held[r.id]]
+        # The referral's school is the first child's: shown only where the child's is.
+        shown_schools = {c.school_id for c in children}
         decision = None
         if r.decision is not None and r.decided_at is not None:
             decision = DecisionRead(
@@ -518,7 +514,7 @@ async def present(
                 signposted_service_ids=r.signposted_service_ids,
                 redirected_to=r.redirected_to,
                 lead_practitioner_id=r.lead_practitioner_id,
-                case_id=r.case_id if principal.has(Scope.cases_read) else None,
+                case_id=r.case_id if r.case_id in visible_cases else None,
             )
         history = None
         if with_history:
@@ -542,16 +538,20 @@ async def present(
                 source=r.source,
                 referrer=r.referrer,
                 la_code=r.la_code,
-                school_id=r.school_id,
-                children=[cases.present_child(c, show) for c in held[r.id]],
-                family=[FamilyMember.model_validate(m) for m in r.family] if show else None,
+                school_id=r.school_id if r.school_id in shown_schools else None,
+                children=children,
+                family=[FamilyMember.model_validate(m) for m in r.family]
+                if identity != Identity.NONE
+                else None,
                 concerns=r.concerns,
                 level_of_need=r.level_of_need,
                 consent=Consent.model_validate(r.consent),
                 urgency=r.urgency,
                 summary=r.summary,
-                re_referral=r.re_referral,
-                previous_case_id=r.previous_case_id,
+                re_referral=r.re_referral if identity == Identity.FULL else None,
+                previous_case_id=r.previous_case_id
+                if r.previous_case_id in visible_cases
+                else None,
                 attendance_flag_id=r.attendance_flag_id,
                 received_at=as_utc(r.received_at),
                 updated_at=as_utc(r.updated_at),

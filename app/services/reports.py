@@ -18,7 +18,7 @@ from app.models.case import Case
 from app.models.plan import Goal
 from app.models.report import OutcomeReport, OutcomeRow
 from app.security import Principal
-from app.services import cases, plans
+from app.services import access, plans
 
 BANDS = list(range(10, 101, 10))
 
@@ -47,7 +47,7 @@ async def outcomes(
     opened_by = datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
     closed_from = datetime.combine(start, time(), tzinfo=UTC)
     query = select(Case.id).where(
-        cases.in_reach(principal),
+        access.case_in_reach(principal),
         col(Case.opened_at) < opened_by,
         or_(col(Case.closed_at).is_(None), col(Case.closed_at) >= closed_from),
     )
@@ -71,7 +71,7 @@ async def outcomes(
         if len(scores) >= 2 and scores[-1].score > scores[0].score:
             row[scores[-1].score - 1] += 1
             impacts += 1
-    labels = {c.code: c.label for c in await plans.categories(session)}
+    labels = {c.code: c.label for c in await plans.categories(session, principal.reach.las)}
     await auditor.record(
         "report.outcomes",
         "report",

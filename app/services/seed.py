@@ -259,11 +259,11 @@ async def _seed_directory(session: AsyncSession) -> int:
         description="Kinds of partner service an early-help team signposts families to.",
         version="1",
     )
-    await directory.put_taxonomy(session, taxonomy_id, taxonomy)
+    await directory.put_taxonomy(session, taxonomy_id, taxonomy, None)
     for row in DEMO_SERVICES:
         record = _demo_service(*row)
         if await session.get(DirectoryService, record.id) is None:
-            await directory.upsert_service(session, record)
+            await directory.upsert_service(session, record, None)
     return len(DEMO_SERVICES)
 
 

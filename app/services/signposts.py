@@ -23,7 +23,7 @@ from app.models.signpost import (
     SignpostUpdate,
 )
 from app.security import Principal
-from app.services import cases, chronology, directory
+from app.services import access, chronology, directory
 
 
 def _event(status: SignpostStatus, at: datetime, by: str, note: str | None) -> dict[str, object]:
@@ -37,8 +37,8 @@ async def suggest(
     case_id: uuid.UUID,
     new: SignpostCreate,
 ) -> SignpostRead:
-    case = await cases.get_for_work(session, principal, case_id)
-    held = await cases.check_children(session, case, [new.child_id], "child_id")
+    case = await access.get_case_for_work(session, principal, case_id)
+    held = await access.check_children(session, case, [new.child_id], "child_id")
     try:
         service = await directory.get_service(session, new.service_id)
     except NotFound:
@@ -81,7 +81,7 @@ async def move(
     signpost_id: uuid.UUID,
     change: SignpostUpdate,
 ) -> SignpostRead:
-    case = await cases.get_for_work(session, principal, case_id)
+    case = await access.get_case_for_work(session, principal, case_id)
     signpost = (
         await session.exec(
             select(Signpost).where(Signpost.id == signpost_id, Signpost.case_id == case.id)
@@ -118,7 +118,7 @@ async def move(
         details={"signpost_id": str(signpost.id)},
     )
     await session.flush()
-    held = await cases.pupils_of(session, case.id)
+    held = await access.pupils_of(session, case.id)
     children = [signpost.child_id] if signpost.child_id else held
     await auditor.record("signpost.update", "signpost", signpost.id, pupil_ids=children)
     return (await present(session, [signpost]))[0]
@@ -127,13 +127,13 @@ async def move(
 async def get_all(
     session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
 ) -> list[SignpostRead]:
-    case = await cases.get(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
     rows = (
         await session.exec(
             select(Signpost).where(Signpost.case_id == case.id).order_by(col(Signpost.id))
         )
     ).all()
-    held = await cases.pupils_of(session, case.id)
+    held = await access.pupils_of(session, case.id)
     await auditor.record("signpost.list", "case", case.id, pupil_ids=held)
     return await present(session, rows)
 
