@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
 from app.errors import LiaisonError
 from app.models.principal import StaffRole
-from app.models.school import Jurisdiction, Phase, SchoolCreate
+from app.models.school import LA_CODE_PATTERN, Jurisdiction, Phase, SchoolCreate
 from app.services import principals, schools
 from app.services.seed import seed_demo
 
@@ -286,6 +287,9 @@ def import_directory(
     settings = _checked_settings()
     if not url.startswith(("http://", "https://")):
         err.print("[red]error:[/red] the feed URL starts with http:// or https://")
+        raise typer.Exit(2)
+    if la is not None and not re.fullmatch(LA_CODE_PATTERN, la):
+        err.print("[red]error:[/red] --la takes an LA code: 1 to 10 digits or capital letters")
         raise typer.Exit(2)
     columns = (TextColumn("importing services"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=True) as progress:
