@@ -16,11 +16,13 @@ import itertools
 import logging
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -34,18 +36,94 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.db import run
+from app.db_errors import ClientDataError, classify
 from app.deps import SessionDep
 from app.main import create_app
 from app.services.upn import check_letter
-from tests.conftest import IN_CI, POSTGRES_ENV, DatabaseUnderTest, World, migrate, settings_for
+from tests.conftest import (
+    IN_CI,
+    POSTGRES_ENV,
+    DatabaseUnderTest,
+    World,
+    _checkout_suffix,
+    migrate,
+    settings_for,
+)
 
 UNAVAILABLE = "urn:liaison:problem:service-unavailable"
 VALIDATION_FAILED = "urn:liaison:problem:validation-failed"
 # Bound to a BIGINT parameter, asyncpg refuses it and quotes it in its message.
 HUGE = 10**20
 QUOTED_SECRET = "Quintrell-9f3a"
+
+
+# --- what each error means -----------------------------------------------------------------
+
+pg = asyncpg.exceptions
+
+
+def _with_context(error: BaseException, context: BaseException) -> BaseException:
+    error.__context__ = context
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ConnectionRefusedError(111, "Connect call failed"), "unavailable"),
+        (OSError("Multiple exceptions: [Errno 111] Connect call failed"), "unavailable"),
+        (TimeoutError(), "unavailable"),
+        (FileNotFoundError("no such file"), None),
+        (pg.AdminShutdownError("terminating connection"), "unavailable 57P01"),
+        (pg.CrashShutdownError("crash"), "unavailable 57P02"),
+        (pg.CannotConnectNowError("the database system is starting up"), "unavailable 57P03"),
+        (pg.ConnectionDoesNotExistError("closed in the middle"), "unavailable 08003"),
+        (pg.TooManyConnectionsError("too many connections"), "unavailable 53300"),
+        (pg.QueryCanceledError("statement timeout"), "unavailable 57014"),
+        (pg.SerializationError("could not serialize"), "unavailable 40001"),
+        (pg.DeadlockDetectedError("deadlock"), "unavailable 40P01"),
+        (pg.LockNotAvailableError("lock timeout"), "unavailable 55P03"),
+        (asyncpg.InterfaceError("cannot perform operation: connection is closed"), "unavailable"),
+        (asyncpg.InternalClientError("cannot switch to state 12"), "unavailable"),
+        (asyncpg.InterfaceError("the server expects 2 arguments, 1 was passed"), None),
+        (ClientDataError("invalid input for query argument $1: 1e20"), "unstorable"),
+        (pg.CharacterNotInRepertoireError("invalid byte sequence"), "unstorable 22021"),
+        (pg.UntranslatableCharacterError("\\u0000 cannot be converted"), "unstorable 22P05"),
+        (pg.NumericValueOutOfRangeError("out of range"), "unstorable 22003"),
+        (pg.StringDataRightTruncationError("value too long"), "unstorable 22001"),
+        (pg.InvalidDatetimeFormatError("invalid input syntax"), "unstorable 22007"),
+        (pg.UniqueViolationError("duplicate key"), None),
+        (pg.UndefinedTableError("relation does not exist"), None),
+        (sqlite3.OperationalError("database is locked"), "unavailable"),
+        (sqlite3.OperationalError("unable to open database file"), "unavailable"),
+        (sqlite3.OperationalError("no such table: pupil"), None),
+        (sqlite3.IntegrityError("UNIQUE constraint failed"), None),
+        (PoolTimeoutError("QueuePool limit of size 10 overflow 10 reached"), "unavailable"),
+        (ValueError("not the database"), None),
+        # What the request's rollback raises on a dead connection hides the first error.
+        (_with_context(RuntimeError("rollback"), pg.AdminShutdownError("x")), "unavailable 57P01"),
+        (
+            _with_context(asyncpg.InterfaceError("connection is closed"), ClientDataError("v")),
+            "unavailable",
+        ),
+        (ExceptionGroup("many", [ValueError(), ConnectionResetError()]), "unavailable"),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_what_a_database_error_means(error: BaseException, expected: str | None) -> None:
+    wrapped = DBAPIError("SELECT 1", None, error)
+    wrapped.__cause__ = error
+    for candidate in (error, wrapped):
+        fault = classify(candidate)
+        meaning = (
+            None
+            if fault is None
+            else " ".join(part for part in (fault.kind.value, fault.sqlstate) if part)
+        )
+        assert meaning == expected, candidate
 
 
 # --- a probe app: routes that meet a database fault through the request's own session ------
@@ -195,8 +273,6 @@ async def test_a_value_the_database_cannot_store_is_422(
 async def test_a_locked_database_is_503(fresh_app: FastAPI, database: DatabaseUnderTest) -> None:
     """Another connection holds the lock and the request's will not wait for it."""
     if database.backend == "sqlite":
-        import sqlite3
-
         holder = sqlite3.connect(database.path, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
         release: Callable[[], Awaitable[None]] = _closer(holder)
@@ -260,8 +336,6 @@ async def test_driver_messages_quoting_values_never_reach_the_log(
 def test_the_log_renderer_withholds_driver_messages_from_any_logger(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import sqlite3
-
     from app.logging import configure_logging
 
     configure_logging(settings_for("sqlite+aiosqlite://"))
@@ -289,23 +363,25 @@ def test_the_log_renderer_withholds_driver_messages_from_any_logger(
 # --- the fault test: a cluster of its own, stopped and cut off under load -------------------
 
 FAULTS_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "faults-cluster"
+FAULTS_CLUSTER = os.environ.get("LIAISON_FAULTS_CLUSTER", "liaisonfaults")
 FAULTS_PORT = int(os.environ.get("LIAISON_FAULTS_PORT", "5433"))
 FAULTS_ADMIN = f"postgresql://postgres@127.0.0.1:{FAULTS_PORT}/postgres"
-FAULTS_ROLE = "liaison_faults"  # not a superuser: connection limits bind it
+FAULTS_ROLE = "liaison_faults"  # not a superuser, so that a connection limit binds it
 RETRY_PAUSE = 0.1  # seconds; a real client waits Retry-After, the test has no minutes
 RECOVERY_LIMIT = 5.0
-LOCK_FILE = Path("/tmp/liaison-faults-cluster.lock")  # noqa: S108 - one cluster per machine
+# One fault cluster per machine: another checkout's fault test waits for this one.
+LOCK_FILE = Path(tempfile.gettempdir()) / "liaison-faults-cluster.lock"
 
 
 def _cluster_version() -> str:
-    return sorted(os.listdir("/etc/postgresql"), key=lambda v: [int(p) for p in v.split(".")])[-1]
+    versions = sorted(os.listdir("/etc/postgresql"), key=lambda v: [int(p) for p in v.split(".")])
+    return os.environ.get("LIAISON_FAULTS_PG_VERSION") or versions[-1]
 
 
 async def pg_ctl(action: str, *options: str) -> None:
     process = await asyncio.create_subprocess_exec(
-        "pg_ctlcluster", "--skip-systemctl-redirect", _cluster_version(),
-        os.environ.get("LIAISON_FAULTS_CLUSTER", "liaisonfaults"), action, *options,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "pg_ctlcluster", "--skip-systemctl-redirect", _cluster_version(), FAULTS_CLUSTER,
+        action, *options, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     output, _ = await process.communicate()
     assert process.returncode == 0, f"pg_ctlcluster {action}: {output.decode()}"
@@ -320,38 +396,35 @@ async def admin(sql: str, *args: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def faults_database() -> str:
-    """A migrated database on the fault cluster, owned by a role that is not a superuser."""
+def faults_database() -> Iterator[str]:
+    """A migrated database on the fault cluster, owned by a role that is not a superuser.
+    The cluster is prepared here too, so the test does not depend on `.ci/run` having done
+    it; under CI a cluster that cannot be prepared fails the test."""
     if not IN_CI and os.environ.get(POSTGRES_ENV) is None:
         pytest.skip(f"set {POSTGRES_ENV} (or CI) to run the PostgreSQL fault test")
-    prepared = subprocess.run(  # noqa: S603
-        [str(FAULTS_SCRIPT)], capture_output=True, text=True, check=False, timeout=120
-    )
-    if prepared.returncode != 0:
-        message = f"the fault cluster is not available: {prepared.stdout}{prepared.stderr}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    name = f"liaison_faults_{_checkout_tag()}"
+    with LOCK_FILE.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        prepared = subprocess.run(  # noqa: S603
+            [str(FAULTS_SCRIPT)], capture_output=True, text=True, check=False, timeout=120
+        )
+        if prepared.returncode != 0:
+            message = f"the fault cluster is not available: {prepared.stdout}{prepared.stderr}"
+            if IN_CI:
+                pytest.fail(message)
+            pytest.skip(message)
+        name = f"liaison_faults_{_checkout_suffix()}"
 
-    async def create() -> None:
-        roles = await admin("SELECT 1 FROM pg_roles WHERE rolname = $1", FAULTS_ROLE)
-        if not roles:
-            await admin(f"CREATE ROLE {FAULTS_ROLE} LOGIN")
-        await admin(f"ALTER ROLE {FAULTS_ROLE} CONNECTION LIMIT -1")
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin(f'CREATE DATABASE "{name}" OWNER {FAULTS_ROLE}')
+        async def create() -> None:
+            if not await admin("SELECT 1 FROM pg_roles WHERE rolname = $1", FAULTS_ROLE):
+                await admin(f"CREATE ROLE {FAULTS_ROLE} LOGIN")
+            await admin(f"ALTER ROLE {FAULTS_ROLE} CONNECTION LIMIT -1")
+            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin(f'CREATE DATABASE "{name}" OWNER {FAULTS_ROLE}')
 
-    asyncio.run(create())
-    url = f"postgresql+asyncpg://{FAULTS_ROLE}@127.0.0.1:{FAULTS_PORT}/{name}"
-    migrate(url)
-    return url
-
-
-def _checkout_tag() -> str:
-    import hashlib
-
-    return hashlib.sha256(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:8]
+        asyncio.run(create())
+        url = f"postgresql+asyncpg://{FAULTS_ROLE}@127.0.0.1:{FAULTS_PORT}/{name}"
+        migrate(url)
+        yield url
 
 
 def upn(serial: int) -> str:
@@ -367,10 +440,12 @@ class Tally:
     wrong: list[str] = field(default_factory=list)
     acknowledged: dict[str, list[str]] = field(default_factory=dict)
     abandoned: dict[str, list[str]] = field(default_factory=dict)
+    replayed: int = 0  # retries answered from the first, committed attempt
 
     def record(self, method: str, url: str, response: httpx.Response) -> None:
         self.statuses[response.status_code] += 1
         if response.is_success:
+            self.replayed += response.headers.get("idempotent-replayed") == "true"
             return
         if (
             response.status_code == 503
@@ -438,16 +513,7 @@ async def until_answered(
 
 
 async def test_faults_under_load_are_503_and_lose_nothing(faults_database: str) -> None:
-    lock = LOCK_FILE.open("w")
-    fcntl.flock(lock, fcntl.LOCK_EX)  # another checkout's fault test waits for this one
-    try:
-        await _run_faults_under_load(faults_database)
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
-
-
-async def _run_faults_under_load(url: str) -> None:
+    url = faults_database
     database_name = url.rsplit("/", 1)[1]
     application = create_app(settings_for(url, db_connect_timeout_seconds=2))
     async with LifespanManager(application):
@@ -475,9 +541,7 @@ async def _run_faults_under_load(url: str) -> None:
             listed = await http.get("/v1/pupils", params={"school_id": school["id"]}, headers=mis)
             pupil_ids = [p["id"] for p in listed.json()["items"]]
             hub = await world.client_headers("referrals:write referrals:read", la_code="202")
-            practitioner = await world.headers(
-                await world.staff("practitioner", schools=[school])
-            )
+            practitioner = await world.headers(await world.staff("practitioner", schools=[school]))
             days = [date(2025, 9, 1) + timedelta(days=d) for d in range(2000)]
 
             def referral(n: int) -> dict[str, Any]:
@@ -587,7 +651,8 @@ async def _run_faults_under_load(url: str) -> None:
         f"{sum(tally.statuses.values())} requests in {elapsed:.1f} s, statuses "
         f"{dict(sorted(tally.statuses.items()))}, acknowledged "
         f"{ {k: len(v) for k, v in tally.acknowledged.items()} }, abandoned "
-        f"{ {k: len(v) for k, v in tally.abandoned.items()} }, recovery seconds "
+        f"{ {k: len(v) for k, v in tally.abandoned.items()} }, {tally.replayed} replayed, "
+        f"recovery seconds "
         f"{ {k: round(v, 2) for k, v in recoveries.items()} }, readiness {readiness}"
     )
     print(report, file=sys.stderr)  # noqa: T201 - the counts the closing note reports
