@@ -58,7 +58,7 @@ class Fault(enum.Enum):
 @dataclass(frozen=True)
 class DatabaseFault:
     kind: Fault
-    error: str  # the class that decided, e.g. "AdminShutdownError"
+    error: str  # the driver error it is named after, e.g. "AdminShutdownError"
     sqlstate: str | None
 
 
@@ -102,11 +102,6 @@ def classify(exc: BaseException) -> DatabaseFault | None:
             named = coded[-1] if coded else errors[-1]
             return DatabaseFault(kind, type(named).__name__, sqlstate(named))
     return None
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    fault = classify(exc)
-    return fault is not None and fault.kind is Fault.unavailable
 
 
 def connection_lost(exc: BaseException) -> bool:
