@@ -7,12 +7,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import CursorResult, Executable, Table, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
+from app.db_errors import connection_lost
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -22,9 +23,27 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _configure_sqlite(engine)
-        return engine
+    else:
+        engine = _create_postgresql_engine(settings)
+    event.listen(engine.sync_engine, "handle_error", _flag_lost_connections)
+    return engine
+
+
+def _flag_lost_connections(context: ExceptionContext) -> None:
+    """Tell SQLAlchemy about the disconnects its asyncpg dialect does not recognise: a
+    connection that could not be made at all (the database starting, shutting down, not
+    accepting connections, over its connection limit), or one the server ended (an
+    administrator's or a fast shutdown's termination). Flagged, the error is a 503 and the
+    pool drops its other connections, which the same event has most likely ended too."""
+    if context.is_pre_ping:
+        return
+    if context.connection is None or connection_lost(context.original_exception):
+        context.is_disconnect = True
+
+
+def _create_postgresql_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
-        url,
+        settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,

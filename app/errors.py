@@ -7,19 +7,21 @@ URNs; `title` is constant per type and `detail` says what happened this time.
 
 from __future__ import annotations
 
-import socket
+import sqlite3
 from typing import Any, ClassVar
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.context import current_request_id
+from app.db_errors import Fault, classify
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:liaison:problem:"
@@ -239,16 +241,27 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database_unavailable", error=type(exc).__name__)
-    return render(ServiceUnavailable(), instance=request.url.path)
+def database_fault(exc: BaseException) -> LiaisonError | None:
+    """The answer to a database fault anywhere in `exc`'s chain, or None when there is none:
+    503 with Retry-After while the database cannot serve (down, starting, shutting down, out
+    of connections, a connection killed, a timeout, a deadlock), 422 for a value it cannot
+    store. The log names the class and SQLSTATE only: driver messages quote values."""
+    fault = classify(exc)
+    if fault is None:
+        return None
+    if fault.kind is Fault.unavailable:
+        log.warning("database_unavailable", error=fault.error, sqlstate=fault.sqlstate)
+        return ServiceUnavailable()
+    # Validation should have refused the value first; this is the net under it.
+    log.warning("database_refused_value", error=fault.error, sqlstate=fault.sqlstate)
+    return ValidationFailed("A value in the request cannot be stored.")
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
-    if exc.connection_invalidated:
-        return await _database_unavailable(request, exc)
-    return await _unexpected(request, exc)
+    error = database_fault(exc)
+    if error is None:
+        return await _unexpected(request, exc)
+    return render(error, instance=request.url.path)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -260,15 +273,16 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LiaisonError, _liaison_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
-    # A refused or dropped connection surfaces as a driver error or, while connecting, as a
-    # plain socket error; all of them mean "retry later", never a 500.
-    unavailable_errors = (
-        OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, TimeoutError,
-        socket.gaierror,
+    # Database errors, wrapped by SQLAlchemy or not, and the socket errors of a connection
+    # refused or dropped; what each means is read from its whole chain (app/db_errors.py).
+    # An exception of another type with a database fault behind it is answered the same
+    # way by the middleware.
+    database_errors = (
+        DBAPIError, PoolTimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+        sqlite3.Error,
     )  # fmt: skip
-    for unavailable in unavailable_errors:
-        app.add_exception_handler(unavailable, _database_unavailable)
-    app.add_exception_handler(DBAPIError, _database_error)
+    for database_error in database_errors:
+        app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

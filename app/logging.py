@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from app.config import Settings
+from app.db_errors import chain, is_driver_error, withheld
 
 _REDACTED = "[redacted]"
 _PARAMETER_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy", "httpx", "httpcore", "alembic")
@@ -24,6 +25,45 @@ def _redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]
         if key.lower() in _SENSITIVE_KEYS:
             event[key] = _REDACTED
     return event
+
+
+class WithholdDriverMessages:
+    """Renders an exception's frames (never their locals) as structlog does, with the message
+    of every database driver exception in the chain replaced by its class and SQLSTATE.
+
+    `hide_parameters` keeps values out of SQLAlchemy's own text, but the driver's message
+    still quotes them ("invalid input for query argument $1: <value>", a key's value).
+    Any other exception in the chain whose message repeats a driver's is withheld too.
+    """
+
+    def __init__(self) -> None:
+        self._transform = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+
+    def __call__(self, exc_info: Any) -> list[dict[str, Any]]:
+        stacks = self._transform(exc_info)
+        exc = exc_info[1]
+        drivers = {
+            (type(error).__name__, str(error)): withheld(error)
+            for error in (chain(exc) if isinstance(exc, BaseException) else ())
+            if is_driver_error(error)
+        }
+        if drivers:
+            _withhold(stacks, drivers)
+        return stacks
+
+
+def _withhold(stacks: list[dict[str, Any]], drivers: dict[tuple[str, str], str]) -> None:
+    messages = [message for _, message in drivers if message]
+    for stack in stacks:
+        key = (stack.get("exc_type", ""), stack.get("exc_value", ""))
+        if key in drivers:
+            stack["exc_value"] = drivers[key]
+            stack["exc_notes"] = []
+        elif any(message in stack.get("exc_value", "") for message in messages):
+            stack["exc_value"] = f"{key[0]}: message withheld (it repeats a driver's)"
+            stack["exc_notes"] = []
+        for member in stack.get("exceptions") or []:  # an exception group's, one list each
+            _withhold(member, drivers)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -52,10 +92,8 @@ def configure_logging(settings: Settings) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 # Frames only: a frame's local variables hold tokens, request bodies and
-                # children's details, and never reach the log.
-                structlog.processors.ExceptionRenderer(
-                    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-                ),
+                # children's details, and never reach the log; nor do driver messages.
+                structlog.processors.ExceptionRenderer(WithholdDriverMessages()),
                 renderer,
             ],
         )

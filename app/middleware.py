@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import bind_request, unbind_request
-from app.errors import LiaisonError, PayloadTooLarge, render
+from app.errors import LiaisonError, PayloadTooLarge, database_fault, render
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -86,13 +86,15 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             # Rendered here, inside the request's context, so the 500 carries its request
-            # id; the traceback goes to the log, never to the client.
-            access_log.error("unhandled_exception", error=type(exc).__name__, exc_info=exc)
-            if response_started:
-                raise
-            await render(LiaisonError("An unexpected error occurred."), scope["path"])(
-                scope, receive, send_with_id
-            )
+            # id; the traceback goes to the log, never to the client. A database fault behind
+            # an exception no handler knows is still a 503 (or a 422), never a 500.
+            error = None if response_started else database_fault(exc)
+            if error is None:
+                access_log.error("unhandled_exception", error=type(exc).__name__, exc_info=exc)
+                if response_started:
+                    raise
+                error = LiaisonError("An unexpected error occurred.")
+            await render(error, scope["path"])(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
