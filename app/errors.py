@@ -88,10 +88,11 @@ class Unauthenticated(LiaisonError):
 class InsufficientScope(LiaisonError):
     status, slug, title = 403, "insufficient-scope", "Insufficient scope"
 
-    def __init__(self, required: list[str]) -> None:
+    def __init__(self, required: list[str], alternatives: list[str] | None = None) -> None:
         scope = " ".join(required)
+        otherwise = f" (or: {' '.join(alternatives)})" if alternatives else ""
         super().__init__(
-            f"This operation needs the scope(s): {scope}.",
+            f"This operation needs the scope(s): {scope}{otherwise}.",
             headers={
                 "WWW-Authenticate": (
                     f'Bearer realm="liaison", error="insufficient_scope", scope="{scope}"'

@@ -19,6 +19,7 @@ from app.db import create_engine, create_session_factory
 from app.errors import Problem, install_exception_handlers
 from app.logging import configure_logging
 from app.middleware import BodySizeLimitMiddleware, Metrics, RequestContextMiddleware
+from app.openapi import declare_scope_alternatives
 from app.routers import (
     attendance,
     audit_events,
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(problem.pop("$defs", {}))
             schemas["Problem"] = problem
+            declare_scope_alternatives(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -348,15 +348,21 @@ class Operation:
     method: str
     path: str
     op_id: str
-    scopes: tuple[str, ...]
+    scopes: tuple[str, ...]  # every scope named, for display
     public: bool
     slots: list[Slot]
     query: dict[str, dict[str, Any]]  # every query parameter's schema, by name
     body: dict[str, Any] | None  # the JSON request-body schema
 
+    # OpenAPI security: any one of these sets of scopes admits the caller.
+    alternatives: tuple[tuple[str, ...], ...] = ()
+
     @property
     def label(self) -> str:
         return f"{self.method} {self.path}"
+
+    def admits(self, account: Any) -> bool:
+        return not self.alternatives or any(account.has(*need) for need in self.alternatives)
 
     @property
     def is_list(self) -> bool:
@@ -462,8 +468,19 @@ def operations(spec: dict[str, Any]) -> tuple[list[Operation], list[str]]:
                     if kind := kind_of(key, "body", op_id):
                         many = key.endswith("_ids")
                         slots.append(Slot("body", name, key, kind, body_path, many, required))
+            alternatives = tuple(tuple(need.get("OAuth2", [])) for need in security or [])
             found.append(
-                Operation(method.upper(), path, op_id, scopes, security == [], slots, query, schema)
+                Operation(
+                    method.upper(),
+                    path,
+                    op_id,
+                    scopes,
+                    security == [],
+                    slots,
+                    query,
+                    schema,
+                    alternatives,
+                )
             )
     return found, unknown
 
@@ -960,7 +977,7 @@ class Matrix:
         op: Operation, account: Account, probed: dict[Slot, str]
     ) -> tuple[str, int, str] | None:
         """What the first LA's id must get where the rules fix it: (failure, status, type)."""
-        if not account.has(*op.scopes):
+        if not op.admits(account):
             return "expected 403 insufficient-scope", 403, "insufficient-scope"
         if op.writes_directory and any(
             s.where == "path" and s.kind in DIRECTORY_KINDS for s in probed
@@ -993,7 +1010,7 @@ class Matrix:
         if expected and (foreign.status, foreign.problem_type) != expected[1:]:
             failure, status, kind = expected
             self.flag(failure, who, op, names, f"expected {status} {kind}, got {foreign.brief()}")
-        lacks = not account.has(*op.scopes)
+        lacks = not op.admits(account)
         if op.writes_directory and not lacks:
             return  # directory ids are public: an existing one may answer unlike a random one
         if (foreign.status, foreign.media, foreign.body) != (
@@ -1097,7 +1114,7 @@ class Matrix:
             ]
             if not probeable:
                 continue
-            if not account.has(*op.scopes):
+            if not op.admits(account):
                 # The scope check comes first: one probe shows it is the same for any id.
                 slot = probeable[0]
                 await self.probe(
@@ -1123,7 +1140,7 @@ class Matrix:
         who = f"{party.label} {account.label}"
         for op in ops:
             filters: list[dict[str, Any]] = [{}]
-            if not account.has(*op.scopes):
+            if not op.admits(account):
                 self.list_scans += 1
                 await self.scan_pages(op, account, {}, secrets, who)
                 continue

@@ -44,6 +44,7 @@ from app.models.attendance import (
     SchoolCodeRead,
 )
 from app.models.school import Jurisdiction
+from app.openapi import SCOPES_ANY_OF
 from app.pagination import PageDep
 from app.security import Principal, Scope
 from app.services import attendance, attendance_codes, attendance_flags, schools
@@ -117,9 +118,7 @@ async def read_school_codes(
     "/v1/schools/{school_id}/attendance-codes",
     response_model=SchoolCodeList,
     responses=problem_responses(404, 422),
-    openapi_extra={
-        "security": [{"OAuth2": [Scope.attendance_write.value]}, {"OAuth2": [Scope.admin.value]}]
-    },
+    openapi_extra={SCOPES_ANY_OF: [[Scope.attendance_write.value], [Scope.admin.value]]},
 )
 async def replace_school_codes(
     school_id: uuid.UUID,
@@ -131,7 +130,7 @@ async def replace_school_codes(
     code is in the map is read as the statutory code it maps to. The map is the school's:
     written by its own system (`attendance:write`) or an admin of its LA (`admin`)."""
     if not (principal.has(Scope.attendance_write) or principal.has(Scope.admin)):
-        raise InsufficientScope([Scope.attendance_write.value])
+        raise InsufficientScope([Scope.attendance_write.value], alternatives=[Scope.admin.value])
     school = await schools.get(session, principal, school_id)
     rows = await attendance_codes.replace_school_mappings(session, school, body.codes)
     return _code_list(school.id, rows)

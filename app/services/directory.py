@@ -729,6 +729,14 @@ async def _upsert_organization(
 
 
 async def _upsert_term(session: AsyncSession, new: OrukTaxonomyTerm, owner: str | None) -> None:
+    """A term is part of its taxonomy: putting a term into another owner's taxonomy changes
+    that taxonomy, so only its owner may."""
+    if new.taxonomy_id is not None:
+        existing = await session.get(DirectoryTaxonomyTerm, new.id)
+        if existing is None or existing.taxonomy_id != new.taxonomy_id:
+            taxonomy = await session.get(DirectoryTaxonomy, new.taxonomy_id)
+            if taxonomy is not None:
+                _check_owner(taxonomy, owner, "taxonomy")
     await _upsert(session, DirectoryTaxonomyTerm, new.id, new.model_dump(exclude={"id"}), owner)
 
 
