@@ -1,0 +1,160 @@
+"""Guessing at the token endpoint: failed client-secret and password checks are limited
+per identity (client id, username) and per client address, in windows every worker shares.
+
+An attempt first *reserves* a hit in each window it falls under, one atomic increment per
+window, and gives the hits back unless its secret turns out wrong. So only failures stay
+counted, and attempts sent all at once still get no more secret checks than the limit: the
+increment decides, not a read before it. A window at its limit refuses every attempt, one
+with the right secret included, until it ends; otherwise guessing would go on and the right
+guess would stand out.
+
+A success gives back only its own hits; earlier failures stay until their window ends. If a
+success cleared them, every token a busy system fetches would hand a guesser of its client
+id a fresh allowance.
+
+Identities and addresses are stored as keyed hashes (HMAC under the signing key): the
+counters hold no usernames, no client ids, no addresses, and no password typed into the
+username field by mistake. Nothing here logs them either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import math
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import structlog
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import FixedWindowRateLimiter
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.config import Settings
+from app.db import run
+from app.ratelimit import DatabaseStorage, release
+
+log = structlog.get_logger("liaison.token_attempts")
+
+
+class TooManyAttempts(Exception):
+    """A window the attempt falls under is full: retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed attempts; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Window:
+    """One limit applied to one subject (`client:…`, `user:…` or `address:…`)."""
+
+    limit: RateLimitItem
+    subject: str
+
+    @property
+    def key(self) -> str:
+        return self.limit.key_for(self.subject)
+
+    @property
+    def kind(self) -> str:
+        return self.subject.partition(":")[0]
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The hits an attempt holds until `TokenAttempts.settle` says whether they count."""
+
+    windows: tuple[Window, ...] = ()
+    address: str | None = None
+
+
+class TokenAttempts:
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self._storage = DatabaseStorage(engine)
+        self._limiter = FixedWindowRateLimiter(self._storage)
+        self._identity_limits = parse_many(settings.token_identity_limits)
+        self._address_limits = parse_many(settings.token_address_limits)
+        # Rotating the signing key starts every count afresh, which is harmless.
+        self._hash_key = settings.signing_key.get_secret_value().encode()
+
+    def client(self, client_id: str) -> str:
+        """The subject for guesses at `client_id`'s secret, whether or not it exists."""
+        return self._subject("client", client_id)
+
+    def user(self, username: str) -> str:
+        """The subject for guesses at `username`'s password, whether or not it exists."""
+        return self._subject("user", username.lower())
+
+    def _subject(self, kind: str, value: str) -> str:
+        message = f"{kind}:{value}".encode(errors="surrogatepass")
+        return f"{kind}:{hmac.new(self._hash_key, message, hashlib.sha256).hexdigest()[:32]}"
+
+    def address(self, address: str) -> str:
+        """The subject for guesses from `address`: IPv4 addresses count one by one, IPv6 ones
+        by /64, the block a single host is usually given."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return self._subject("address", address)
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            else:
+                return self._subject("address", str(ipaddress.IPv6Network(f"{ip}/64", False)))
+        return self._subject("address", str(ip))
+
+    async def reserve(self, identities: Sequence[str], address: str | None) -> Reservation:
+        """Reserve a hit in every window of `identities` (subjects from `client`/`user`) and
+        of `address`, or raise `TooManyAttempts` (holding nothing) if one is full."""
+        if not identities:
+            return Reservation()
+        address_subject = self.address(address) if address else None
+        windows = [Window(limit, s) for s in identities for limit in self._identity_limits]
+        if address_subject:
+            windows += [Window(limit, address_subject) for limit in self._address_limits]
+        # A read first, so attempts refused while a window is full write nothing.
+        full = [w for w in windows if not await self._limiter.test(w.limit, w.subject)]
+        if not full:
+            granted = [(w, await self._limiter.hit(w.limit, w.subject)) for w in windows]
+            full = [w for w, allowed in granted if not allowed]
+            if full:
+                # Others filled a window between the read and the hit: this attempt counts
+                # in none of them (a refused hit is counted too, and is given back).
+                for window in windows:
+                    await self._storage.decr(window.key)
+        if full:
+            raise await self._refusal(full)
+        return Reservation(tuple(windows), address_subject)
+
+    async def _refusal(self, full: Sequence[Window]) -> TooManyAttempts:
+        ends = [(await self._limiter.get_window_stats(w.limit, w.subject))[0] for w in full]
+        retry_after = max(1, math.ceil(max(ends) - time.time()))
+        log.warning(
+            "token_attempt_refused",
+            limited=sorted({w.kind for w in full}),
+            retry_after=retry_after,
+        )
+        return TooManyAttempts(retry_after)
+
+    async def settle(
+        self, session: AsyncSession, reservation: Reservation, failed: Collection[str]
+    ) -> None:
+        """Keep the hits of the identities in `failed` (and the address's, if any failed);
+        give back the rest.
+
+        Given back in the request's transaction: the request already holds a connection,
+        and waiting for a second one while holding it could exhaust the pool under load.
+        In key order, so concurrent requests lock the rows in one order and never deadlock.
+        An attempt cut short by a database fault settles nothing, and errs towards counting.
+        """
+        kept = set(failed)
+        if kept and reservation.address:
+            kept.add(reservation.address)
+        now = time.time()
+        for window in sorted(reservation.windows, key=lambda w: w.key):
+            if window.subject not in kept:
+                await run(session, release(window.key, now))
