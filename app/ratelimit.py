@@ -7,30 +7,29 @@ worker and host shares, so this storage keeps each counter as a row of
 
 It supports the fixed-window strategy (`limits.aio.strategies.FixedWindowRateLimiter`): a
 window opens at the first hit on its key and lasts the limit's period. Every hit is one
-`INSERT … ON CONFLICT DO UPDATE … RETURNING` in a transaction of its own, on SQLite and
-PostgreSQL alike, so hits from many workers at once are all counted and each sees the count
-its own hit made. An expired window is reused in place by the next hit on its key, and
-expired rows of keys nobody hits again are pruned now and then, so the table holds about
-one row per key hit within the longest period.
+`INSERT … ON CONFLICT DO UPDATE … RETURNING`, on SQLite and PostgreSQL alike, so hits from
+many workers at once are all counted and each sees the count its own hit made. An expired
+window is reused in place by the next hit on its key; `prune` deletes those nobody hits
+again, so the table holds about one row per key hit within the longest period.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from limits.aio.storage import Storage
 from sqlalchemy import Update, case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db import ping, table_of
 from app.models.ratelimit import RateLimitCounter
 
 _COUNTERS = table_of(RateLimitCounter)
-# Hits between two prunes of expired rows, per process.
-PRUNE_EVERY = 500
 
 
 def release(key: str, now: float, amount: int = 1) -> Update:
@@ -52,23 +51,34 @@ def release(key: str, now: float, amount: int = 1) -> Update:
 
 
 class DatabaseStorage(Storage):
-    """Fixed-window counters in `rate_limit_counter`, each call in its own short
-    transaction on `engine`, committed before it returns."""
+    """Fixed-window counters in `rate_limit_counter`.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    Over an engine, each call is a short transaction of its own, committed before it
+    returns. Over a connection, calls join the caller's transaction: several hits then
+    commit, or roll back, together.
+    """
+
+    def __init__(self, bind: AsyncEngine | AsyncConnection) -> None:
         super().__init__()
-        self._engine = engine
-        self._hits_since_prune = 0
+        self._bind = bind
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
         return (SQLAlchemyError, OSError)
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        if isinstance(self._bind, AsyncConnection):
+            yield self._bind
+        else:
+            async with self._bind.begin() as connection:
+                yield connection
+
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Count `amount` hits on `key` and return its window's count, opening a window of
         `expiry` seconds if none is open."""
         now = time.time()
-        insert = postgresql_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        insert = postgresql_insert if self._bind.dialect.name == "postgresql" else sqlite_insert
         statement = insert(_COUNTERS).values(key=key, hits=amount, expires_at=now + expiry)
         expired = _COUNTERS.c.expires_at <= now
         statement = statement.on_conflict_do_update(
@@ -83,18 +93,9 @@ class DatabaseStorage(Storage):
                 ),
             },
         )
-        async with self._engine.begin() as connection:
+        async with self._connection() as connection:
             hits = (await connection.execute(statement.returning(_COUNTERS.c.hits))).scalar_one()
-        self._hits_since_prune += 1
-        if self._hits_since_prune >= PRUNE_EVERY:
-            self._hits_since_prune = 0
-            await self.prune(now)
         return int(hits)
-
-    async def decr(self, key: str, amount: int = 1) -> None:
-        """Give back `amount` hits to `key`'s open window (never below zero)."""
-        async with self._engine.begin() as connection:
-            await connection.execute(release(key, time.time(), amount))
 
     async def get(self, key: str) -> int:
         window = await self._open_window(key)
@@ -108,25 +109,27 @@ class DatabaseStorage(Storage):
         statement = select(_COUNTERS.c.hits, _COUNTERS.c.expires_at).where(
             _COUNTERS.c.key == key, _COUNTERS.c.expires_at > time.time()
         )
-        async with self._engine.connect() as connection:
+        async with self._connection() as connection:
             row = (await connection.execute(statement)).first()
         return (int(row.hits), float(row.expires_at)) if row else None
 
     async def check(self) -> bool:
-        return await ping(self._engine)
+        if isinstance(self._bind, AsyncConnection):
+            return not self._bind.closed
+        return await ping(self._bind)
 
     async def reset(self) -> int | None:
-        async with self._engine.begin() as connection:
+        async with self._connection() as connection:
             return (await connection.execute(delete(_COUNTERS))).rowcount
 
     async def clear(self, key: str) -> None:
-        async with self._engine.begin() as connection:
+        async with self._connection() as connection:
             await connection.execute(delete(_COUNTERS).where(_COUNTERS.c.key == key))
 
     async def prune(self, now: float | None = None) -> int:
         """Delete windows that have ended; the next hit on their key starts afresh anyway."""
         cutoff = time.time() if now is None else now
-        async with self._engine.begin() as connection:
+        async with self._connection() as connection:
             result = await connection.execute(
                 delete(_COUNTERS).where(_COUNTERS.c.expires_at <= cutoff)
             )

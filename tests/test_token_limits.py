@@ -23,10 +23,13 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from limits import parse
+from limits.aio.strategies import FixedWindowRateLimiter
 from sqlalchemy import text
 
 from app.db import create_engine, create_session_factory
 from app.main import create_app
+from app.ratelimit import DatabaseStorage
 from app.services import principals
 from app.services.token_attempts import TokenAttempts
 from tests.conftest import (
@@ -92,6 +95,30 @@ async def _standalone(
         transport = httpx.ASGITransport(app=application, client=(address, 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http
+
+
+async def test_the_storage_keeps_fixed_windows_for_the_limits_library(
+    fresh_app: FastAPI,
+) -> None:
+    storage = DatabaseStorage(fresh_app.state.engine)
+    limiter = FixedWindowRateLimiter(storage)
+    limit = parse("2 per 1 hour")
+    started = time.time()
+    assert [await limiter.hit(limit, "k") for _ in range(3)] == [True, True, False]
+    reset_time, remaining = await limiter.get_window_stats(limit, "k")
+    assert remaining == 0
+    assert started + 3600 <= reset_time <= time.time() + 3600  # opened by the first hit
+    assert await storage.check()
+
+    await _end_every_window(fresh_app)
+    assert await limiter.test(limit, "k")
+    assert await storage.prune() == 1  # the ended window goes
+    assert await limiter.hit(limit, "k")
+    assert await storage.get(limit.key_for("k")) == 1
+    await limiter.clear(limit, "k")
+    assert await storage.get(limit.key_for("k")) == 0
+    assert await limiter.hit(limit, "other")
+    assert await storage.reset() == 1
 
 
 async def test_client_secret_guesses_are_limited_per_client_id(
@@ -296,7 +323,6 @@ async def test_a_database_fault_in_the_limiter_is_503_not_500(
     assert "retry-after" in response.headers
 
 
-@pytest.mark.postgresql_only
 async def test_concurrent_guesses_get_exactly_the_limit(
     client: httpx.AsyncClient, world: World, fresh_app: FastAPI
 ) -> None:

@@ -39,6 +39,9 @@ from app.ratelimit import DatabaseStorage, release
 
 log = structlog.get_logger("liaison.token_attempts")
 
+# Reservations between two deletions of ended windows, per process.
+PRUNE_EVERY = 500
+
 
 class TooManyAttempts(Exception):
     """A window the attempt falls under is full: retry after `retry_after` seconds."""
@@ -74,12 +77,12 @@ class Reservation:
 
 class TokenAttempts:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
-        self._storage = DatabaseStorage(engine)
-        self._limiter = FixedWindowRateLimiter(self._storage)
+        self._engine = engine
         self._identity_limits = parse_many(settings.token_identity_limits)
         self._address_limits = parse_many(settings.token_address_limits)
         # Rotating the signing key starts every count afresh, which is harmless.
         self._hash_key = settings.signing_key.get_secret_value().encode()
+        self._reservations = 0
 
     def client(self, client_id: str) -> str:
         """The subject for guesses at `client_id`'s secret, whether or not it exists."""
@@ -109,36 +112,43 @@ class TokenAttempts:
 
     async def reserve(self, identities: Sequence[str], address: str | None) -> Reservation:
         """Reserve a hit in every window of `identities` (subjects from `client`/`user`) and
-        of `address`, or raise `TooManyAttempts` (holding nothing) if one is full."""
+        of `address`, or raise `TooManyAttempts`, holding none, if one of them is full.
+
+        The hits are one transaction: a refused attempt rolls back and leaves no trace. They
+        go in key order, so attempts that share windows lock them in one order.
+        """
         if not identities:
             return Reservation()
         address_subject = self.address(address) if address else None
-        windows = [Window(limit, s) for s in identities for limit in self._identity_limits]
+        windows = [Window(limit, i) for i in identities for limit in self._identity_limits]
         if address_subject:
             windows += [Window(limit, address_subject) for limit in self._address_limits]
-        # A read first, so attempts refused while a window is full write nothing.
-        full = [w for w in windows if not await self._limiter.test(w.limit, w.subject)]
-        if not full:
-            granted = [(w, await self._limiter.hit(w.limit, w.subject)) for w in windows]
-            full = [w for w, allowed in granted if not allowed]
+        windows.sort(key=lambda w: w.key)
+        await self._prune_now_and_then()
+        async with self._engine.connect() as connection:
+            transaction = await connection.begin()
+            limiter = FixedWindowRateLimiter(DatabaseStorage(connection))
+            full = [w for w in windows if not await limiter.hit(w.limit, w.subject)]
             if full:
-                # Others filled a window between the read and the hit: this attempt counts
-                # in none of them (a refused hit is counted too, and is given back).
-                for window in windows:
-                    await self._storage.decr(window.key)
-        if full:
-            raise await self._refusal(full)
+                stats = [await limiter.get_window_stats(w.limit, w.subject) for w in full]
+                await transaction.rollback()
+                raise self._refusal(full, max(stat.reset_time for stat in stats))
+            await transaction.commit()
         return Reservation(tuple(windows), address_subject)
 
-    async def _refusal(self, full: Sequence[Window]) -> TooManyAttempts:
-        ends = [(await self._limiter.get_window_stats(w.limit, w.subject))[0] for w in full]
-        retry_after = max(1, math.ceil(max(ends) - time.time()))
+    def _refusal(self, full: Sequence[Window], reset_time: float) -> TooManyAttempts:
+        retry_after = max(1, math.ceil(reset_time - time.time()))
         log.warning(
             "token_attempt_refused",
             limited=sorted({w.kind for w in full}),
             retry_after=retry_after,
         )
         return TooManyAttempts(retry_after)
+
+    async def _prune_now_and_then(self) -> None:
+        self._reservations += 1
+        if self._reservations % PRUNE_EVERY == 0:
+            await DatabaseStorage(self._engine).prune()
 
     async def settle(
         self, session: AsyncSession, reservation: Reservation, failed: Collection[str]
@@ -147,9 +157,10 @@ class TokenAttempts:
         give back the rest.
 
         Given back in the request's transaction: the request already holds a connection,
-        and waiting for a second one while holding it could exhaust the pool under load.
-        In key order, so concurrent requests lock the rows in one order and never deadlock.
-        An attempt cut short by a database fault settles nothing, and errs towards counting.
+        and waiting for a second one while holding it could exhaust the pool under load. In
+        key order, as `reserve` takes them, so requests lock rows in one order and never
+        deadlock. An attempt cut short by a database fault settles nothing: it errs towards
+        counting.
         """
         kept = set(failed)
         if kept and reservation.address:
