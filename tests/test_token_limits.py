@@ -302,25 +302,21 @@ async def test_neither_secrets_nor_identities_reach_the_log_or_the_table(
         assert value.lower() not in keys
 
 
-async def test_a_database_fault_in_the_limiter_is_503_not_500(
-    client: httpx.AsyncClient, fresh_app: FastAPI, database: DatabaseUnderTest
-) -> None:
+async def test_a_database_fault_in_the_limiter_is_503_not_500(database: DatabaseUnderTest) -> None:
+    """The limiter is the first thing a token request asks of the database."""
     unreachable = (
         "sqlite+aiosqlite:////nonexistent-dir/liaison.db"
         if database.backend == "sqlite"
         else "postgresql+asyncpg://postgres@127.0.0.1:9/liaison"
     )
-    settings = settings_for(unreachable, db_connect_timeout_seconds=2)
-    engine = create_engine(settings)
-    working = fresh_app.state.token_attempts
-    fresh_app.state.token_attempts = TokenAttempts(engine, settings)
-    try:
-        response = await _client_token(client, Credentials("some-client", "some-secret"))
-    finally:
-        fresh_app.state.token_attempts = working
-        await engine.dispose()
-    assert response.status_code == 503
-    assert "retry-after" in response.headers
+    application = create_app(settings_for(unreachable, db_connect_timeout_seconds=2))
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            response = await _client_token(http, Credentials("some-client", "some-secret"))
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["type"] == "urn:liaison:problem:service-unavailable"
 
 
 async def test_concurrent_guesses_get_exactly_the_limit(
@@ -337,6 +333,23 @@ async def test_concurrent_guesses_get_exactly_the_limit(
     # Each window holds exactly the failures: refused attempts counted nowhere.
     assert sorted(hits for _, hits in await _counters(fresh_app)) == [IDENTITY_LIMIT] * 4
     _assert_slowed_down(await _client_token(client, target))
+
+
+async def test_overlapping_sign_ins_all_succeed(client: httpx.AsyncClient, world: World) -> None:
+    """Successes write (their hits given back, a client's last use) after reading: on SQLite
+    that must not fail when another sign-in wrote in between."""
+    staff = [await world.staff("practitioner") for _ in range(6)]
+    systems = [await world.api_client("pupils:read") for _ in range(3)]
+    responses = await asyncio.gather(
+        *(
+            client.post("/oauth/token", data=_password_form(s["username"], s["password"]))
+            for s in staff
+        ),
+        *(_client_token(client, credentials) for credentials in systems),
+    )
+    assert [r.status_code for r in responses] == [200] * 9, [r.text for r in responses]
+    # Nothing failed, so nothing is counted.
+    assert {hits for _, hits in await _counters(world.app)} == {0}
 
 
 # --- Several workers -------------------------------------------------------------------

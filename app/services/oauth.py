@@ -66,10 +66,10 @@ def _narrow(requested: str | None, granted: list[str]) -> list[str]:
 
 
 async def _reserve(
-    attempts: TokenAttempts, identities: list[str], address: str | None
+    session: AsyncSession, attempts: TokenAttempts, identities: list[str], address: str | None
 ) -> Reservation:
     try:
-        return await attempts.reserve(identities, address)
+        return await attempts.reserve(session, identities, address)
     except TooManyAttempts as exc:
         raise SlowDown(exc.retry_after) from None
 
@@ -85,7 +85,7 @@ async def grant_client_credentials(
     if credentials is None:
         raise OAuthError("invalid_client", "Client authentication is required.")
     identity = attempts.client(credentials.client_id)
-    reservation = await _reserve(attempts, [identity], address)
+    reservation = await _reserve(session, attempts, [identity], address)
     client = await principals.authenticate_client(
         session, credentials.client_id, credentials.client_secret
     )
@@ -119,7 +119,7 @@ async def grant_password(
         identities["client"] = attempts.client(credentials.client_id)
     if username and password:
         identities["user"] = attempts.user(username)
-    reservation = await _reserve(attempts, list(identities.values()), address)
+    reservation = await _reserve(session, attempts, list(identities.values()), address)
     failed: list[str] = []
     client: ApiClient | None = None
     staff: StaffMember | None = None

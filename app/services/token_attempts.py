@@ -24,17 +24,18 @@ import hmac
 import ipaddress
 import math
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import FixedWindowRateLimiter
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
-from app.db import run
+from app.db import is_postgresql, run
 from app.ratelimit import DatabaseStorage, release
 
 log = structlog.get_logger("liaison.token_attempts")
@@ -110,12 +111,14 @@ class TokenAttempts:
                 return self._subject("address", str(ipaddress.IPv6Network(f"{ip}/64", False)))
         return self._subject("address", str(ip))
 
-    async def reserve(self, identities: Sequence[str], address: str | None) -> Reservation:
+    async def reserve(
+        self, session: AsyncSession, identities: Sequence[str], address: str | None
+    ) -> Reservation:
         """Reserve a hit in every window of `identities` (subjects from `client`/`user`) and
         of `address`, or raise `TooManyAttempts`, holding none, if one of them is full.
 
-        The hits are one transaction: a refused attempt rolls back and leaves no trace. They
-        go in key order, so attempts that share windows lock them in one order.
+        The hits commit or roll back together, so a refused attempt leaves no trace. They go
+        in key order, so attempts that share windows lock them in one order.
         """
         if not identities:
             return Reservation()
@@ -125,16 +128,34 @@ class TokenAttempts:
             windows += [Window(limit, address_subject) for limit in self._address_limits]
         windows.sort(key=lambda w: w.key)
         await self._prune_now_and_then()
-        async with self._engine.connect() as connection:
-            transaction = await connection.begin()
+        async with self._hits(session) as connection:
             limiter = FixedWindowRateLimiter(DatabaseStorage(connection))
             full = [w for w in windows if not await limiter.hit(w.limit, w.subject)]
             if full:
                 stats = [await limiter.get_window_stats(w.limit, w.subject) for w in full]
-                await transaction.rollback()
                 raise self._refusal(full, max(stat.reset_time for stat in stats))
-            await transaction.commit()
         return Reservation(tuple(windows), address_subject)
+
+    @asynccontextmanager
+    async def _hits(self, session: AsyncSession) -> AsyncIterator[AsyncConnection]:
+        """Where an attempt's hits are written, rolled back if the block raises.
+
+        On PostgreSQL, a transaction of their own, committed at once: every worker counts
+        them straight away, and no row stays locked while the secret is checked.
+
+        On SQLite, a savepoint in the request's transaction, which so takes the database's
+        write lock before it reads anything. SQLite cannot turn a transaction that has read
+        into one that writes once another connection has written, and the request writes
+        after its secret check (hits given back, a client's last use), so otherwise two
+        overlapping sign-ins would end in a 503. Token requests take turns instead, as
+        writers to a SQLite file always do.
+        """
+        if is_postgresql(session):
+            async with self._engine.begin() as connection:
+                yield connection
+        else:
+            async with session.begin_nested():
+                yield await session.connection()
 
     def _refusal(self, full: Sequence[Window], reset_time: float) -> TooManyAttempts:
         retry_after = max(1, math.ceil(reset_time - time.time()))
@@ -159,8 +180,8 @@ class TokenAttempts:
         Given back in the request's transaction: the request already holds a connection,
         and waiting for a second one while holding it could exhaust the pool under load. In
         key order, as `reserve` takes them, so requests lock rows in one order and never
-        deadlock. An attempt cut short by a database fault settles nothing: it errs towards
-        counting.
+        deadlock. An attempt cut short by a database fault settles nothing: on PostgreSQL it
+        errs towards counting; on SQLite its hits roll back with the request.
         """
         kept = set(failed)
         if kept and reservation.address:
