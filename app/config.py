@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Only ever used outside production; `Settings` refuses it when environment=production.
@@ -50,6 +51,12 @@ class Settings(BaseSettings):
     external_subject_claim: str = "sub"
     jwks_cache_seconds: int = Field(default=600, ge=10)
 
+    # Failed client-secret and password checks the token endpoint allows, as `limits` rate
+    # strings ("N per P unit", several joined by ";"), per client id or username and per
+    # client address. The short window stops bursts; the daily one bounds a slow guesser.
+    token_identity_limits: str = "10 per 15 minutes; 100 per day"
+    token_address_limits: str = "50 per 15 minutes; 1000 per day"
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 
@@ -71,6 +78,19 @@ class Settings(BaseSettings):
     sharp_decline_min_sessions: int = Field(default=20, ge=1)
     # Family plans are reviewed every 6 to 12 weeks.
     review_interval_weeks: int = Field(default=6, ge=6, le=12)
+
+    @field_validator("token_identity_limits", "token_address_limits")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        try:
+            limits = parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit such as '10 per 15 minutes; 100 per day'"
+            ) from None
+        if any(limit.amount < 1 for limit in limits):
+            raise ValueError(f"{value!r} allows no attempt at all")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -35,6 +35,7 @@ from app.routers import (
     schools,
 )
 from app.security import JwksCache
+from app.services.token_attempts import TokenAttempts
 
 log = structlog.get_logger("liaison")
 
@@ -57,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings)
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
+    app.state.token_attempts = TokenAttempts(engine, settings)
     if settings.external_jwks_url:
         app.state.jwks = JwksCache(settings.external_jwks_url, settings.jwks_cache_seconds)
     if settings.uses_development_key:

@@ -28,6 +28,7 @@ from app.models.measure import Measure, MeasureInstrument
 from app.models.plan import Goal, OutcomeCategory, Review, ReviewScore
 from app.models.principal import ApiClient, ApiClientSchool, StaffMember, StaffMemberSchool
 from app.models.pupil import Pupil
+from app.models.ratelimit import RateLimitCounter
 from app.models.referral import NeedLevel, Referral, ReferralChild, ReferralConcern
 from app.models.school import School
 from app.models.signpost import Signpost
@@ -62,6 +63,7 @@ __all__ = [
     "OutboxEvent",
     "OutcomeCategory",
     "Pupil",
+    "RateLimitCounter",
     "Referral",
     "ReferralChild",
     "ReferralConcern",

@@ -24,6 +24,7 @@ from app.services.oauth import (
     grant_client_credentials,
     grant_password,
 )
+from app.services.token_attempts import TokenAttempts
 
 router = APIRouter(tags=["oauth"])
 
@@ -72,7 +73,7 @@ def _error(exc: OAuthError, basic_used: bool) -> JSONResponse:
         status=exc.status,
         detail=exc.description,
     )
-    headers = dict(NO_STORE)
+    headers = {**NO_STORE, **exc.headers}
     if exc.status == 401:
         scheme = "Basic" if basic_used else "Bearer"
         headers["WWW-Authenticate"] = f'{scheme} realm="liaison"'
@@ -110,6 +111,19 @@ def _client_credentials(
     responses={
         400: {"model": OAuthErrorResponse, "description": "RFC 6749 §5.2 error."},
         401: {"model": OAuthErrorResponse, "description": "invalid_client."},
+        429: {
+            "model": OAuthErrorResponse,
+            "description": (
+                "slow_down: too many failed attempts for this client id, username or "
+                "address; even the right secret is refused until the window ends."
+            ),
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds until an attempt is let through again.",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            },
+        },
         **problem_responses(413, 415, 500, 503),
     },
     openapi_extra={
@@ -121,7 +135,10 @@ def _client_credentials(
 )
 async def issue_token(request: Request, session: SessionDep, settings: SettingsDep) -> JSONResponse:
     """Client credentials for systems (HTTP Basic or form fields) and the password grant for
-    staff. Requested scopes must be a subset of those granted; no scope means all of them."""
+    staff. Requested scopes must be a subset of those granted; no scope means all of them.
+    Failed attempts are limited per client id, username and address (429 `slow_down`)."""
+    attempts: TokenAttempts = request.app.state.token_attempts
+    address = request.client.host if request.client else None
     basic_used = request.headers.get("authorization", "").lower().startswith("basic ")
     try:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -135,16 +152,18 @@ async def issue_token(request: Request, session: SessionDep, settings: SettingsD
         grant_type = form.get("grant_type")
         if grant_type == "client_credentials":
             token = await grant_client_credentials(
-                session, settings, credentials, form.get("scope")
+                session, settings, attempts, credentials, form.get("scope"), address
             )
         elif grant_type == "password":
             token = await grant_password(
                 session,
                 settings,
+                attempts,
                 credentials,
                 form.get("username"),
                 form.get("password"),
                 form.get("scope"),
+                address,
             )
         elif not grant_type:
             raise OAuthError("invalid_request", "grant_type is required.")

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
+from app.models.principal import ApiClient, StaffMember
 from app.security import AccessToken, issue_access_token, parse_scopes
 from app.services import principals
+from app.services.token_attempts import Reservation, TokenAttempts, TooManyAttempts
 
 SUPPORTED_GRANTS = ("client_credentials", "password")
 
@@ -20,10 +22,30 @@ class OAuthError(Exception):
         super().__init__(description)
         self.error = error
         self.description = description
+        self.headers: dict[str, str] = {}
 
     @property
     def status(self) -> int:
         return 401 if self.error == "invalid_client" else 400
+
+
+class SlowDown(OAuthError):
+    """Too many failed attempts for this identity or address: 429 with `Retry-After`.
+
+    `slow_down` is the registered token endpoint error (RFC 8628 §3.5) for "wait before
+    you try again"; clients that do not know it still have the 429 and `Retry-After`.
+    """
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "slow_down",
+            f"Too many failed attempts; try again in {retry_after} seconds.",
+        )
+        self.headers = {"Retry-After": str(retry_after)}
+
+    @property
+    def status(self) -> int:
+        return 429
 
 
 @dataclass(frozen=True)
@@ -43,17 +65,31 @@ def _narrow(requested: str | None, granted: list[str]) -> list[str]:
     return wanted
 
 
+async def _reserve(
+    session: AsyncSession, attempts: TokenAttempts, identities: list[str], address: str | None
+) -> Reservation:
+    try:
+        return await attempts.reserve(session, identities, address)
+    except TooManyAttempts as exc:
+        raise SlowDown(exc.retry_after) from None
+
+
 async def grant_client_credentials(
     session: AsyncSession,
     settings: Settings,
+    attempts: TokenAttempts,
     credentials: ClientCredentials | None,
     scope: str | None,
+    address: str | None,
 ) -> AccessToken:
     if credentials is None:
         raise OAuthError("invalid_client", "Client authentication is required.")
+    identity = attempts.client(credentials.client_id)
+    reservation = await _reserve(session, attempts, [identity], address)
     client = await principals.authenticate_client(
         session, credentials.client_id, credentials.client_secret
     )
+    await attempts.settle(session, reservation, failed=[identity] if client is None else [])
     if client is None:
         raise OAuthError("invalid_client", "Client authentication failed.")
     scopes = _narrow(scope, principals.granted_scopes(client))
@@ -69,27 +105,46 @@ async def grant_client_credentials(
 async def grant_password(
     session: AsyncSession,
     settings: Settings,
+    attempts: TokenAttempts,
     credentials: ClientCredentials | None,
     username: str | None,
     password: str | None,
     scope: str | None,
+    address: str | None,
 ) -> AccessToken:
-    client_id = None
+    # A client that authenticates must do so correctly; staff may also sign in without one
+    # (a public client such as the API docs). The password is checked only after the client.
+    identities: dict[str, str] = {}
     if credentials is not None:
-        # A client that authenticates must do so correctly; staff may also sign in
-        # without one (a public client such as the API docs).
+        identities["client"] = attempts.client(credentials.client_id)
+    if username and password:
+        identities["user"] = attempts.user(username)
+    reservation = await _reserve(session, attempts, list(identities.values()), address)
+    failed: list[str] = []
+    client: ApiClient | None = None
+    staff: StaffMember | None = None
+    if credentials is not None:
         client = await principals.authenticate_client(
             session, credentials.client_id, credentials.client_secret
         )
         if client is None:
-            raise OAuthError("invalid_client", "Client authentication failed.")
-        client_id = client.client_id
+            failed.append(identities["client"])
+    if not failed and username and password:
+        staff = await principals.authenticate_staff(session, username, password)
+        if staff is None:
+            failed.append(identities["user"])
+    await attempts.settle(session, reservation, failed)
+    if credentials is not None and client is None:
+        raise OAuthError("invalid_client", "Client authentication failed.")
     if not username or not password:
         raise OAuthError("invalid_request", "username and password are required.")
-    staff = await principals.authenticate_staff(session, username, password)
     if staff is None:
         raise OAuthError("invalid_grant", "The username or password is incorrect.")
     scopes = _narrow(scope, principals.granted_scopes(staff))
     return issue_access_token(
-        settings, kind="staff", subject_id=str(staff.id), scopes=scopes, client_id=client_id
+        settings,
+        kind="staff",
+        subject_id=str(staff.id),
+        scopes=scopes,
+        client_id=client.client_id if client else None,
     )
