@@ -1,13 +1,20 @@
-"""What every table shares: constraint naming, time-ordered ids and UTC timestamps."""
+"""What every table shares (constraint naming, time-ordered ids and UTC timestamps), and what
+every request body shares: text the database can store, finite numbers, dates as dates."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from datetime import time as time_of_day
+from decimal import Decimal
+from typing import Annotated, Any
 
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, field_validator
 from sqlmodel import Field, SQLModel
 
 # Set before any table is defined, so constraint names are deterministic in every
@@ -65,3 +72,79 @@ def as_utc(moment: datetime) -> datetime:
 class Timestamped(SQLModel):
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+# --- input ---------------------------------------------------------------------------------
+
+UNSTORABLE_TEXT = "text may not hold NUL (U+0000) or unpaired surrogates (U+D800 to U+DFFF)"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable(text: str) -> bool:
+    """Whether PostgreSQL would refuse `text`: no text column takes a NUL, and a lone
+    surrogate (which JSON's `\\ud800` escapes can make) is not UTF-8 at all. Cheap for
+    ASCII, which most text is: the surrogate search runs only on the rest."""
+    return "\x00" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        if unstorable(value):
+            raise ValueError(UNSTORABLE_TEXT)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _storable(item)
+    elif isinstance(value, BaseModel) and not isinstance(value, InputModel):
+        _storable(value.__dict__)
+    return value
+
+
+class InputModel(BaseModel):
+    """The base of every request body: its text, at any depth (dict keys too), is text
+    PostgreSQL can store, and its numbers are finite (Python's `json` reads `NaN` and
+    `Infinity`). A refusal names its field, so a roster row or a feed record is rejected
+    alone, with its reason."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        return _storable(value)
+
+
+# Dates come as ISO 8601 text only: pydantic would otherwise read a number, or a numeric
+# string such as `0` or `1700000000`, as a Unix time (and `?on=0` as 1 January 1970).
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_TIME = r"\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:\d{2})?"
+_ISO_DATETIME = re.compile(rf"\d{{4}}-\d{{2}}-\d{{2}}[Tt]{_ISO_TIME}")
+
+
+def _iso_text(pattern: re.Pattern[str], shape: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            if pattern.fullmatch(value) is None:
+                raise ValueError(f"must be ISO 8601 text: {shape}")
+        elif isinstance(value, int | float | Decimal):
+            raise ValueError(f"must be ISO 8601 text, not a number: {shape}")
+        return value
+
+    return check
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_text(_ISO_DATE, "YYYY-MM-DD"))]
+IsoDatetime = Annotated[
+    datetime,
+    BeforeValidator(_iso_text(_ISO_DATETIME, "YYYY-MM-DDTHH:MM[:SS[.f]][Z|+HH:MM]")),
+]
+IsoAwareDatetime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_text(_ISO_DATETIME, "YYYY-MM-DDTHH:MM[:SS[.f]](Z|+HH:MM)")),
+]
+IsoTime = Annotated[
+    time_of_day, BeforeValidator(_iso_text(re.compile(_ISO_TIME), "HH:MM[:SS[.f]]"))
+]

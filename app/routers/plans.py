@@ -4,8 +4,9 @@ signposts. Reading needs `cases:read`, writing `cases:write`; the case must be w
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from app.deps import (
     Admin,
@@ -223,7 +224,7 @@ async def list_measures(
     principal: CaseReader,
     auditor: AuditorDep,
     child_id: uuid.UUID | None = None,
-    instrument: str | None = None,
+    instrument: Annotated[str | None, Query(max_length=64)] = None,
 ) -> MeasureList:
     items = await measures.get_all(session, principal, auditor, case_id, child_id, instrument)
     return MeasureList(items=items)
