@@ -68,7 +68,9 @@ async def test_docs_and_schema_are_served(client: httpx.AsyncClient) -> None:
 
 # String formats whose values have a bounded length.
 _BOUNDED_FORMATS = frozenset({"uuid", "date", "date-time", "time"})
-_UNBOUNDED_QUANTIFIER = re.compile(r"(?<!\\)[*+]|\{\d+,\}")
+_UNBOUNDED_QUANTIFIER = re.compile(r"[*+]|\{\d+,\}")
+# Escapes and character classes, whose `*` and `+` are characters, not quantifiers.
+_LITERALS = re.compile(r"\\.|\[(?:\\.|[^\]])*\]")
 
 
 def _nodes(node: Any, components: dict[str, Any], seen: set[str]) -> Iterator[dict[str, Any]]:
@@ -111,7 +113,7 @@ def _unbounded(node: dict[str, Any]) -> str | None:
             return None
         pattern = node.get("pattern", "")
         anchored = pattern.startswith("^") and pattern.endswith("$")
-        if not (anchored and not _UNBOUNDED_QUANTIFIER.search(pattern)):
+        if not (anchored and not _UNBOUNDED_QUANTIFIER.search(_LITERALS.sub("", pattern))):
             return "a string without a maxLength"
     return None
 

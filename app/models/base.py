@@ -14,7 +14,14 @@ from datetime import time as time_of_day
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    WithJsonSchema,
+    field_validator,
+)
 from sqlmodel import Field, SQLModel
 
 # Set before any table is defined, so constraint names are deterministic in every
@@ -118,17 +125,23 @@ class InputModel(BaseModel):
 
 
 # Dates come as ISO 8601 text only: pydantic would otherwise read a number, or a numeric
-# string such as `0` or `1700000000`, as a Unix time (and `?on=0` as 1 January 1970).
+# string such as `0` or `1700000000`, as a Unix time (and `?on=0` as 1 January 1970). Their
+# years fall in a window wide enough for any record here and far from the ends of Python's
+# calendar (years 1 and 9999), where date arithmetic (an academic year's start, the day
+# after a range, a shift to UTC) would fail.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_ISO_TIME = r"\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:\d{2})?"
+_ISO_TIME = r"\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?"
 _ISO_DATETIME = re.compile(rf"\d{{4}}-\d{{2}}-\d{{2}}[Tt]{_ISO_TIME}")
 
 
-def _iso_text(pattern: re.Pattern[str], shape: str) -> Callable[[Any], Any]:
+def _iso_text(pattern: re.Pattern[str], shape: str, *, dated: bool = True) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if isinstance(value, str):
             if pattern.fullmatch(value) is None:
                 raise ValueError(f"must be ISO 8601 text: {shape}")
+            if dated and not EARLIEST_YEAR <= int(value[:4]) <= LATEST_YEAR:
+                raise ValueError(f"must fall in the years {EARLIEST_YEAR} to {LATEST_YEAR}")
         elif isinstance(value, int | float | Decimal):
             raise ValueError(f"must be ISO 8601 text, not a number: {shape}")
         return value
@@ -145,6 +158,10 @@ IsoAwareDatetime = Annotated[
     AwareDatetime,
     BeforeValidator(_iso_text(_ISO_DATETIME, "YYYY-MM-DDTHH:MM[:SS[.f]](Z|+HH:MM)")),
 ]
+# A time of day, as the Open Referral UK profile writes it (`10:00:00`): JSON Schema's
+# `format: time` would demand an offset, which the profile's own examples leave out.
 IsoTime = Annotated[
-    time_of_day, BeforeValidator(_iso_text(re.compile(_ISO_TIME), "HH:MM[:SS[.f]]"))
+    time_of_day,
+    BeforeValidator(_iso_text(re.compile(_ISO_TIME), "HH:MM[:SS[.f]]", dated=False)),
+    WithJsonSchema({"type": "string", "pattern": f"^{_ISO_TIME}$", "examples": ["09:30:00"]}),
 ]
