@@ -127,7 +127,7 @@ async def get_auditor(session: SessionDep, principal: AnyPrincipal) -> Auditor:
 AuditorDep = Annotated[Auditor, Depends(get_auditor)]
 
 
-def storable_parameters(request: Request) -> None:
+async def storable_parameters(request: Request) -> None:
     """Query and path parameters hold text the database can store (no NUL, no lone
     surrogate), for every route at once: a `?name=a%00b` is a 422 naming the parameter,
     never a driver error. Bodies are checked by their models (`InputModel`)."""

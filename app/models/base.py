@@ -8,20 +8,19 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from datetime import time as time_of_day
-from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
+    GetCoreSchemaHandler,
     WithJsonSchema,
     field_validator,
 )
+from pydantic_core import core_schema
 from sqlmodel import Field, SQLModel
 
 # Set before any table is defined, so constraint names are deterministic in every
@@ -130,38 +129,65 @@ class InputModel(BaseModel):
 # calendar (years 1 and 9999), where date arithmetic (an academic year's start, the day
 # after a range, a shift to UTC) would fail.
 EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_ISO_TIME = r"\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?"
-_ISO_DATETIME = re.compile(rf"\d{{4}}-\d{{2}}-\d{{2}}[Tt]{_ISO_TIME}")
+_YEAR = "(19|2[0-9])[0-9]{2}"
+_TIME = "[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,9})?)?"
+_OFFSET = "([Zz]|[+-][0-9]{2}:[0-9]{2})"
+_YEARS = f"in the years {EARLIEST_YEAR} to {LATEST_YEAR}"
 
 
-def _iso_text(pattern: re.Pattern[str], shape: str, *, dated: bool = True) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if isinstance(value, str):
-            if pattern.fullmatch(value) is None:
-                raise ValueError(f"must be ISO 8601 text: {shape}")
-            if dated and not EARLIEST_YEAR <= int(value[:4]) <= LATEST_YEAR:
-                raise ValueError(f"must fall in the years {EARLIEST_YEAR} to {LATEST_YEAR}")
-        elif isinstance(value, int | float | Decimal):
-            raise ValueError(f"must be ISO 8601 text, not a number: {shape}")
-        return value
+class _IsoText:
+    """Text of one ISO 8601 shape, parsed as pydantic parses it; a value of the type itself
+    (a `date` built in Python) passes as it is. A pattern rather than a Python validator:
+    it runs inside pydantic-core, so checking every mark of a 50,000-mark push costs
+    almost nothing."""
 
-    return check
+    def __init__(self, pattern: str, message: str) -> None:
+        self.pattern = f"^{pattern}$"
+        self.message = message
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        parsed = handler(source)
+        return core_schema.union_schema(
+            [
+                core_schema.chain_schema([core_schema.str_schema(pattern=self.pattern), parsed]),
+                {**parsed, "strict": True},
+            ],
+            mode="left_to_right",
+            custom_error_type="iso_8601",
+            custom_error_message=self.message,
+        )
 
 
-IsoDate = Annotated[date, BeforeValidator(_iso_text(_ISO_DATE, "YYYY-MM-DD"))]
+IsoDate = Annotated[
+    date,
+    _IsoText(
+        _YEAR + "-[0-9]{2}-[0-9]{2}", f"must be a date as ISO 8601 text, YYYY-MM-DD, {_YEARS}"
+    ),
+    WithJsonSchema({"type": "string", "format": "date"}),
+]
 IsoDatetime = Annotated[
     datetime,
-    BeforeValidator(_iso_text(_ISO_DATETIME, "YYYY-MM-DDTHH:MM[:SS[.f]][Z|+HH:MM]")),
+    _IsoText(
+        f"{_YEAR}-[0-9]{{2}}-[0-9]{{2}}[Tt]{_TIME}{_OFFSET}?",
+        f"must be a date and time as ISO 8601 text, YYYY-MM-DDTHH:MM[:SS[.f]][Z|+HH:MM], {_YEARS}",
+    ),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 IsoAwareDatetime = Annotated[
     AwareDatetime,
-    BeforeValidator(_iso_text(_ISO_DATETIME, "YYYY-MM-DDTHH:MM[:SS[.f]](Z|+HH:MM)")),
+    _IsoText(
+        f"{_YEAR}-[0-9]{{2}}-[0-9]{{2}}[Tt]{_TIME}{_OFFSET}",
+        f"must be a date and time as ISO 8601 text with its offset, "
+        f"YYYY-MM-DDTHH:MM[:SS[.f]](Z|+HH:MM), {_YEARS}",
+    ),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 # A time of day, as the Open Referral UK profile writes it (`10:00:00`): JSON Schema's
 # `format: time` would demand an offset, which the profile's own examples leave out.
 IsoTime = Annotated[
     time_of_day,
-    BeforeValidator(_iso_text(re.compile(_ISO_TIME), "HH:MM[:SS[.f]]", dated=False)),
-    WithJsonSchema({"type": "string", "pattern": f"^{_ISO_TIME}$", "examples": ["09:30:00"]}),
+    _IsoText(f"{_TIME}{_OFFSET}?", "must be a time of day as ISO 8601 text, HH:MM[:SS[.f]]"),
+    WithJsonSchema({"type": "string", "pattern": f"^{_TIME}{_OFFSET}?$", "examples": ["09:30:00"]}),
 ]

@@ -94,14 +94,16 @@ def validate_shapes(items: list[Any]) -> tuple[list[tuple[int, MarkIn]], list[Ma
                 shaped.append((index, _MARK.validate_python(item)))
             except ValidationError as exc:
                 rejected.append(MarkRejection(index=index, reason=_reason(exc)))
-    good: list[tuple[int, MarkIn]] = []
-    for index, mark in shaped:
-        name = _unstorable_field(mark)
-        if name is None:
-            good.append((index, mark))
-        else:
-            rejected.append(MarkRejection(index=index, reason=f"{name}: {UNSTORABLE_TEXT}"))
-    return good, rejected
+    unstorable_at = {
+        index: name for index, mark in shaped if (name := _unstorable_field(mark)) is not None
+    }
+    if unstorable_at:
+        rejected += [
+            MarkRejection(index=index, reason=f"{name}: {UNSTORABLE_TEXT}")
+            for index, name in unstorable_at.items()
+        ]
+        shaped = [(index, mark) for index, mark in shaped if index not in unstorable_at]
+    return shaped, rejected
 
 
 def _unstorable_field(mark: MarkIn) -> str | None:
