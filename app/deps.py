@@ -12,7 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.config import Settings
-from app.errors import InsufficientScope, Unauthenticated
+from app.errors import InsufficientScope, ProblemItem, Unauthenticated, ValidationFailed
+from app.models.base import UNSTORABLE_TEXT, unstorable
 from app.security import (
     SCOPE_DESCRIPTIONS,
     InvalidToken,
@@ -124,3 +125,20 @@ async def get_auditor(session: SessionDep, principal: AnyPrincipal) -> Auditor:
 
 
 AuditorDep = Annotated[Auditor, Depends(get_auditor)]
+
+
+async def storable_parameters(request: Request) -> None:
+    """Query and path parameters hold text the database can store (no NUL, no lone
+    surrogate), for every route at once: a `?name=a%00b` is a 422 naming the parameter,
+    never a driver error. Bodies are checked by their models (`InputModel`)."""
+    refused = [
+        ProblemItem(loc=[where, name], detail=UNSTORABLE_TEXT)
+        for where, pairs in (
+            ("query", request.query_params.multi_items()),
+            ("path", request.path_params.items()),
+        )
+        for name, value in pairs
+        if unstorable(name) or (isinstance(value, str) and unstorable(value))
+    ]
+    if refused:
+        raise ValidationFailed("The request is not valid.", errors=refused)

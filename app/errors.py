@@ -7,6 +7,7 @@ URNs; `title` is constant per type and `detail` says what happened this time.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from app.context import current_request_id
 from app.db_errors import Fault, classify
@@ -26,6 +28,10 @@ from app.db_errors import Fault, classify
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:liaison:problem:"
 DATABASE_RETRY_AFTER_SECONDS = 5
+IF_MATCH_REQUIRED = (
+    "Send If-Match with the ETag of the version you read; changes to this record are checked "
+    "against it."
+)
 
 log = structlog.get_logger("liaison.errors")
 
@@ -203,11 +209,33 @@ async def _liaison_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 for a payload that does not validate; but a body that is not JSON at all is a 400,
+    one sent as another media type a 415, and a missing `If-Match` where a change needs one
+    a 428, as the contract declares."""
     assert isinstance(exc, RequestValidationError)
-    return render(
-        ValidationFailed("The request is not valid.", errors=validation_items(exc.errors())),
-        instance=request.url.path,
-    )
+    errors = exc.errors()
+    error: LiaisonError
+    unparsed = [e for e in errors if e["type"] == "json_invalid"]
+    if unparsed:
+        where = unparsed[0]["loc"][-1]
+        reason = unparsed[0].get("ctx", {}).get("error", "malformed")
+        error = BadRequest(
+            "The body is not valid JSON.",
+            errors=[ProblemItem(loc=["body"], detail=f"{reason} (at character {where})")],
+        )
+    elif isinstance(exc.body, bytes) and any(e["loc"][:1] == ("body",) for e in errors):
+        # FastAPI parses a body as JSON only when its Content-Type says JSON.
+        error = UnsupportedMediaType("Send the body as application/json.")
+    elif errors and all(_missing_if_match(e) for e in errors):
+        error = PreconditionRequired(IF_MATCH_REQUIRED)
+    else:
+        error = ValidationFailed("The request is not valid.", errors=validation_items(errors))
+    return render(error, instance=request.url.path)
+
+
+def _missing_if_match(error: Any) -> bool:
+    loc = tuple(error["loc"])
+    return error["type"] == "missing" and loc[:1] == ("header",) and loc[-1].lower() == "if-match"
 
 
 _HTTP_ERRORS: dict[int, type[LiaisonError]] = {
@@ -237,9 +265,45 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
         )  # fmt: skip
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such resource."
+    if exc.status_code == 400 and detail == "There was an error parsing the body":
+        detail = "The body is not valid JSON (or not UTF-8)."
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
     return problem_response(
         kind.status, kind.slug, kind.title, detail, instance=request.url.path, headers=headers
     )
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request, named: str) -> str:
+    """Every method of the request's path, in a stable order. The router names only the
+    methods of the first route whose template matched; other routes may share the path
+    (`GET` and `POST /v1/schools`). HEAD is served wherever GET is (see middleware)."""
+    methods = {m.strip().upper() for m in named.split(",") if m.strip()}
+    for pattern, allowed in _method_table(request):
+        if pattern.fullmatch(request.scope["path"]):
+            methods |= allowed
+    if "GET" in methods:
+        methods.add("HEAD")
+    rank = {method: n for n, method in enumerate(_METHOD_ORDER)}
+    return ", ".join(sorted(methods, key=lambda m: (rank.get(m, len(rank)), m)))
+
+
+def _method_table(request: Request) -> list[tuple[re.Pattern[str], set[str]]]:
+    """Path templates and their methods, from the app's own OpenAPI (built once): the one
+    public list of every route with its full path. Routes left out of the schema (health,
+    docs) have one route per path, so the router's own `Allow` is already whole for them."""
+    state = request.app.state
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(state, "method_table", None)
+    if table is None:
+        table = [
+            (compile_path(path)[0], {method.upper() for method in operations})
+            for path, operations in request.app.openapi()["paths"].items()
+        ]
+        state.method_table = table
+    return table
 
 
 def database_fault(exc: BaseException) -> LiaisonError | None:

@@ -14,13 +14,23 @@ from fastapi import Header
 from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import PreconditionFailed, PreconditionRequired
+from app.errors import IF_MATCH_REQUIRED, PreconditionFailed, PreconditionRequired
 
 IfMatchHeader = Annotated[
     str | None,
     Header(
         alias="If-Match",
         description="The `ETag` of the version this change is based on.",
+        max_length=100,
+    ),
+]
+# Where a change needs `If-Match`, the contract says so; its absence is answered with 428
+# (by the validation handler in app/errors.py), not 422.
+IfMatchRequired = Annotated[
+    str,
+    Header(
+        alias="If-Match",
+        description="The `ETag` of the version this change is based on (required).",
         max_length=100,
     ),
 ]
@@ -35,10 +45,7 @@ def expected_version(if_match: str | None, current: int, *, required: bool = Tru
     anything but the current version. Without a header (not required): the current one."""
     if if_match is None or not if_match.strip():
         if required:
-            raise PreconditionRequired(
-                "Send If-Match with the ETag of the version you read; changes to this "
-                "record are checked against it."
-            )
+            raise PreconditionRequired(IF_MATCH_REQUIRED)
         return current
     tags = [tag.strip() for tag in if_match.split(",")]
     if "*" in tags:

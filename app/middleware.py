@@ -169,3 +169,26 @@ class BodySizeLimitMiddleware:
 class _BodyTooLarge(HTTPException):
     """An HTTPException, so that FastAPI's body parsing passes it on rather than calling
     it a malformed body, and the problem handlers render it as a 413."""
+
+
+class HeadMiddleware:
+    """Answers HEAD wherever GET is answered, as GET without its body (RFC 9110 §9.3.2):
+    FastAPI's routes answer only the methods they declare, and `Allow` lists HEAD beside
+    every GET."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_without_body)

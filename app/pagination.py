@@ -20,6 +20,9 @@ from app.errors import BadRequest
 T = TypeVar("T")
 CURSOR_VERSION = 1
 DEFAULT_LIMIT = 50
+# Above any server cap (`LIAISON_PAGE_MAX_LIMIT` is at most 1000): a larger number is a
+# mistake, not a wish for everything.
+MAX_LIMIT = 10_000
 
 
 def encode_position(position: dict[str, Any]) -> str:
@@ -71,9 +74,9 @@ def get_page(
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` from the previous page.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, description="Items per page (capped by the server).")] = (
-        DEFAULT_LIMIT
-    ),
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (capped by the server).")
+    ] = DEFAULT_LIMIT,
 ) -> Page:
     cap: int = request.app.state.settings.page_max_limit
     return Page(decode_cursor(cursor) if cursor else None, min(limit, cap))

@@ -815,6 +815,23 @@ async def test_invalid_services_are_skipped_with_a_reason_or_stop_a_strict_impor
         await import_into(fresh_app, Feed([feed_service(9), feed.services[1]]), strict=True)
 
 
+async def test_a_service_with_text_the_database_cannot_store_is_skipped(
+    client: httpx.AsyncClient, fresh_app: FastAPI
+) -> None:
+    """A feed is JSON read by the standard library: `\\u0000` and a lone `\\ud800` arrive as
+    text PostgreSQL refuses. The service holding them is skipped, the rest imported."""
+    feed = Feed([feed_service(n) for n in range(4)])
+    feed.services[1] = {**feed.services[1], "description": "Drop-in\u0000sessions"}
+    feed.services[2]["organization"] = {**feed.services[2]["organization"], "name": "Org\ud800"}
+    feed.services[3] = {**feed.services[3], "minimum_age": float("nan")}
+    report = await import_into(fresh_app, feed)
+    assert report.created == 1 and len(report.skipped) == 3, report.skipped
+    assert "description" in report.skipped[0]
+    assert "organization.name" in report.skipped[1]
+    assert "minimum_age" in report.skipped[2]
+    assert (await client.get("/oruk/services")).json()["total_items"] == 1
+
+
 # --- the command -------------------------------------------------------------------------
 
 runner = CliRunner()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -61,3 +64,140 @@ async def test_docs_and_schema_are_served(client: httpx.AsyncClient) -> None:
     assert docs.status_code == 200 and "swagger-ui" in docs.text
     served = (await client.get("/openapi.json")).json()
     assert served == json.loads(COMMITTED.read_text())
+
+
+# --- bounds: every number and every text a client sends has a limit ----------------------
+
+# String formats whose values have a bounded length.
+_BOUNDED_FORMATS = frozenset({"uuid", "date", "date-time", "time"})
+_UNBOUNDED_QUANTIFIER = re.compile(r"[*+]|\{\d+,\}")
+# Escapes and character classes, whose `*` and `+` are characters, not quantifiers.
+_LITERALS = re.compile(r"\\.|\[(?:\\.|[^\]])*\]")
+
+
+def _nodes(node: Any, components: dict[str, Any], seen: set[str]) -> Iterator[dict[str, Any]]:
+    """Every schema reachable from `node`, following `$ref`s once each."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _nodes(item, components, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[-1]
+        if name not in seen:
+            seen.add(name)
+            yield from _nodes(components[name], components, seen)
+        return
+    yield node
+    for key in ("properties", "patternProperties", "$defs"):
+        for child in node.get(key, {}).values():
+            yield from _nodes(child, components, seen)
+    for key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "prefixItems"):
+        yield from _nodes(node.get(key), components, seen)
+
+
+def _types(node: dict[str, Any]) -> set[str]:
+    kind = node.get("type")
+    return {kind} if isinstance(kind, str) else set(kind or ())
+
+
+def _unbounded(node: dict[str, Any]) -> str | None:
+    types = _types(node)
+    if "integer" in types:
+        if "minimum" not in node and "exclusiveMinimum" not in node:
+            return "an integer without a minimum"
+        if "maximum" not in node and "exclusiveMaximum" not in node:
+            return "an integer without a maximum"
+    if "string" in types and "maxLength" not in node:
+        if "enum" in node or "const" in node or node.get("format") in _BOUNDED_FORMATS:
+            return None
+        pattern = node.get("pattern", "")
+        anchored = pattern.startswith("^") and pattern.endswith("$")
+        if not (anchored and not _UNBOUNDED_QUANTIFIER.search(_LITERALS.sub("", pattern))):
+            return "a string without a maxLength"
+    return None
+
+
+def test_every_integer_and_every_body_string_has_bounds() -> None:
+    """An integer a client sends fits its column (and SQL's int64 OFFSET); a body string fits
+    its column. A new field without bounds fails here, before PostgreSQL refuses it as a 500."""
+    schema = _schema()
+    components = schema["components"]["schemas"]
+    found: list[str] = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                for node in _nodes(parameter["schema"], components, set()):
+                    if "integer" in _types(node) and (problem := _unbounded(node)):
+                        found.append(f"{method} {path} {parameter['name']}: {problem}")
+            body = operation.get("requestBody", {}).get("content", {})
+            for media, content in body.items():
+                for node in _nodes(content["schema"], components, set()):
+                    if problem := _unbounded(node):
+                        title = node.get("title", "")
+                        found.append(f"{method} {path} {media} {title}: {problem}")
+    assert found == []
+
+
+# --- the errors the contract declares are the errors the app sends -----------------------
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Changes that need If-Match, and those that take it only when sent (issue 10, finding 9).
+IF_MATCH_REQUIRED = {
+    ("post", "/v1/referrals/{referral_id}/review"),
+    ("post", "/v1/referrals/{referral_id}/decision"),
+    ("post", "/v1/referrals/{referral_id}/approval"),
+    ("post", "/v1/referrals/{referral_id}/withdrawal"),
+    ("patch", "/v1/cases/{case_id}"),
+}
+IF_MATCH_OPTIONAL = {
+    ("post", "/v1/cases/{case_id}/closure"),
+    ("post", "/v1/cases/{case_id}/closure/approval"),
+    ("post", "/v1/cases/{case_id}/reopen"),
+}
+
+
+def _problem(response: dict[str, Any]) -> bool:
+    return response.get("content") == {"application/problem+json": {"schema": PROBLEM_REF}}
+
+
+def test_every_operation_declares_the_problems_it_can_send() -> None:
+    schema = _schema()
+    assert "HTTPValidationError" not in json.dumps(schema)
+    assert "ValidationError" not in schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            expected = {"422", "500", "503"}
+            if "requestBody" in operation:
+                expected |= {"400", "413", "415"}
+            if operation.get("security"):
+                expected |= {"401", "403"}
+            if "{" in path:
+                expected.add("404")
+            assert expected <= set(responses), (method, path, expected - set(responses))
+            for status, response in responses.items():
+                if status.startswith(("4", "5")) and path != "/oauth/token":
+                    assert _problem(response), (method, path, status)
+            assert _problem(responses["422"]), (method, path)
+
+
+def test_if_match_is_required_exactly_where_its_absence_is_428() -> None:
+    schema = _schema()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            headers = {
+                p["name"]: p["required"]
+                for p in operation.get("parameters", [])
+                if p["in"] == "header"
+            }
+            if (method, path) in IF_MATCH_REQUIRED:
+                assert headers.get("If-Match") is True, (method, path)
+                assert {"412", "428"} <= set(operation["responses"]), (method, path)
+            elif (method, path) in IF_MATCH_OPTIONAL:
+                assert headers.get("If-Match") is False, (method, path)
+                assert "428" not in operation["responses"], (method, path)
+            else:
+                assert "If-Match" not in headers and "428" not in operation["responses"]

@@ -209,7 +209,9 @@ async def test_empty_or_malformed_push_is_422(
         content=b"{not json",
         headers={**mis, "content-type": "application/json"},
     )
-    assert response.status_code == 422
+    # Not JSON at all: a 400 (issue 10), as the contract declares.
+    assert response.status_code == 400
+    assert response.json()["type"] == "urn:liaison:problem:bad-request"
 
 
 async def test_push_needs_scope_and_reach(

@@ -14,7 +14,7 @@ from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 from typing_extensions import TypedDict
 
-from app.models.base import new_id, utcnow
+from app.models.base import InputModel, IsoDate, new_id, utcnow
 from app.models.school import Jurisdiction
 
 
@@ -192,7 +192,7 @@ class MarkIn(TypedDict):
     school_code: Annotated[str, Field(min_length=1, max_length=16, examples=["990001"])]
     mis_id: NotRequired[Annotated[str, Field(min_length=1, max_length=64)] | None]
     upn: NotRequired[Annotated[str, Field(min_length=13, max_length=13)] | None]
-    date: date
+    date: IsoDate
     session: Session
     code: Annotated[
         str, Field(min_length=1, max_length=8, description="The school's display code.")
@@ -247,7 +247,7 @@ class CodeList(BaseModel):
     items: list[CodeRead]
 
 
-class CodeCreate(BaseModel):
+class CodeCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     jurisdiction: Jurisdiction
@@ -256,12 +256,12 @@ class CodeCreate(BaseModel):
     category: Category
     late: bool = False
     unexplained: bool = False
-    effective_from: date
-    effective_to: date | None = None
+    effective_from: IsoDate
+    effective_to: IsoDate | None = None
     code_set: str = Field(min_length=1, max_length=40)
 
 
-class SchoolCodeIn(BaseModel):
+class SchoolCodeIn(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     display_code: str = Field(min_length=1, max_length=8)
@@ -269,7 +269,7 @@ class SchoolCodeIn(BaseModel):
     description: str | None = Field(default=None, max_length=200)
 
 
-class SchoolCodeMap(BaseModel):
+class SchoolCodeMap(InputModel):
     codes: list[SchoolCodeIn] = Field(max_length=500)
 
 
@@ -374,7 +374,7 @@ class FlagPage(BaseModel):
     next_cursor: str | None
 
 
-class FlagAcknowledge(BaseModel):
+class FlagAcknowledge(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     note: str = Field(min_length=1, max_length=2000, description="What was done or decided.")

@@ -17,7 +17,7 @@ from sqlalchemy import Index, String, Text
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import new_id, utcnow
+from app.models.base import InputModel, new_id, utcnow
 from app.models.referral import ChildRead, ChildRef, Code, Consent, Json, NamedChild, Reason
 
 
@@ -104,7 +104,7 @@ class CaseworkEvent(SQLModel, table=True):
 # --- API schemas -------------------------------------------------------------------------
 
 
-class CaseCreate(BaseModel):
+class CaseCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     children: list[ChildRef] = Field(min_length=1, max_length=20)
@@ -115,7 +115,7 @@ class CaseCreate(BaseModel):
     attendance_flag_id: uuid.UUID | None = None
 
 
-class CaseUpdate(BaseModel):
+class CaseUpdate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     lead_practitioner_id: uuid.UUID | None = None
@@ -124,14 +124,14 @@ class CaseUpdate(BaseModel):
     consent: Consent | None = None
 
 
-class ClosureRequest(BaseModel):
+class ClosureRequest(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: ClosureReason
     note: Reason
 
 
-class Reopen(BaseModel):
+class Reopen(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: Reason

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import new_id, utcnow
+from app.models.base import InputModel, IsoDate, IsoDatetime, IsoTime, new_id, utcnow
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 
@@ -254,8 +254,8 @@ OptionalEmail = Annotated[
     BeforeValidator(_blank_is_none),
 ]
 OptionalId = Annotated[uuid.UUID | None, BeforeValidator(_blank_is_none)]
-OptionalDate = Annotated[date | None, BeforeValidator(_blank_is_none)]
-OptionalTime = Annotated[time | None, BeforeValidator(_blank_is_none)]
+OptionalDate = Annotated[IsoDate | None, BeforeValidator(_blank_is_none)]
+OptionalTime = Annotated[IsoTime | None, BeforeValidator(_blank_is_none)]
 
 
 def _utc_if_naive(moment: datetime) -> datetime:
@@ -263,7 +263,7 @@ def _utc_if_naive(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc_if_naive)]
+UtcDatetime = Annotated[IsoDatetime, AfterValidator(_utc_if_naive)]
 _DAY = r"-?[0-9]{0,2}(MO|TU|WE|TH|FR|SA|SU)"
 BYDAY = rf"^{_DAY}(,{_DAY})*$"
 
@@ -277,7 +277,7 @@ def _rfc5545_days(value: Any) -> Any:
 Age = Annotated[Annotated[float, Field(ge=0, le=150)] | None, BeforeValidator(_blank_is_none)]
 
 
-class _Record(BaseModel):
+class _Record(InputModel):
     """A profile record: its id is kept when given and made when not."""
 
     model_config = ConfigDict(extra="ignore", from_attributes=True, str_strip_whitespace=True)
@@ -301,7 +301,7 @@ class OrukTaxonomy(_Record):
     name: Name
     description: Description = ""
     uri: OptionalUrl = None
-    version: OptionalShort = None
+    version: OptionalShort = Field(default=None, max_length=100)
     taxonomy_terms: list[OrukTaxonomyTerm] | None = Field(
         default=None, description="On the single-taxonomy read, and accepted on writes."
     )
@@ -354,8 +354,8 @@ class OrukLocation(_Record):
     description: OptionalText = None
     latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
     longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
-    external_identifier: OptionalShort = None
-    external_identifier_type: OptionalShort = None
+    external_identifier: OptionalShort = Field(default=None, max_length=200)
+    external_identifier_type: OptionalShort = Field(default=None, max_length=100)
     addresses: list[OrukAddress] = Field(default_factory=list, max_length=20)
     accessibility: list[OrukAccessibility] = Field(default_factory=list, max_length=50)
 
@@ -385,8 +385,8 @@ class OrukSchedule(_Record):
     byday: Annotated[
         Annotated[str, StringConstraints(pattern=BYDAY)] | None,
         BeforeValidator(_rfc5545_days),
-    ] = Field(default=None, description="RFC 5545 BYDAY, e.g. `MO,WE,FR`.")
-    bymonthday: OptionalShort = None
+    ] = Field(default=None, max_length=100, description="RFC 5545 BYDAY, e.g. `MO,WE,FR`.")
+    bymonthday: OptionalShort = Field(default=None, max_length=200)
     description: OptionalText = None
     opens_at: OptionalTime = None
     closes_at: OptionalTime = None
@@ -432,7 +432,7 @@ class OrukAttribute(_Record):
     which is created or updated)."""
 
     link_id: uuid.UUID | None = None
-    link_type: OptionalShort = None
+    link_type: OptionalShort = Field(default=None, max_length=100)
     taxonomy_term_id: OptionalId = None
     taxonomy_term: OrukTaxonomyTerm | None = None
 
@@ -466,7 +466,7 @@ class OrukServiceAtLocation(_Record):
         return self
 
 
-class _ServiceFields(BaseModel):
+class _ServiceFields(InputModel):
     model_config = ConfigDict(extra="ignore", from_attributes=True, str_strip_whitespace=True)
 
     organization_id: OptionalId = None
@@ -581,7 +581,7 @@ class OrukApiInfo(BaseModel):
     openapi_url: str = Field(description="Where this API's OpenAPI description is.")
 
 
-class ServiceStatusChange(BaseModel):
+class ServiceStatusChange(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     status: ServiceStatus

@@ -17,7 +17,7 @@ from sqlalchemy import Index, String, Text
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import as_utc, new_id, utcnow
+from app.models.base import InputModel, IsoDate, IsoDatetime, as_utc, new_id, utcnow
 from app.models.referral import Json, Text200
 
 FULL_TIME_HOURS = 32.5  # a typical full school week
@@ -96,20 +96,20 @@ class Timetable(SQLModel, table=True):
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 
 
-class Action(BaseModel):
+class Action(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     action: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
     owner: Text200
-    due: date | None = None
+    due: IsoDate | None = None
     done: bool = False
 
 
-class InterventionCreate(BaseModel):
+class InterventionCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     type: InterventionType
-    occurred_at: datetime
+    occurred_at: IsoDatetime
     minutes: int = Field(ge=0, le=1440)
     location: Location
     participants: list[Text200] = Field(default_factory=list, max_length=50)
@@ -166,14 +166,14 @@ class InterventionList(BaseModel):
     items: list[InterventionRead]
 
 
-class StepIn(BaseModel):
+class StepIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
-    starts_on: date
+    starts_on: IsoDate
     planned_hours: float = Field(ge=0, le=60)
 
 
-class TimetableSet(BaseModel):
+class TimetableSet(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     full_time_hours: float = Field(default=FULL_TIME_HOURS, ge=1, le=60)

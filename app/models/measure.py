@@ -12,7 +12,7 @@ from sqlalchemy import Index
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import new_id, utcnow
+from app.models.base import InputModel, IsoDate, new_id, utcnow
 from app.models.referral import Code, Json, LaCodeIn, OwningLa, Text200
 
 
@@ -62,7 +62,7 @@ class InstrumentRead(BaseModel):
     la_code: OwningLa
 
 
-class InstrumentCreate(BaseModel):
+class InstrumentCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     code: Code
@@ -84,14 +84,14 @@ class InstrumentList(BaseModel):
     items: list[InstrumentRead]
 
 
-class MeasureCreate(BaseModel):
+class MeasureCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     child_id: uuid.UUID
     instrument: Code
     domain: Code | None = None
     score: float
-    measured_on: date
+    measured_on: IsoDate
 
     @model_validator(mode="after")
     def _not_in_future(self) -> MeasureCreate:

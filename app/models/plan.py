@@ -15,7 +15,7 @@ from sqlalchemy import Index, Text, UniqueConstraint
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import new_id, utcnow
+from app.models.base import InputModel, IsoDate, new_id, utcnow
 from app.models.referral import Code, Json, LaCodeIn, OwningLa, Text200
 
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10_000)]
@@ -89,7 +89,7 @@ class OutcomeCategoryRead(BaseModel):
     la_code: OwningLa
 
 
-class OutcomeCategoryCreate(BaseModel):
+class OutcomeCategoryCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     code: Code
@@ -101,14 +101,14 @@ class OutcomeCategoryList(BaseModel):
     items: list[OutcomeCategoryRead]
 
 
-class GoalCreate(BaseModel):
+class GoalCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
     outcome_category: Code
     child_id: uuid.UUID | None = Field(default=None, description="A child on the case.")
     owner: Text200 | None = None
-    due: date | None = None
+    due: IsoDate | None = None
 
 
 class GoalRead(BaseModel):
@@ -129,7 +129,7 @@ class GoalList(BaseModel):
     items: list[GoalRead]
 
 
-class RespondentScores(BaseModel):
+class RespondentScores(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     parent: Score | None = None
@@ -138,7 +138,7 @@ class RespondentScores(BaseModel):
     school: Score | None = None
 
 
-class ScoreIn(BaseModel):
+class ScoreIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     goal_id: uuid.UUID
@@ -146,10 +146,10 @@ class ScoreIn(BaseModel):
     respondent_scores: RespondentScores | None = None
 
 
-class ReviewCreate(BaseModel):
+class ReviewCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    held_on: date
+    held_on: IsoDate
     worries: LongText = ""
     working_well: LongText = ""
     next_steps: LongText = ""

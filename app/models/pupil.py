@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field as ColumnField
 
-from app.models.base import Timestamped, new_id
+from app.models.base import InputModel, IsoDate, Timestamped, new_id
 
 # Nursery, reception, National Curriculum years 1-14 (England and Wales), and Scotland's
 # primary and secondary stages.
@@ -45,7 +45,7 @@ class Pupil(Timestamped, table=True):
     off_roll_at: datetime | None = None
 
 
-class PupilRecord(BaseModel):
+class PupilRecord(InputModel):
     """One row of a roster push. Flags left out keep their current value (false for a new pupil)."""
 
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
@@ -55,12 +55,13 @@ class PupilRecord(BaseModel):
     )
     upn: str | None = Field(
         default=None,
+        max_length=13,
         description="Unique Pupil Number (England and Wales), check letter included.",
         examples=["B801200005001"],
     )
     given_name: Name
     family_name: Name
-    date_of_birth: date
+    date_of_birth: IsoDate
     year_group: str | None = Field(default=None, pattern=YEAR_GROUP_PATTERN, examples=["7"])
     free_school_meals: bool | None = None
     looked_after: bool | None = None

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import new_id, utcnow
+from app.models.base import InputModel, IsoDate, new_id, utcnow
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -204,25 +204,25 @@ class ReferralChild(NamedChild, table=True):
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
-class ChildByPupil(BaseModel):
+class ChildByPupil(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     pupil_id: uuid.UUID
 
 
-class ChildByUpn(BaseModel):
+class ChildByUpn(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     upn: str = Field(min_length=13, max_length=13)
     school_code: str = Field(min_length=1, max_length=16)
 
 
-class ChildByName(BaseModel):
+class ChildByName(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     given_name: Name
     family_name: Name
-    date_of_birth: date
+    date_of_birth: IsoDate
 
 
 ChildRef = ChildByPupil | ChildByUpn | ChildByName
@@ -245,7 +245,7 @@ class ChildRead(BaseModel):
     )
 
 
-class FamilyMember(BaseModel):
+class FamilyMember(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Text200
@@ -259,12 +259,12 @@ class FamilyMember(BaseModel):
     interpreter_needed: bool = False
 
 
-class Consent(BaseModel):
+class Consent(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     given: bool
     given_by: Text200
-    date: date
+    date: IsoDate
     share_with: list[Text200] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
@@ -274,7 +274,7 @@ class Consent(BaseModel):
         return self
 
 
-class ReferralCreate(BaseModel):
+class ReferralCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     external_reference: str | None = Field(
@@ -365,7 +365,7 @@ class ReferralPage(BaseModel):
     next_cursor: str | None
 
 
-class ReferralDecide(BaseModel):
+class ReferralDecide(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     decision: DecisionKind
@@ -381,14 +381,14 @@ class ReferralDecide(BaseModel):
         return self
 
 
-class Approval(BaseModel):
+class Approval(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     approve: bool
     note: Reason
 
 
-class Withdrawal(BaseModel):
+class Withdrawal(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: Reason
@@ -403,7 +403,7 @@ class ConcernRead(BaseModel):
     la_code: OwningLa
 
 
-class ConcernCreate(BaseModel):
+class ConcernCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     code: Code
@@ -422,7 +422,7 @@ class NeedLevelRead(BaseModel):
     la_code: str | None = Field(description="null for the default set.")
 
 
-class NeedLevelCreate(BaseModel):
+class NeedLevelCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     code: Code

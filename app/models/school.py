@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import String, UniqueConstraint
 from sqlmodel import Field as ColumnField
 
-from app.models.base import Timestamped, new_id
+from app.models.base import InputModel, Timestamped, new_id
 
 
 class Jurisdiction(StrEnum):
@@ -51,7 +51,7 @@ class School(Timestamped, table=True):
     phase: Phase = ColumnField(sa_type=String(32))
 
 
-class SchoolCreate(BaseModel):
+class SchoolCreate(InputModel):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
     code: str = Field(
@@ -71,7 +71,7 @@ class SchoolCreate(BaseModel):
         return self
 
 
-class SchoolUpdate(BaseModel):
+class SchoolUpdate(InputModel):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
     code: str | None = Field(default=None, min_length=1, max_length=16)

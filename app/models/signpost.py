@@ -13,7 +13,7 @@ from sqlalchemy import Index, String
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import new_id, utcnow
+from app.models.base import InputModel, new_id, utcnow
 from app.models.referral import Json, Reason
 
 
@@ -64,7 +64,7 @@ class Signpost(SQLModel, table=True):
 # --- API schemas -------------------------------------------------------------------------
 
 
-class SignpostCreate(BaseModel):
+class SignpostCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     service_id: uuid.UUID
@@ -72,7 +72,7 @@ class SignpostCreate(BaseModel):
     reason: Reason
 
 
-class SignpostUpdate(BaseModel):
+class SignpostUpdate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     status: SignpostStatus

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import date
 from typing import Annotated, Any
 
 import orjson
@@ -18,6 +18,7 @@ from app.deps import (
     authenticate,
 )
 from app.errors import (
+    BadRequest,
     InsufficientScope,
     PayloadTooLarge,
     ProblemItem,
@@ -43,6 +44,7 @@ from app.models.attendance import (
     SchoolCodeMap,
     SchoolCodeRead,
 )
+from app.models.base import IsoDate
 from app.models.school import Jurisdiction
 from app.openapi import SCOPES_ANY_OF
 from app.pagination import PageDep
@@ -89,7 +91,7 @@ async def list_codes(
     _principal: AnyPrincipal,
     jurisdiction: Jurisdiction | None = None,
     on: Annotated[
-        date | None,
+        IsoDate | None,
         Query(description="Only codes valid on this date (default: today)."),
     ] = None,
     all_dates: Annotated[
@@ -145,6 +147,16 @@ def _code_list(school_id: uuid.UUID, rows: list[Any]) -> SchoolCodeList:
 # --- marks --------------------------------------------------------------------------------
 
 
+def _loads(raw: bytes) -> Any:
+    """orjson, which is fast; else the standard library, which also reads what orjson refuses
+    but JSON allows (a lone surrogate escape, `\\ud800`), so that the mark holding it is
+    rejected alone rather than the whole push. Invalid JSON raises a ValueError."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 def _parse_marks(body: bytes, content_type: str, limit: int) -> list[Any]:
     media = content_type.split(";")[0].strip().lower()
     if media == NDJSON:
@@ -154,17 +166,17 @@ def _parse_marks(body: bytes, content_type: str, limit: int) -> list[Any]:
         items: list[Any] = []
         for line in lines:
             try:
-                items.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
+                items.append(_loads(line))
+            except ValueError:
                 # Kept in place so the rejection's index is the line's position.
                 items.append(_NOT_JSON)
         return items
     if media != "application/json" and not media.endswith("+json"):
         raise UnsupportedMediaType(f"Send application/json or {NDJSON}.")
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationFailed(
+        document = _loads(body)
+    except ValueError as exc:
+        raise BadRequest(
             "The body is not valid JSON.",
             errors=[ProblemItem(loc=["body"], detail=str(exc).split(":")[0])],
         ) from None
@@ -232,10 +244,10 @@ async def push_marks(
 # --- figures ------------------------------------------------------------------------------
 
 FromQuery = Annotated[
-    date | None,
+    IsoDate | None,
     Query(alias="from", description="First day (default: 1 August of this academic year)."),
 ]
-ToQuery = Annotated[date | None, Query(alias="to", description="Last day (default: today).")]
+ToQuery = Annotated[IsoDate | None, Query(alias="to", description="Last day (default: today).")]
 
 
 @router.get(

@@ -6,11 +6,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from app.deps import AuditorDep, AuditReader, SessionDep
 from app.errors import problem_responses
 from app.models.audit import AuditEventPage
+from app.models.base import IsoAwareDatetime
 from app.pagination import PageDep
 from app.services import audit_events
 
@@ -33,10 +33,10 @@ async def list_audit_events(
     ] = None,
     action: Annotated[str | None, Query(max_length=64, examples=["pupil.read"])] = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="Inclusive, with a UTC offset.")
+        IsoAwareDatetime | None, Query(description="Inclusive, with a UTC offset.")
     ] = None,
     until: Annotated[
-        AwareDatetime | None, Query(description="Exclusive, with a UTC offset.")
+        IsoAwareDatetime | None, Query(description="Exclusive, with a UTC offset.")
     ] = None,
 ) -> AuditEventPage:
     """Audit events, newest first, filterable by child, actor, action and time."""

@@ -16,7 +16,7 @@ from app.deps import (
     SettingsDep,
 )
 from app.errors import problem_responses
-from app.etags import IfMatchHeader, etag
+from app.etags import IfMatchHeader, IfMatchRequired, etag
 from app.idempotency import Idempotency, IdempotencyKeyHeader
 from app.models.case import (
     Case,
@@ -38,6 +38,9 @@ router = APIRouter(tags=["cases"], responses=problem_responses(401, 403, 500, 50
 
 
 _CHANGE_RESPONSES = problem_responses(404, 409, 412, 422, 428)
+# Closing, approving a closure and reopening take If-Match when sent; without it they act on
+# the current version (never 428).
+_STEP_RESPONSES = problem_responses(404, 409, 412, 422)
 
 
 async def _answer(
@@ -96,7 +99,7 @@ async def list_cases(
     status: CaseStatus | None = None,
     lead_practitioner_id: uuid.UUID | None = None,
     school_id: uuid.UUID | None = None,
-    level_of_need: str | None = None,
+    level_of_need: Annotated[str | None, Query(max_length=64)] = None,
     review_overdue: Annotated[
         bool | None, Query(description="Open cases whose next review is before today.")
     ] = None,
@@ -134,7 +137,7 @@ async def update_case(
     settings: SettingsDep,
     principal: CaseWriter,
     auditor: AuditorDep,
-    if_match: IfMatchHeader = None,
+    if_match: IfMatchRequired,
 ) -> CaseRead:
     """Change the lead practitioner, level of need, children (the list is replaced) or
     consent. Consent given `false` records it withdrawn: contacts are then refused until it
@@ -143,7 +146,7 @@ async def update_case(
     return await _answer(session, settings, principal, case, response)
 
 
-@router.post("/v1/cases/{case_id}/closure", response_model=CaseRead, responses=_CHANGE_RESPONSES)
+@router.post("/v1/cases/{case_id}/closure", response_model=CaseRead, responses=_STEP_RESPONSES)
 async def close_case(
     case_id: uuid.UUID,
     request: ClosureRequest,
@@ -161,7 +164,7 @@ async def close_case(
 
 
 @router.post(
-    "/v1/cases/{case_id}/closure/approval", response_model=CaseRead, responses=_CHANGE_RESPONSES
+    "/v1/cases/{case_id}/closure/approval", response_model=CaseRead, responses=_STEP_RESPONSES
 )
 async def approve_case_closure(
     case_id: uuid.UUID,
@@ -181,7 +184,7 @@ async def approve_case_closure(
     return await _answer(session, settings, principal, case, response)
 
 
-@router.post("/v1/cases/{case_id}/reopen", response_model=CaseRead, responses=_CHANGE_RESPONSES)
+@router.post("/v1/cases/{case_id}/reopen", response_model=CaseRead, responses=_STEP_RESPONSES)
 async def reopen_case(
     case_id: uuid.UUID,
     body: Reopen,

@@ -58,7 +58,7 @@ async def create_service(
     "/services/{service_id}",
     response_model=OrukService,
     response_model_exclude_none=True,
-    responses={201: {"description": "Created."}, **problem_responses(409)},
+    responses={201: {"model": OrukService, "description": "Created."}, **problem_responses(409)},
 )
 async def put_service(
     service_id: uuid.UUID,
@@ -101,7 +101,7 @@ async def change_status(
     "/taxonomies/{taxonomy_id}",
     response_model=OrukTaxonomy,
     response_model_exclude_none=True,
-    responses={201: {"description": "Created."}},
+    responses={201: {"model": OrukTaxonomy, "description": "Created."}},
 )
 async def put_taxonomy(
     taxonomy_id: uuid.UUID,

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from app.deps import SessionDep, SettingsDep
 from app.errors import PROBLEM_TYPE_PREFIX, problem_responses
+from app.models.base import UNSTORABLE_TEXT, unstorable
 from app.services.oauth import (
     SUPPORTED_GRANTS,
     ClientCredentials,
@@ -47,6 +48,11 @@ class OAuthErrorResponse(BaseModel):
     detail: str
 
 
+# The longest value of each field: the columns they are looked up in, with room to spare.
+_FORM_LIMITS = {
+    "grant_type": 64, "scope": 1000, "client_id": 64, "client_secret": 512, "username": 254,
+    "password": 1024,
+}  # fmt: skip
 _FORM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["grant_type"],
@@ -54,12 +60,18 @@ _FORM_SCHEMA: dict[str, Any] = {
         "grant_type": {"type": "string", "enum": list(SUPPORTED_GRANTS)},
         "scope": {
             "type": "string",
+            "maxLength": _FORM_LIMITS["scope"],
             "description": "Space-separated scopes (default: all granted).",
         },
-        "client_id": {"type": "string", "description": "When not using HTTP Basic."},
-        "client_secret": {"type": "string", "description": "When not using HTTP Basic."},
-        "username": {"type": "string", "description": "Staff username (password grant)."},
-        "password": {"type": "string", "description": "Staff password (password grant)."},
+        **{
+            name: {"type": "string", "maxLength": _FORM_LIMITS[name], "description": what}
+            for name, what in (
+                ("client_id", "When not using HTTP Basic."),
+                ("client_secret", "When not using HTTP Basic."),
+                ("username", "Staff username (password grant)."),
+                ("password", "Staff password (password grant)."),
+            )
+        },
     },
 }
 
@@ -101,6 +113,21 @@ def _client_credentials(
     if in_form:
         return ClientCredentials(form.get("client_id", ""), form.get("client_secret", "")), False
     return None, False
+
+
+def _check_values(form: dict[str, str], credentials: ClientCredentials | None) -> None:
+    """Refuse, before any lookup, a value no account could hold: text the database cannot
+    store (a NUL, a lone surrogate) or longer than its field allows."""
+    values = dict(form)
+    if credentials is not None:
+        values.update(client_id=credentials.client_id, client_secret=credentials.client_secret)
+    for name, value in values.items():
+        known = name in _FORM_LIMITS
+        if unstorable(name) or unstorable(value):
+            where = name if known else "a field"
+            raise OAuthError("invalid_request", f"{where}: {UNSTORABLE_TEXT}.")
+        if known and len(value) > _FORM_LIMITS[name]:
+            raise OAuthError("invalid_request", f"{name} is longer than {_FORM_LIMITS[name]}.")
 
 
 @router.post(
@@ -149,6 +176,7 @@ async def issue_token(request: Request, session: SessionDep, settings: SettingsD
         raw = await request.form()
         form = {k: v for k, v in raw.items() if isinstance(v, str)}
         credentials, basic_used = _client_credentials(request, form)
+        _check_values(form, credentials)
         grant_type = form.get("grant_type")
         if grant_type == "client_credentials":
             token = await grant_client_credentials(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from datetime import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -19,6 +18,7 @@ from fastapi.routing import APIRoute
 
 from app.deps import SessionDep
 from app.errors import NotFound, problem_responses
+from app.models.base import IsoTime
 from app.models.directory import (
     OrukApiInfo,
     OrukPage,
@@ -34,6 +34,10 @@ from app.services import directory
 from app.services.directory import PageRequest, ServiceFilters
 
 DEFAULT_PER_PAGE = 50
+# Bounds that keep the SQL OFFSET (page x per_page) far inside a 64-bit integer; the server
+# caps `per_page` lower still.
+MAX_PAGE = 1_000_000
+MAX_PER_PAGE = 10_000
 DAYS = r"(?i)^(MO|TU|WE|TH|FR|SA|SU|monday|tuesday|wednesday|thursday|friday|saturday|sunday)$"
 
 
@@ -77,10 +81,14 @@ router = APIRouter(
 
 def page_request(
     request: Request,
-    page: Annotated[int, Query(ge=1, description="Page number, from 1.")] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1.")] = 1,
     per_page: Annotated[
         int,
-        Query(ge=1, description="Items per page; larger values are capped by the server."),
+        Query(
+            ge=1,
+            le=MAX_PER_PAGE,
+            description="Items per page; larger values are capped by the server.",
+        ),
     ] = DEFAULT_PER_PAGE,
 ) -> PageRequest:
     cap: int = request.app.state.settings.page_max_limit
@@ -105,16 +113,28 @@ def service_filters(
     ] = None,
     organization_id: Annotated[uuid.UUID | None, Query()] = None,
     minimum_age: Annotated[
-        float | None, Query(ge=0, description="Services whose minimum age is at least this.")
+        float | None,
+        Query(
+            ge=0,
+            le=150,
+            allow_inf_nan=False,
+            description="Services whose minimum age is at least this.",
+        ),
     ] = None,
     maximum_age: Annotated[
-        float | None, Query(ge=0, description="Services whose maximum age is at most this.")
+        float | None,
+        Query(
+            ge=0,
+            le=150,
+            allow_inf_nan=False,
+            description="Services whose maximum age is at most this.",
+        ),
     ] = None,
     start_time: Annotated[
-        time | None, Query(description="Services with a schedule opening at or after this.")
+        IsoTime | None, Query(description="Services with a schedule opening at or after this.")
     ] = None,
     end_time: Annotated[
-        time | None, Query(description="Services with a schedule closing at or before this.")
+        IsoTime | None, Query(description="Services with a schedule closing at or before this.")
     ] = None,
     day: Annotated[
         str | None,

@@ -240,7 +240,7 @@ async def list_measures(
     principal: CaseReader,
     auditor: AuditorDep,
     child_id: uuid.UUID | None = None,
-    instrument: str | None = None,
+    instrument: Annotated[str | None, Query(max_length=64)] = None,
 ) -> MeasureList:
     items = await measures.get_all(session, principal, auditor, case_id, child_id, instrument)
     return MeasureList(items=items)

@@ -25,6 +25,8 @@ RosterRow = Annotated[
 
 
 class RosterPush(BaseModel):
+    # Not an `InputModel`: its rows are checked one by one (`PupilRecord` is one), so that a
+    # row holding text the database cannot store is rejected alone, not the whole push.
     pupils: list[RosterRow] = Field(min_length=1, description="The school's pupils.")
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, Security
 
 from app.deps import Admin, AnyPrincipal, AuditorDep, SessionDep, SettingsDep, authenticate
 from app.errors import problem_responses
-from app.etags import IfMatchHeader, etag
+from app.etags import IfMatchRequired, etag
 from app.idempotency import Idempotency, IdempotencyKeyHeader
+from app.models.base import IsoDate
 from app.models.referral import (
     Approval,
     ConcernCreate,
@@ -134,7 +134,10 @@ async def create_level(new: NeedLevelCreate, session: SessionDep, admin: Admin) 
     response_model=ReferralRead,
     status_code=201,
     responses={
-        200: {"description": "This referrer already sent this `external_reference`."},
+        200: {
+            "model": ReferralRead,
+            "description": "This referrer already sent this `external_reference`.",
+        },
         **problem_responses(409, 422),
     },
 )
@@ -175,8 +178,8 @@ async def list_referrals(
     page: PageDep,
     status: ReferralStatus | None = None,
     school_id: uuid.UUID | None = None,
-    received_from: Annotated[date | None, Query(description="Received on or after.")] = None,
-    received_to: Annotated[date | None, Query(description="Received on or before.")] = None,
+    received_from: Annotated[IsoDate | None, Query(description="Received on or after.")] = None,
+    received_to: Annotated[IsoDate | None, Query(description="Received on or before.")] = None,
 ) -> ReferralPage:
     """Referrals the caller may see, oldest first: a client only those it sent; staff those
     about children at schools within their reach, or of their LA."""
@@ -215,7 +218,7 @@ async def review_referral(
     session: SessionDep,
     principal: ReferralDecider,
     auditor: AuditorDep,
-    if_match: IfMatchHeader = None,
+    if_match: IfMatchRequired,
 ) -> ReferralRead:
     """Take a received referral into review (`received` → `under_review`)."""
     referral = await referrals.review(session, principal, auditor, referral_id, if_match)
@@ -234,7 +237,7 @@ async def decide_referral(
     session: SessionDep,
     principal: ReferralDecider,
     auditor: AuditorDep,
-    if_match: IfMatchHeader = None,
+    if_match: IfMatchRequired,
 ) -> ReferralRead:
     """Decide a referral, with a reason the referrer will read.
 
@@ -259,7 +262,7 @@ async def approve_referral_step_up(
     session: SessionDep,
     principal: Approver,
     auditor: AuditorDep,
-    if_match: IfMatchHeader = None,
+    if_match: IfMatchRequired,
 ) -> ReferralRead:
     """A manager approves a step-up (→ `stepped_up`) or refuses it (→ `under_review`)."""
     referral = await referrals.approve_step_up(
@@ -280,7 +283,7 @@ async def withdraw_referral(
     session: SessionDep,
     principal: ReferralWriter,
     auditor: AuditorDep,
-    if_match: IfMatchHeader = None,
+    if_match: IfMatchRequired,
 ) -> ReferralRead:
     """The referrer withdraws its referral before a decision."""
     referral = await referrals.withdraw(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, Security
 
 from app.deps import AuditorDep, SessionDep, authenticate
 from app.errors import problem_responses
+from app.models.base import IsoDate
 from app.models.report import OutcomeReport
 from app.security import Principal, Scope
 from app.services import reports
@@ -33,10 +33,12 @@ async def outcome_report(
     principal: ReportReader,
     auditor: AuditorDep,
     start: Annotated[
-        date | None,
+        IsoDate | None,
         Query(alias="from", description="First day (default: 1 August of this academic year)."),
     ] = None,
-    end: Annotated[date | None, Query(alias="to", description="Last day (default: today).")] = None,
+    end: Annotated[
+        IsoDate | None, Query(alias="to", description="Last day (default: today).")
+    ] = None,
     school_id: uuid.UUID | None = None,
 ) -> Response:
     """Goals of the cases open in the period, each counted once in the band of its latest

@@ -41,7 +41,7 @@ from app.models.attendance import (
     TermFigures,
     WeekFigures,
 )
-from app.models.base import utcnow
+from app.models.base import UNSTORABLE_TEXT, unstorable, utcnow
 from app.models.pupil import Pupil
 from app.models.school import Jurisdiction, School
 from app.pagination import decode_position, encode_position
@@ -82,19 +82,36 @@ def _reason(exc: ValidationError) -> str:
 
 def validate_shapes(items: list[Any]) -> tuple[list[tuple[int, MarkIn]], list[MarkRejection]]:
     """Check every item's fields. The whole list is validated at once (fast); only when that
-    fails are items validated one by one to find which to reject."""
-    try:
-        return list(enumerate(_MARKS.validate_python(items))), []
-    except ValidationError:
-        pass
-    good: list[tuple[int, MarkIn]] = []
+    fails are items validated one by one to find which to reject. Then a mark whose text the
+    database cannot store is rejected, naming the field."""
+    shaped: list[tuple[int, MarkIn]] = []
     rejected: list[MarkRejection] = []
-    for index, item in enumerate(items):
-        try:
-            good.append((index, _MARK.validate_python(item)))
-        except ValidationError as exc:
-            rejected.append(MarkRejection(index=index, reason=_reason(exc)))
-    return good, rejected
+    try:
+        shaped = list(enumerate(_MARKS.validate_python(items)))
+    except ValidationError:
+        for index, item in enumerate(items):
+            try:
+                shaped.append((index, _MARK.validate_python(item)))
+            except ValidationError as exc:
+                rejected.append(MarkRejection(index=index, reason=_reason(exc)))
+    unstorable_at = {
+        index: name for index, mark in shaped if (name := _unstorable_field(mark)) is not None
+    }
+    if unstorable_at:
+        rejected += [
+            MarkRejection(index=index, reason=f"{name}: {UNSTORABLE_TEXT}")
+            for index, name in unstorable_at.items()
+        ]
+        shaped = [(index, mark) for index, mark in shaped if index not in unstorable_at]
+    return shaped, rejected
+
+
+def _unstorable_field(mark: MarkIn) -> str | None:
+    # On the hot path: the ASCII test keeps the surrogate search off almost every string.
+    for name, value in mark.items():
+        if type(value) is str and ("\x00" in value or (not value.isascii() and unstorable(value))):
+            return name
+    return None
 
 
 COLUMNS = (
