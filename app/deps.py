@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,6 +45,16 @@ def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# Reference lists by LA: one the caller works in.
+LaCodeQuery = Annotated[
+    str | None,
+    Query(
+        max_length=10,
+        pattern=r"^[0-9A-Z]{1,10}$",
+        description="One LA the caller works in (default: every one of them).",
+    ),
+]
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -40,7 +40,7 @@ from app.routers import (
     reports,
     schools,
 )
-from app.security import JwksCache
+from app.security import JwksCache, use_test_hashing
 from app.services.token_attempts import TokenAttempts
 
 log = structlog.get_logger("liaison")
@@ -110,6 +110,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
+    use_test_hashing(settings.environment == "test")
     app = FastAPI(
         title="Liaison",
         version=__version__,

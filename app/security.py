@@ -157,21 +157,44 @@ class Principal:
 
 # --- Secrets -----------------------------------------------------------------------------
 
-_hasher = PasswordHash((Argon2Hasher(),))
-# Verified against when an account does not exist, so a miss takes as long as a hit.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+class _Secrets:
+    """The Argon2 hasher new secrets are hashed with, and a hash to verify against when an
+    account does not exist, so that a miss takes as long as a hit. Verifying reads the cost
+    from the hash itself, so hashes of either cost verify whichever is in use."""
+
+    def __init__(self, hasher: Argon2Hasher) -> None:
+        self.hash = PasswordHash((hasher,))
+        self.dummy = self.hash.hash(secrets.token_urlsafe(16))
+
+
+# pwdlib's defaults (Argon2id, 3 passes over 64 MiB): about 0.1 s a hash here.
+_STANDARD = _Secrets(Argon2Hasher())
+_secrets = _STANDARD
+
+
+def use_test_hashing(enabled: bool) -> None:
+    """Hash new secrets with a token cost (1 pass over 1 MiB) when `enabled`: for the test
+    environment only (`create_app` turns it on there), where thousands of accounts are made
+    and a strong hash buys nothing. Production always hashes at the standard cost."""
+    global _secrets
+    _secrets = (
+        _Secrets(Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1))
+        if (enabled)
+        else _STANDARD
+    )
 
 
 def hash_secret(secret: str) -> str:
-    return _hasher.hash(secret)
+    return _secrets.hash.hash(secret)
 
 
 def verify_secret(secret: str, secret_hash: str | None) -> bool:
     if secret_hash is None:
-        _hasher.verify(secret, _DUMMY_HASH)
+        _secrets.hash.verify(secret, _secrets.dummy)
         return False
     try:
-        return _hasher.verify(secret, secret_hash)
+        return _secrets.hash.verify(secret, secret_hash)
     except Exception:
         return False
 

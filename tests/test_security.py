@@ -741,6 +741,27 @@ def test_hash_and_verify_secret() -> None:
     assert not verify_secret("", hashed)
 
 
+def test_only_the_test_environment_hashes_at_a_token_cost() -> None:
+    """Tests make thousands of accounts, so their secrets are hashed cheaply; every other
+    environment hashes at pwdlib's standard Argon2id cost, and hashes of either cost verify."""
+    from app.main import create_app
+
+    security.use_test_hashing(True)
+    cheap = hash_secret("correct horse battery staple")
+    assert cheap.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+    try:
+        for environment in ("production", "development"):
+            create_app(Settings(environment=environment, signing_key=SecretStr("k" * 48)))
+            standard = hash_secret("correct horse battery staple")
+            assert standard.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), environment
+            assert verify_secret("correct horse battery staple", cheap)
+        create_app(Settings(environment="test", signing_key=SecretStr("k" * 48)))
+        assert hash_secret("x").startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+        assert verify_secret("correct horse battery staple", standard)
+    finally:
+        security.use_test_hashing(True)
+
+
 def test_hashes_are_salted() -> None:
     assert hash_secret("same") != hash_secret("same")
 

@@ -14,6 +14,7 @@ from app.deps import (
     AuditorDep,
     CaseReader,
     CaseWriter,
+    LaCodeQuery,
     SessionDep,
 )
 from app.errors import problem_responses
@@ -55,16 +56,6 @@ _WRITE = problem_responses(404, 409, 422)
 
 
 # --- reference data ------------------------------------------------------------------------
-
-
-LaCodeQuery = Annotated[
-    str | None,
-    Query(
-        max_length=10,
-        pattern=r"^[0-9A-Z]{1,10}$",
-        description="One LA the caller works in (default: every one of them).",
-    ),
-]
 
 
 @router.get("/v1/outcome-categories", response_model=OutcomeCategoryList, responses=_READ)

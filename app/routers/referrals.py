@@ -7,7 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, Security
 
-from app.deps import Admin, AnyPrincipal, AuditorDep, SessionDep, SettingsDep, authenticate
+from app.deps import (
+    Admin,
+    AnyPrincipal,
+    AuditorDep,
+    LaCodeQuery,
+    SessionDep,
+    SettingsDep,
+    authenticate,
+)
 from app.errors import problem_responses
 from app.etags import IfMatchRequired, etag
 from app.idempotency import Idempotency, IdempotencyKeyHeader
@@ -57,16 +65,6 @@ async def _answer(
 
 
 # --- reference data ------------------------------------------------------------------------
-
-
-LaCodeQuery = Annotated[
-    str | None,
-    Query(
-        max_length=10,
-        pattern=r"^[0-9A-Z]{1,10}$",
-        description="One LA the caller works in (default: every one of them).",
-    ),
-]
 
 
 @router.get(

@@ -12,11 +12,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, false, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.errors import Conflict, NotFound, ProblemItem, ValidationFailed
 from app.models.attendance import AttendanceFlag
@@ -36,6 +37,8 @@ from app.reach import casework_in_reach, within_reach
 from app.security import Principal
 from app.services.children import Child, held_by, pupil_ids
 
+T = TypeVar("T")
+
 # --- cases -------------------------------------------------------------------------------
 
 
@@ -52,12 +55,19 @@ def case_in_reach(principal: Principal) -> ColumnElement[bool]:
     )
 
 
+async def _one(session: AsyncSession, query: SelectOfScalar[T], what: str) -> T:
+    """The row `query` finds within reach, or 404: the same words whether it does not exist
+    or is someone else's."""
+    found = (await session.exec(query)).first()
+    if found is None:
+        raise NotFound(f"No such {what}.")
+    return found
+
+
 async def get_case(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> Case:
-    query = select(Case).where(Case.id == case_id, case_in_reach(principal))
-    case = (await session.exec(query)).first()
-    if case is None:
-        raise NotFound("No such case.")
-    return case
+    return await _one(
+        session, select(Case).where(Case.id == case_id, case_in_reach(principal)), "case"
+    )
 
 
 async def get_case_for_work(
@@ -174,10 +184,7 @@ async def get_referral(
     session: AsyncSession, principal: Principal, referral_id: uuid.UUID
 ) -> Referral:
     query = select(Referral).where(Referral.id == referral_id, referral_visible_to(principal))
-    referral = (await session.exec(query)).first()
-    if referral is None:
-        raise NotFound("No such referral.")
-    return referral
+    return await _one(session, query, "referral")
 
 
 async def referral_children(
@@ -195,10 +202,7 @@ async def get_flag(
     query = select(AttendanceFlag).where(
         col(AttendanceFlag.id) == flag_id, within_reach(AttendanceFlag.school_id, principal)
     )
-    flag = (await session.exec(query)).first()
-    if flag is None:
-        raise NotFound("No such flag.")
-    return flag
+    return await _one(session, query, "flag")
 
 
 # --- staff -------------------------------------------------------------------------------
