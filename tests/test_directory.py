@@ -754,6 +754,39 @@ async def test_import_pages_through_a_feed_and_upserts_by_id(
     assert "Renamed service" in await names(client)
 
 
+async def test_an_import_owns_what_it_imports_and_leaves_others_records(
+    client: httpx.AsyncClient, world: World, fresh_app: FastAPI
+) -> None:
+    """An import writes as the operator (or the LA it is run for): it owns what it creates,
+    and a service an LA wrote stays as that LA wrote it."""
+    feed = Feed([feed_service(n) for n in range(2)])
+    first = await import_into(fresh_app, feed)
+    assert (first.created, first.skipped) == (2, [])
+    la_admin = await world.client_headers(WRITE, la_code="202")
+    operators = f"/v1/directory/services/{feed_service(0)['id']}"
+    refused = await client.patch(operators, json={"status": "defunct"}, headers=la_admin)
+    assert problem(refused, 403)["detail"].startswith("This service belongs to the operator")
+
+    # LA 202 writes a service of its own under the id the feed will later use.
+    own_id = str(uuid.UUID(int=0x100 + 2))
+    mine = await client.put(
+        f"/v1/directory/services/{own_id}",
+        json=service_body("Our own group"),
+        headers=la_admin,
+    )
+    assert mine.status_code == 201, mine.text
+    feed.services.append(feed_service(2, name="The council's version"))
+    again = await import_into(fresh_app, feed)
+    assert (again.created, again.updated) == (0, 2)
+    assert len(again.skipped) == 1 and "belongs to LA 202" in again.skipped[0]
+    assert (await client.get(f"/oruk/services/{own_id}")).json()["name"] == "Our own group"
+
+    # Run for LA 202, the import updates that LA's service and leaves the operator's alone.
+    for_la = await import_into(fresh_app, feed, owner="202")
+    assert (for_la.created, for_la.updated, len(for_la.skipped)) == (0, 1, 2)
+    assert (await client.get(f"/oruk/services/{own_id}")).json()["name"] == "The council's version"
+
+
 @pytest.mark.parametrize(
     ("status", "body", "reason"),
     [

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import Conflict, Forbidden, LiaisonError, ValidationFailed
 from app.models.directory import (
+    DirectoryTaxonomy,
     OrukPage,
     OrukServiceWrite,
     OrukTaxonomy,
@@ -240,12 +241,10 @@ async def _import_taxonomy(
     except ValidationError as exc:
         reason = f"not a valid taxonomy ({exc.error_count()} errors)"
     else:
-        try:
-            async with session.begin_nested():
-                await put_taxonomy(session, taxonomy.id, taxonomy, owner)
-        except Forbidden as refused:
-            # Another owner's taxonomy stays as it is; terms may still belong to it.
-            report.skipped.append(f"taxonomy {taxonomy_id}: {refused.detail} Left as it is.")
+        existing = await session.get(DirectoryTaxonomy, taxonomy.id)
+        if existing is None or existing.owner_la_code == owner:
+            await put_taxonomy(session, taxonomy.id, taxonomy, owner)
+        # Another owner's taxonomy stays as it is; the feed's terms may still belong to it.
         return True
     report.skipped.append(f"taxonomy {taxonomy_id}: {reason}; its terms are kept without it")
     return False
