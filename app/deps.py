@@ -14,6 +14,7 @@ from app.audit import Auditor
 from app.config import Settings
 from app.errors import InsufficientScope, ProblemItem, Unauthenticated, ValidationFailed
 from app.models.base import UNSTORABLE_TEXT, unstorable
+from app.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from app.security import (
     SCOPE_DESCRIPTIONS,
     InvalidToken,
@@ -45,6 +46,21 @@ def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_page(
+    settings: SettingsDep,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` from the previous page.")
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (capped by the server).")
+    ] = DEFAULT_LIMIT,
+) -> Page:
+    return Page.from_query(cursor, limit, settings.page_max_limit)
+
+
+PageDep = Annotated[Page, Depends(get_page)]
 
 # Reference lists by LA: one the caller works in.
 LaCodeQuery = Annotated[

@@ -1,4 +1,4 @@
-"""Keyset pagination with opaque cursors.
+"""Keyset pagination with opaque cursors: one recipe (`keyset`) for every list.
 
 Lists are ordered by their time-ordered UUIDv7 id, so a cursor is just the last id seen.
 Cursors are opaque to clients (base64url JSON with a version) and a malformed one is a 400.
@@ -10,10 +10,11 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Sequence
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from fastapi import Depends, Query, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.errors import BadRequest
 
@@ -54,32 +55,34 @@ def decode_cursor(cursor: str) -> uuid.UUID:
         raise BadRequest("The cursor is not valid; start again without one.") from None
 
 
+@dataclass(frozen=True)
 class Page:
-    """The validated `cursor` and `limit` of a list request."""
+    """Where a list request starts (`after`, the last id of the previous page) and how many
+    items it wants. Plain values: services page with it, routers make it from the query."""
 
-    def __init__(self, after: uuid.UUID | None, limit: int) -> None:
-        self.after = after
-        self.limit = limit
+    after: uuid.UUID | None
+    limit: int
 
-    def split(self, rows: Sequence[T]) -> tuple[list[T], str | None]:
-        """Rows of this page and the next cursor; the query fetched `limit + 1` rows."""
-        items = list(rows[: self.limit])
-        if len(rows) <= self.limit or not items:
-            return items, None
-        return items, encode_cursor(items[-1].id)  # type: ignore[attr-defined]
+    @classmethod
+    def from_query(cls, cursor: str | None, limit: int, cap: int) -> Page:
+        return cls(decode_cursor(cursor) if cursor else None, min(limit, cap))
 
 
-def get_page(
-    request: Request,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` from the previous page.")
-    ] = None,
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (capped by the server).")
-    ] = DEFAULT_LIMIT,
-) -> Page:
-    cap: int = request.app.state.settings.page_max_limit
-    return Page(decode_cursor(cursor) if cursor else None, min(limit, cap))
-
-
-PageDep = Annotated[Page, Depends(get_page)]
+async def keyset(
+    session: AsyncSession,
+    query: SelectOfScalar[T],
+    id_column: Any,
+    page: Page,
+    *,
+    newest_first: bool = False,
+) -> tuple[list[T], str | None]:
+    """One page of `query` in id order (the time order of UUIDv7 ids), and the cursor of the
+    next page, or None on the last. The one keyset recipe of every list."""
+    if page.after is not None:
+        query = query.where(id_column < page.after if newest_first else id_column > page.after)
+    order = id_column.desc() if newest_first else id_column
+    rows = (await session.exec(query.order_by(order).limit(page.limit + 1))).all()
+    items = list(rows[: page.limit])
+    if len(rows) <= page.limit or not items:
+        return items, None
+    return items, encode_cursor(items[-1].id)  # type: ignore[attr-defined]

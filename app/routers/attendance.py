@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from app.deps import (
     AnyPrincipal,
     AuditorDep,
+    PageDep,
     SessionDep,
     SettingsDep,
     authenticate,
@@ -47,7 +48,6 @@ from app.models.attendance import (
 from app.models.base import IsoDate
 from app.models.school import Jurisdiction
 from app.openapi import SCOPES_ANY_OF
-from app.pagination import PageDep
 from app.security import Principal, Scope
 from app.services import attendance, attendance_codes, attendance_flags, schools
 

@@ -7,11 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.deps import AuditorDep, AuditReader, SessionDep
+from app.deps import AuditorDep, AuditReader, PageDep, SessionDep
 from app.errors import problem_responses
 from app.models.audit import AuditEventPage
 from app.models.base import IsoAwareDatetime
-from app.pagination import PageDep
 from app.services import audit_events
 
 router = APIRouter(

@@ -12,6 +12,7 @@ from app.deps import (
     CaseApprover,
     CaseReader,
     CaseWriter,
+    PageDep,
     SessionDep,
     SettingsDep,
 )
@@ -30,7 +31,6 @@ from app.models.case import (
     Reopen,
 )
 from app.models.referral import Approval
-from app.pagination import PageDep
 from app.security import Principal
 from app.services import cases, chronology
 

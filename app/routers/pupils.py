@@ -8,10 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from app.deps import AuditorDep, PupilsReader, PupilsWriter, SessionDep, SettingsDep
+from app.deps import AuditorDep, PageDep, PupilsReader, PupilsWriter, SessionDep, SettingsDep
 from app.errors import InsufficientScope, PayloadTooLarge, problem_responses
 from app.models.pupil import YEAR_GROUP_PATTERN, PupilPage, PupilRead, PupilRecord, RosterResult
-from app.pagination import PageDep
 from app.security import Scope
 from app.services import pupils, schools
 

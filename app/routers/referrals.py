@@ -12,6 +12,7 @@ from app.deps import (
     AnyPrincipal,
     AuditorDep,
     LaCodeQuery,
+    PageDep,
     SessionDep,
     SettingsDep,
     authenticate,
@@ -36,7 +37,6 @@ from app.models.referral import (
     ReferralStatus,
     Withdrawal,
 )
-from app.pagination import PageDep
 from app.reach import readable_las
 from app.security import Principal, Scope
 from app.services import referral_terms, referrals

@@ -7,10 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from app.deps import Admin, AnyPrincipal, SessionDep
+from app.deps import Admin, AnyPrincipal, PageDep, SessionDep
 from app.errors import problem_responses
 from app.models.school import Jurisdiction, SchoolCreate, SchoolPage, SchoolRead, SchoolUpdate
-from app.pagination import PageDep
 from app.services import schools
 
 router = APIRouter(

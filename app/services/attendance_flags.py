@@ -33,7 +33,7 @@ from app.models.attendance import (
 )
 from app.models.base import new_id, utcnow
 from app.models.event import OutboxEvent
-from app.pagination import Page
+from app.pagination import Page, keyset
 from app.reach import within_reach
 from app.security import Principal
 from app.services import access
@@ -366,10 +366,7 @@ async def get_all(
         query = query.where(col(AttendanceFlag.status) == filters.status)
     if filters.pupil_id is not None:
         query = query.where(col(AttendanceFlag.pupil_id) == filters.pupil_id)
-    if page.after is not None:
-        query = query.where(col(AttendanceFlag.id) > page.after)
-    rows = (await session.exec(query.order_by(col(AttendanceFlag.id)).limit(page.limit + 1))).all()
-    items, next_cursor = page.split(rows)
+    items, next_cursor = await keyset(session, query, col(AttendanceFlag.id), page)
     await auditor.record(
         "attendance.flag.list",
         "attendance_flag",

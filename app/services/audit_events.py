@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.models.audit import AuditEvent, AuditEventPupil, AuditEventRead
-from app.pagination import Page
+from app.pagination import Page, keyset
 from app.reach import within_reach
 from app.security import Principal
 
@@ -67,12 +67,7 @@ async def get_all(
         query = query.where(AuditEvent.occurred_at >= filters.since)
     if filters.until is not None:
         query = query.where(AuditEvent.occurred_at < filters.until)
-    if page.after is not None:
-        query = query.where(AuditEvent.id < page.after)
-    rows = (
-        await session.exec(query.order_by(col(AuditEvent.id).desc()).limit(page.limit + 1))
-    ).all()
-    events, next_cursor = page.split(rows)
+    events, next_cursor = await keyset(session, query, col(AuditEvent.id), page, newest_first=True)
     pupils: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
     if events:
         links = await session.exec(

@@ -36,7 +36,7 @@ from app.models.case import (
     PendingClosure,
 )
 from app.models.referral import Consent, Referral
-from app.pagination import Page
+from app.pagination import Page, keyset
 from app.security import Principal, Scope
 from app.services import access, chronology, referral_terms, review_schedule
 from app.services.children import Child, identity_for, present_child, pupil_ids
@@ -268,10 +268,7 @@ async def get_all(
     if filters.review_overdue is not None:
         overdue = review_schedule.overdue_condition(filters.review_weeks)
         query = query.where(overdue if filters.review_overdue else ~overdue)
-    if page.after is not None:
-        query = query.where(col(Case.id) > page.after)
-    rows = (await session.exec(query.order_by(col(Case.id)).limit(page.limit + 1))).all()
-    items, next_cursor = page.split(rows)
+    items, next_cursor = await keyset(session, query, col(Case.id), page)
     held = await access.case_children(session, [c.id for c in items])
     await auditor.record(
         "case.list",

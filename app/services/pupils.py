@@ -24,7 +24,7 @@ from app.models.pupil import (
     RosterResult,
 )
 from app.models.school import Jurisdiction, School
-from app.pagination import Page
+from app.pagination import Page, keyset
 from app.reach import within_reach
 from app.security import Principal, Scope
 from app.services.upn import upn_problem
@@ -231,10 +231,7 @@ async def get_all(
         query = query.where(Pupil.on_roll == filters.on_roll)
     for flag, value in filters.flags.items():
         query = query.where(getattr(Pupil, flag) == value)
-    if page.after is not None:
-        query = query.where(Pupil.id > page.after)
-    rows = (await session.exec(query.order_by(col(Pupil.id)).limit(page.limit + 1))).all()
-    items, next_cursor = page.split(rows)
+    items, next_cursor = await keyset(session, query, col(Pupil.id), page)
     await auditor.record(
         "pupil.list",
         "pupil",

@@ -38,7 +38,7 @@ from app.models.referral import (
     ReferralSource,
     ReferralStatus,
 )
-from app.pagination import Page
+from app.pagination import Page, keyset
 from app.security import Principal, Scope
 from app.services import access, cases, chronology, directory, referral_terms
 from app.services.children import Identity, identity_for, present_child, pupil_ids
@@ -211,10 +211,7 @@ async def get_all(
     if filters.received_to is not None:
         end = datetime.combine(filters.received_to + timedelta(days=1), time(), tzinfo=UTC)
         query = query.where(col(Referral.received_at) < end)
-    if page.after is not None:
-        query = query.where(col(Referral.id) > page.after)
-    rows = (await session.exec(query.order_by(col(Referral.id)).limit(page.limit + 1))).all()
-    items, next_cursor = page.split(rows)
+    items, next_cursor = await keyset(session, query, col(Referral.id), page)
     held = await access.referral_children(session, [r.id for r in items])
     await auditor.record(
         "referral.list",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import add_unique
 from app.errors import Forbidden, NotFound, ValidationFailed
 from app.models.base import utcnow
 from app.models.school import Jurisdiction, School, SchoolCreate, SchoolUpdate, check_school_code
-from app.pagination import Page
+from app.pagination import Page, keyset
 from app.reach import la_in_reach, within_reach
 from app.security import Principal
 
@@ -40,10 +40,7 @@ async def get_all(
         query = query.where(School.la_code == la_code)
     if jurisdiction is not None:
         query = query.where(School.jurisdiction == jurisdiction)
-    if page.after is not None:
-        query = query.where(School.id > page.after)
-    rows = (await session.exec(query.order_by(School.id).limit(page.limit + 1))).all()  # type: ignore[arg-type]
-    return page.split(rows)
+    return await keyset(session, query, col(School.id), page)
 
 
 def _check_la(principal: Principal | None, la_code: str) -> None:
