@@ -144,6 +144,18 @@ CaseWriter = Annotated[
 CaseApprover = Annotated[
     Principal, Security(authenticate, scopes=[Scope.cases_read, Scope.cases_approve])
 ]
+# A step-up is approved on the referral, which the approver may read without cases:read.
+StepUpApprover = Annotated[Principal, Security(authenticate, scopes=[Scope.cases_approve])]
+ReferralReader = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_read])]
+ReferralWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_write])]
+ReferralDecider = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_decide])]
+AttendanceReader = Annotated[Principal, Security(authenticate, scopes=[Scope.attendance_read])]
+AttendanceWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.attendance_write])]
+FlagHandler = Annotated[
+    Principal, Security(authenticate, scopes=[Scope.attendance_read, Scope.cases_write])
+]
+DirectoryWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.directory_write])]
+ReportReader = Annotated[Principal, Security(authenticate, scopes=[Scope.reports_read])]
 
 
 async def get_auditor(session: SessionDep, principal: AnyPrincipal) -> Auditor:

@@ -7,16 +7,18 @@ import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response, Security
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import TypeAdapter
 
 from app.deps import (
     AnyPrincipal,
+    AttendanceReader,
+    AttendanceWriter,
     AuditorDep,
+    FlagHandler,
     PageDep,
     SessionDep,
     SettingsDep,
-    authenticate,
 )
 from app.errors import (
     BadRequest,
@@ -48,16 +50,11 @@ from app.models.attendance import (
 from app.models.base import IsoDate
 from app.models.school import Jurisdiction
 from app.openapi import SCOPES_ANY_OF
-from app.security import Principal, Scope
+from app.security import Scope
 from app.services import attendance, attendance_codes, attendance_flags, schools
 
 router = APIRouter(tags=["attendance"], responses=problem_responses(401, 403, 500, 503))
 
-AttendanceReader = Annotated[Principal, Security(authenticate, scopes=[Scope.attendance_read])]
-AttendanceWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.attendance_write])]
-FlagHandler = Annotated[
-    Principal, Security(authenticate, scopes=[Scope.attendance_read, Scope.cases_write])
-]
 
 NDJSON = "application/x-ndjson"
 _MARK_SCHEMA = TypeAdapter(MarkIn).json_schema()

@@ -8,11 +8,10 @@ children's records point at them.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Response, Security
+from fastapi import APIRouter, Response
 
-from app.deps import SessionDep, authenticate
+from app.deps import DirectoryWriter, SessionDep
 from app.errors import problem_responses
 from app.models.directory import (
     OrukService,
@@ -21,7 +20,6 @@ from app.models.directory import (
     ServiceStatusChange,
 )
 from app.reach import writable_la
-from app.security import Principal, Scope
 from app.services import directory
 
 router = APIRouter(
@@ -29,8 +27,6 @@ router = APIRouter(
     tags=["directory"],
     responses=problem_responses(401, 403, 422, 500, 503),
 )
-
-DirectoryWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.directory_write])]
 
 
 def _located(response: Response, service_id: uuid.UUID) -> None:

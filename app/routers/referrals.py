@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, Security
+from fastapi import APIRouter, Query, Request, Response
 
 from app.deps import (
     Admin,
@@ -13,9 +13,12 @@ from app.deps import (
     AuditorDep,
     LaCodeQuery,
     PageDep,
+    ReferralDecider,
+    ReferralReader,
+    ReferralWriter,
     SessionDep,
     SettingsDep,
-    authenticate,
+    StepUpApprover,
 )
 from app.errors import problem_responses
 from app.etags import IfMatchRequired, etag
@@ -38,15 +41,11 @@ from app.models.referral import (
     Withdrawal,
 )
 from app.reach import readable_las
-from app.security import Principal, Scope
+from app.security import Principal
 from app.services import referral_terms, referrals
 
 router = APIRouter(tags=["referrals"], responses=problem_responses(401, 403, 500, 503))
 
-ReferralReader = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_read])]
-ReferralWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_write])]
-ReferralDecider = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_decide])]
-Approver = Annotated[Principal, Security(authenticate, scopes=[Scope.cases_approve])]
 
 _CHANGE_RESPONSES = problem_responses(404, 409, 412, 422, 428)
 
@@ -258,7 +257,7 @@ async def approve_referral_step_up(
     approval: Approval,
     response: Response,
     session: SessionDep,
-    principal: Approver,
+    principal: StepUpApprover,
     auditor: AuditorDep,
     if_match: IfMatchRequired,
 ) -> ReferralRead:

@@ -5,18 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, Security
+from fastapi import APIRouter, Query, Request, Response
 
-from app.deps import AuditorDep, SessionDep, authenticate
+from app.deps import AuditorDep, ReportReader, SessionDep
 from app.errors import problem_responses
 from app.models.base import IsoDate
 from app.models.report import OutcomeReport
-from app.security import Principal, Scope
 from app.services import reports
 
 router = APIRouter(tags=["reports"], responses=problem_responses(401, 403, 500, 503))
-
-ReportReader = Annotated[Principal, Security(authenticate, scopes=[Scope.reports_read])]
 
 
 @router.get(
