@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, Security
+from fastapi import Depends, Header, Query, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.config import Settings
-from app.errors import InsufficientScope, ProblemItem, Unauthenticated, ValidationFailed
+from app.errors import (
+    IF_MATCH_REQUIRED,
+    InsufficientScope,
+    PreconditionRequired,
+    ProblemItem,
+    Unauthenticated,
+    ValidationFailed,
+)
+from app.etags import Expected
 from app.models.base import UNSTORABLE_TEXT, unstorable
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from app.security import (
@@ -180,3 +188,34 @@ async def storable_parameters(request: Request) -> None:
     ]
     if refused:
         raise ValidationFailed("The request is not valid.", errors=refused)
+
+
+# --- If-Match ----------------------------------------------------------------------------
+
+_IF_MATCH = "The `ETag` of the version this change is based on"
+
+
+def _expected(
+    if_match: Annotated[
+        str | None, Header(alias="If-Match", description=f"{_IF_MATCH}.", max_length=100)
+    ] = None,
+) -> Expected:
+    return Expected.parse(if_match)
+
+
+def _expected_required(
+    # Declared required; its absence is answered with 428 by the validation handler
+    # (app/errors.py), not 422.
+    if_match: Annotated[
+        str, Header(alias="If-Match", description=f"{_IF_MATCH} (required).", max_length=100)
+    ],
+) -> Expected:
+    if not if_match.strip():
+        raise PreconditionRequired(IF_MATCH_REQUIRED)
+    return Expected.parse(if_match)
+
+
+# The versions a change may apply to: where the change needs `If-Match`, and where it may
+# go without (then it applies to whatever version is current).
+ExpectedVersion = Annotated[Expected, Depends(_expected_required)]
+OptionalExpectedVersion = Annotated[Expected, Depends(_expected)]

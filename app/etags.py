@@ -1,4 +1,5 @@
-"""Optimistic concurrency for referrals and cases: `ETag` out, `If-Match` in.
+"""Optimistic concurrency for referrals and cases: `ETag` out, `If-Match` in (read from the
+header by `app.deps`, handed to services as an `Expected` value).
 
 A record's tag is its version. A change names the version it was based on; the version is
 then claimed with one conditional UPDATE, so of two people deciding at once exactly one
@@ -7,57 +8,50 @@ wins and the other gets 412, on either database, whatever the interleaving.
 
 from __future__ import annotations
 
+import re
 import uuid
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 
-from fastapi import Header
 from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import IF_MATCH_REQUIRED, PreconditionFailed, PreconditionRequired
+from app.errors import PreconditionFailed
 
-IfMatchHeader = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description="The `ETag` of the version this change is based on.",
-        max_length=100,
-    ),
-]
-# Where a change needs `If-Match`, the contract says so; its absence is answered with 428
-# (by the validation handler in app/errors.py), not 422.
-IfMatchRequired = Annotated[
-    str,
-    Header(
-        alias="If-Match",
-        description="The `ETag` of the version this change is based on (required).",
-        max_length=100,
-    ),
-]
+_VERSION_TAG = re.compile(r'"[0-9]{1,18}"')
 
 
 def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def expected_version(if_match: str | None, current: int, *, required: bool = True) -> int:
-    """The version `If-Match` names; 428 when it is missing and required, 412 when it names
-    anything but the current version. Without a header (not required): the current one."""
-    if if_match is None or not if_match.strip():
-        if required:
-            raise PreconditionRequired(IF_MATCH_REQUIRED)
-        return current
-    tags = [tag.strip() for tag in if_match.split(",")]
-    if "*" in tags:
-        return current
-    for tag in tags:
-        if tag.startswith("W/"):
-            tag = tag[2:]
-        if tag == etag(current):
+@dataclass(frozen=True)
+class Expected:
+    """The versions a change may be applied to, from `If-Match`: the ones it lists, or any
+    (`*`, or no header where the change does not need one)."""
+
+    versions: frozenset[int] | None
+
+    @classmethod
+    def parse(cls, if_match: str | None) -> Expected:
+        """`"3"`, `W/"3"`, a list of them, or `*`; a tag that is not a version matches none."""
+        if if_match is None or not if_match.strip():
+            return cls(None)
+        tags = [tag.strip().removeprefix("W/") for tag in if_match.split(",")]
+        if "*" in tags:
+            return cls(None)
+        return cls(frozenset(int(t[1:-1]) for t in tags if _VERSION_TAG.fullmatch(t)))
+
+    def check(self, current: int) -> int:
+        """`current`, if the change may apply to it; 412 if it names another version."""
+        if self.versions is None or current in self.versions:
             return current
-    raise PreconditionFailed(
-        "This record has changed since you read it; read it again and resend your change."
-    )
+        raise PreconditionFailed(
+            "This record has changed since you read it; read it again and resend your change."
+        )
+
+
+ANY_VERSION = Expected(None)
 
 
 async def claim_version(

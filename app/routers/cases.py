@@ -12,12 +12,14 @@ from app.deps import (
     CaseApprover,
     CaseReader,
     CaseWriter,
+    ExpectedVersion,
+    OptionalExpectedVersion,
     PageDep,
     SessionDep,
     SettingsDep,
 )
 from app.errors import problem_responses
-from app.etags import IfMatchHeader, IfMatchRequired, etag
+from app.etags import etag
 from app.idempotency import Idempotency, IdempotencyKeyHeader
 from app.models.case import (
     Case,
@@ -137,12 +139,12 @@ async def update_case(
     settings: SettingsDep,
     principal: CaseWriter,
     auditor: AuditorDep,
-    if_match: IfMatchRequired,
+    expected: ExpectedVersion,
 ) -> CaseRead:
     """Change the lead practitioner, level of need, children (the list is replaced) or
     consent. Consent given `false` records it withdrawn: contacts are then refused until it
     is given again."""
-    case = await cases.update(session, principal, auditor, case_id, if_match, change)
+    case = await cases.update(session, principal, auditor, case_id, expected, change)
     return await _answer(session, settings, principal, case, response)
 
 
@@ -155,11 +157,11 @@ async def close_case(
     settings: SettingsDep,
     principal: CaseWriter,
     auditor: AuditorDep,
-    if_match: IfMatchHeader = None,
+    expected: OptionalExpectedVersion,
 ) -> CaseRead:
     """Ask to close the case. It closes at once for a caller with `cases:approve`; otherwise
     it stays open with `pending_closure` until a manager approves."""
-    case = await cases.request_closure(session, principal, auditor, case_id, if_match, request)
+    case = await cases.request_closure(session, principal, auditor, case_id, expected, request)
     return await _answer(session, settings, principal, case, response)
 
 
@@ -174,12 +176,12 @@ async def approve_case_closure(
     settings: SettingsDep,
     principal: CaseApprover,
     auditor: AuditorDep,
-    if_match: IfMatchHeader = None,
+    expected: OptionalExpectedVersion,
 ) -> CaseRead:
     """A manager approves the pending closure (the case closes with its reason) or refuses
     it (the case stays open)."""
     case = await cases.decide_closure(
-        session, principal, auditor, case_id, if_match, approval.approve, approval.note
+        session, principal, auditor, case_id, expected, approval.approve, approval.note
     )
     return await _answer(session, settings, principal, case, response)
 
@@ -193,9 +195,9 @@ async def reopen_case(
     settings: SettingsDep,
     principal: CaseWriter,
     auditor: AuditorDep,
-    if_match: IfMatchHeader = None,
+    expected: OptionalExpectedVersion,
 ) -> CaseRead:
-    case = await cases.reopen(session, principal, auditor, case_id, if_match, body.reason)
+    case = await cases.reopen(session, principal, auditor, case_id, expected, body.reason)
     return await _answer(session, settings, principal, case, response)
 
 

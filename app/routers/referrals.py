@@ -11,6 +11,7 @@ from app.deps import (
     Admin,
     AnyPrincipal,
     AuditorDep,
+    ExpectedVersion,
     LaCodeQuery,
     PageDep,
     ReferralDecider,
@@ -21,7 +22,7 @@ from app.deps import (
     StepUpApprover,
 )
 from app.errors import problem_responses
-from app.etags import IfMatchRequired, etag
+from app.etags import etag
 from app.idempotency import Idempotency, IdempotencyKeyHeader
 from app.models.base import IsoDate
 from app.models.referral import (
@@ -215,10 +216,10 @@ async def review_referral(
     session: SessionDep,
     principal: ReferralDecider,
     auditor: AuditorDep,
-    if_match: IfMatchRequired,
+    expected: ExpectedVersion,
 ) -> ReferralRead:
     """Take a received referral into review (`received` → `under_review`)."""
-    referral = await referrals.review(session, principal, auditor, referral_id, if_match)
+    referral = await referrals.review(session, principal, auditor, referral_id, expected)
     return await _answer(session, principal, referral, response)
 
 
@@ -234,7 +235,7 @@ async def decide_referral(
     session: SessionDep,
     principal: ReferralDecider,
     auditor: AuditorDep,
-    if_match: IfMatchRequired,
+    expected: ExpectedVersion,
 ) -> ReferralRead:
     """Decide a referral, with a reason the referrer will read.
 
@@ -243,7 +244,7 @@ async def decide_referral(
     - `step_up` to children's social care takes effect at once for a caller with
       `cases:approve`, and otherwise waits as `awaiting_approval`;
     - `redirect` names where the referral went."""
-    referral = await referrals.decide(session, principal, auditor, referral_id, if_match, decision)
+    referral = await referrals.decide(session, principal, auditor, referral_id, expected, decision)
     return await _answer(session, principal, referral, response)
 
 
@@ -259,11 +260,11 @@ async def approve_referral_step_up(
     session: SessionDep,
     principal: StepUpApprover,
     auditor: AuditorDep,
-    if_match: IfMatchRequired,
+    expected: ExpectedVersion,
 ) -> ReferralRead:
     """A manager approves a step-up (→ `stepped_up`) or refuses it (→ `under_review`)."""
     referral = await referrals.approve_step_up(
-        session, principal, auditor, referral_id, if_match, approval.approve, approval.note
+        session, principal, auditor, referral_id, expected, approval.approve, approval.note
     )
     return await _answer(session, principal, referral, response)
 
@@ -280,10 +281,10 @@ async def withdraw_referral(
     session: SessionDep,
     principal: ReferralWriter,
     auditor: AuditorDep,
-    if_match: IfMatchRequired,
+    expected: ExpectedVersion,
 ) -> ReferralRead:
     """The referrer withdraws its referral before a decision."""
     referral = await referrals.withdraw(
-        session, principal, auditor, referral_id, if_match, withdrawal.reason
+        session, principal, auditor, referral_id, expected, withdrawal.reason
     )
     return await _answer(session, principal, referral, response)

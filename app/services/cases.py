@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.errors import Conflict, NotFound, ProblemItem, ValidationFailed
-from app.etags import claim_version, expected_version
+from app.etags import Expected, claim_version
 from app.models.attendance import AttendanceFlag
 from app.models.base import as_utc, utcnow
 from app.models.case import (
@@ -298,11 +298,11 @@ async def update(
     principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
-    if_match: str | None,
+    expected: Expected,
     change: CaseUpdate,
 ) -> Case:
     case = await access.get_case(session, principal, case_id)
-    version = expected_version(if_match, case.version)
+    version = expected.check(case.version)
     if case.status == CaseStatus.closed:
         raise Conflict("This case is closed; reopen it before changing it.")
     fields = change.model_fields_set
@@ -397,11 +397,11 @@ async def request_closure(
     principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
-    if_match: str | None,
+    expected: Expected,
     request: ClosureRequest,
 ) -> Case:
     case = await access.get_case(session, principal, case_id)
-    version = expected_version(if_match, case.version, required=False)
+    version = expected.check(case.version)
     if case.status == CaseStatus.closed:
         raise Conflict("This case is already closed.")
     if case.pending_closure is not None:
@@ -455,12 +455,12 @@ async def decide_closure(
     principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
-    if_match: str | None,
+    expected: Expected,
     approve: bool,
     note: str,
 ) -> Case:
     case = await access.get_case(session, principal, case_id)
-    version = expected_version(if_match, case.version, required=False)
+    version = expected.check(case.version)
     pending = case.pending_closure
     if case.status != CaseStatus.open or pending is None:
         raise Conflict("No closure of this case awaits approval.")
@@ -508,11 +508,11 @@ async def reopen(
     principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
-    if_match: str | None,
+    expected: Expected,
     reason: str,
 ) -> Case:
     case = await access.get_case(session, principal, case_id)
-    version = expected_version(if_match, case.version, required=False)
+    version = expected.check(case.version)
     if case.status != CaseStatus.closed:
         raise Conflict("Only a closed case can be reopened; this one is open.")
     await _bump(session, case, version)

@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.errors import Conflict, Forbidden, NotFound, ProblemItem, ValidationFailed
-from app.etags import claim_version, expected_version
+from app.etags import Expected, claim_version
 from app.models.base import as_utc, utcnow
 from app.models.referral import (
     DECISION_STATUS,
@@ -226,10 +226,10 @@ async def get_all(
 
 
 async def _claim(
-    session: AsyncSession, principal: Principal, referral_id: uuid.UUID, if_match: str | None
+    session: AsyncSession, principal: Principal, referral_id: uuid.UUID, expected: Expected
 ) -> tuple[Referral, int]:
     referral = await access.get_referral(session, principal, referral_id)
-    version = expected_version(if_match, referral.version)
+    version = expected.check(referral.version)
     return referral, version
 
 
@@ -265,9 +265,9 @@ async def review(
     principal: Principal,
     auditor: Auditor,
     referral_id: uuid.UUID,
-    if_match: str | None,
+    expected: Expected,
 ) -> Referral:
-    referral, version = await _claim(session, principal, referral_id, if_match)
+    referral, version = await _claim(session, principal, referral_id, expected)
     if referral.status != ReferralStatus.received:
         raise _refuse(referral, "taken into review")
     await _bump(session, referral, version)
@@ -290,10 +290,10 @@ async def decide(
     principal: Principal,
     auditor: Auditor,
     referral_id: uuid.UUID,
-    if_match: str | None,
+    expected: Expected,
     decision: ReferralDecide,
 ) -> Referral:
-    referral, version = await _claim(session, principal, referral_id, if_match)
+    referral, version = await _claim(session, principal, referral_id, expected)
     if referral.status not in UNDECIDED:
         raise _refuse(referral, "decided")
     held = (await access.referral_children(session, [referral.id]))[referral.id]
@@ -399,11 +399,11 @@ async def approve_step_up(
     principal: Principal,
     auditor: Auditor,
     referral_id: uuid.UUID,
-    if_match: str | None,
+    expected: Expected,
     approve: bool,
     note: str,
 ) -> Referral:
-    referral, version = await _claim(session, principal, referral_id, if_match)
+    referral, version = await _claim(session, principal, referral_id, expected)
     pending = referral.pending_decision
     if referral.status != ReferralStatus.awaiting_approval or pending is None:
         raise Conflict(f"Nothing on this referral awaits approval: it is {referral.status!s}.")
@@ -451,10 +451,10 @@ async def withdraw(
     principal: Principal,
     auditor: Auditor,
     referral_id: uuid.UUID,
-    if_match: str | None,
+    expected: Expected,
     reason: str,
 ) -> Referral:
-    referral, version = await _claim(session, principal, referral_id, if_match)
+    referral, version = await _claim(session, principal, referral_id, expected)
     if referral.referrer != principal.subject:
         raise Forbidden("Only the referrer may withdraw a referral.")
     if referral.status not in UNDECIDED:
