@@ -231,7 +231,7 @@ async def push_marks(
     )
     if replay is not None:
         return replay
-    result = await attendance.ingest(session, principal, auditor, settings, items)
+    result = await attendance.ingest(auditor, settings, items)
     content = result.model_dump_json()
     if claim is not None:
         await claim.finish(200, content)
@@ -254,14 +254,13 @@ ToQuery = Annotated[IsoDate | None, Query(alias="to", description="Last day (def
 )
 async def pupil_attendance(
     pupil_id: uuid.UUID,
-    session: SessionDep,
-    principal: AttendanceReader,
+    _principal: AttendanceReader,
     auditor: AuditorDep,
     start: FromQuery = None,
     end: ToQuery = None,
 ) -> PupilAttendance:
     """A pupil's attendance figures over the range, by week and by term."""
-    return await attendance.pupil_figures(session, principal, auditor, pupil_id, start, end)
+    return await attendance.pupil_figures(auditor, pupil_id, start, end)
 
 
 @router.get(
@@ -284,7 +283,7 @@ async def school_attendance(
     """The school's pupils with marks in the range, lowest attendance first."""
     school = await schools.get(session, principal, school_id)
     after = attendance.decode_rank_cursor(cursor) if cursor else None
-    return await attendance.school_figures(session, auditor, school, start, end, after, page.limit)
+    return await attendance.school_figures(auditor, school, start, end, after, page.limit)
 
 
 # --- flags --------------------------------------------------------------------------------
@@ -292,8 +291,7 @@ async def school_attendance(
 
 @router.get("/v1/attendance/flags", response_model=FlagPage, responses=problem_responses(400, 422))
 async def list_flags(
-    session: SessionDep,
-    principal: AttendanceReader,
+    _principal: AttendanceReader,
     auditor: AuditorDep,
     page: PageDep,
     school_id: uuid.UUID | None = None,
@@ -323,7 +321,7 @@ async def list_flags(
     filters = attendance_flags.FlagFilters(
         school_id=school_id, kind=kind, status=status, pupil_id=pupil_id
     )
-    items, next_cursor = await attendance_flags.get_all(session, principal, auditor, page, filters)
+    items, next_cursor = await attendance_flags.get_all(auditor, page, filters)
     return FlagPage(items=[FlagRead.model_validate(f) for f in items], next_cursor=next_cursor)
 
 
@@ -340,10 +338,10 @@ def _detail(flag: Any, events: list[Any]) -> FlagDetail:
     responses=problem_responses(404, 422),
 )
 async def read_flag(
-    flag_id: uuid.UUID, session: SessionDep, principal: AttendanceReader, auditor: AuditorDep
+    flag_id: uuid.UUID, _principal: AttendanceReader, auditor: AuditorDep
 ) -> FlagDetail:
     """A flag with its history: raised, acknowledged, resolved, with who and when."""
-    flag, events = await attendance_flags.read(session, principal, auditor, flag_id)
+    flag, events = await attendance_flags.read(auditor, flag_id)
     return _detail(flag, events)
 
 
@@ -355,13 +353,10 @@ async def read_flag(
 async def acknowledge_flag(
     flag_id: uuid.UUID,
     body: FlagAcknowledge,
-    session: SessionDep,
-    principal: FlagHandler,
+    _principal: FlagHandler,
     auditor: AuditorDep,
 ) -> FlagDetail:
     """Take an open flag off the worklist with a note of what was done. The flag still
     resolves by itself when its condition stops holding."""
-    flag, events = await attendance_flags.acknowledge(
-        session, principal, auditor, flag_id, body.note, body.case_id
-    )
+    flag, events = await attendance_flags.acknowledge(auditor, flag_id, body.note, body.case_id)
     return _detail(flag, events)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.deps import AuditorDep, AuditReader, PageDep, SessionDep
+from app.deps import AuditorDep, AuditReader, PageDep
 from app.errors import problem_responses
 from app.models.audit import AuditEventPage
 from app.models.base import IsoAwareDatetime
@@ -22,7 +22,6 @@ router = APIRouter(
 
 @router.get("", response_model=AuditEventPage)
 async def list_audit_events(
-    session: SessionDep,
     _principal: AuditReader,
     auditor: AuditorDep,
     page: PageDep,
@@ -42,5 +41,5 @@ async def list_audit_events(
     filters = audit_events.AuditFilters(
         pupil_id=pupil_id, actor=actor, action=action, since=since, until=until
     )
-    items, next_cursor = await audit_events.get_all(session, auditor, page, filters)
+    items, next_cursor = await audit_events.get_all(auditor, page, filters)
     return AuditEventPage(items=items, next_cursor=next_cursor)

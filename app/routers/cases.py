@@ -78,7 +78,7 @@ async def open_case(
     )
     if replay is not None:
         return replay
-    case = await cases.create(session, principal, auditor, new)
+    case = await cases.create(auditor, new)
     [read] = await cases.present(session, principal, [case], settings.review_interval_weeks)
     content = read.model_dump_json()
     if claim is not None:
@@ -111,7 +111,7 @@ async def list_cases(
     filters = cases.CaseFilters(
         status, lead_practitioner_id, school_id, level_of_need, review_overdue, weeks
     )
-    items, next_cursor = await cases.get_all(session, principal, auditor, page, filters)
+    items, next_cursor = await cases.get_all(auditor, page, filters)
     return CasePage(
         items=await cases.present(session, principal, items, weeks), next_cursor=next_cursor
     )
@@ -126,7 +126,7 @@ async def read_case(
     principal: CaseReader,
     auditor: AuditorDep,
 ) -> CaseRead:
-    case = await cases.read(session, principal, auditor, case_id)
+    case = await cases.read(auditor, case_id)
     return await _answer(session, settings, principal, case, response)
 
 
@@ -144,7 +144,7 @@ async def update_case(
     """Change the lead practitioner, level of need, children (the list is replaced) or
     consent. Consent given `false` records it withdrawn: contacts are then refused until it
     is given again."""
-    case = await cases.update(session, principal, auditor, case_id, expected, change)
+    case = await cases.update(auditor, case_id, expected, change)
     return await _answer(session, settings, principal, case, response)
 
 
@@ -161,7 +161,7 @@ async def close_case(
 ) -> CaseRead:
     """Ask to close the case. It closes at once for a caller with `cases:approve`; otherwise
     it stays open with `pending_closure` until a manager approves."""
-    case = await cases.request_closure(session, principal, auditor, case_id, expected, request)
+    case = await cases.request_closure(auditor, case_id, expected, request)
     return await _answer(session, settings, principal, case, response)
 
 
@@ -180,9 +180,7 @@ async def approve_case_closure(
 ) -> CaseRead:
     """A manager approves the pending closure (the case closes with its reason) or refuses
     it (the case stays open)."""
-    case = await cases.decide_closure(
-        session, principal, auditor, case_id, expected, approval.approve, approval.note
-    )
+    case = await cases.decide_closure(auditor, case_id, expected, approval.approve, approval.note)
     return await _answer(session, settings, principal, case, response)
 
 
@@ -197,7 +195,7 @@ async def reopen_case(
     auditor: AuditorDep,
     expected: OptionalExpectedVersion,
 ) -> CaseRead:
-    case = await cases.reopen(session, principal, auditor, case_id, expected, body.reason)
+    case = await cases.reopen(auditor, case_id, expected, body.reason)
     return await _answer(session, settings, principal, case, response)
 
 
@@ -212,13 +210,12 @@ async def reopen_case(
 async def case_chronology(
     case_id: uuid.UUID,
     request: Request,
-    session: SessionDep,
-    principal: CaseReader,
+    _principal: CaseReader,
     auditor: AuditorDep,
 ) -> Response:
     """Every event of the case in time order: its referrals and their decisions, its own
     changes, and its children's attendance flags. CSV with `Accept: text/csv`."""
-    items = await cases.chronology_of(session, principal, auditor, case_id)
+    items = await cases.chronology_of(auditor, case_id)
     if "text/csv" in request.headers.get("accept", ""):
         return Response(
             chronology.as_csv(items),

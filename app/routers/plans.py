@@ -113,19 +113,16 @@ async def create_instrument(
 async def add_goal(
     case_id: uuid.UUID,
     new: GoalCreate,
-    session: SessionDep,
-    principal: CaseWriter,
+    _principal: CaseWriter,
     auditor: AuditorDep,
 ) -> GoalRead:
     """Add a goal of the family plan, in an outcome category, optionally for one child."""
-    return await plans.add_goal(session, principal, auditor, case_id, new)
+    return await plans.add_goal(auditor, case_id, new)
 
 
 @router.get("/v1/cases/{case_id}/goals", response_model=GoalList, responses=_READ)
-async def list_goals(
-    case_id: uuid.UUID, session: SessionDep, principal: CaseReader, auditor: AuditorDep
-) -> GoalList:
-    return GoalList(items=await plans.goals(session, principal, auditor, case_id))
+async def list_goals(case_id: uuid.UUID, _principal: CaseReader, auditor: AuditorDep) -> GoalList:
+    return GoalList(items=await plans.goals(auditor, case_id))
 
 
 @router.post(
@@ -134,20 +131,19 @@ async def list_goals(
 async def hold_review(
     case_id: uuid.UUID,
     new: ReviewCreate,
-    session: SessionDep,
-    principal: CaseWriter,
+    _principal: CaseWriter,
     auditor: AuditorDep,
 ) -> ReviewRead:
     """Record a review: what worries, what is working well, next steps, and each goal's
     agreed 0-10 scaling (with each respondent's own view kept beside it)."""
-    return await plans.hold_review(session, principal, auditor, case_id, new)
+    return await plans.hold_review(auditor, case_id, new)
 
 
 @router.get("/v1/cases/{case_id}/reviews", response_model=ReviewList, responses=_READ)
 async def list_reviews(
-    case_id: uuid.UUID, session: SessionDep, principal: CaseReader, auditor: AuditorDep
+    case_id: uuid.UUID, _principal: CaseReader, auditor: AuditorDep
 ) -> ReviewList:
-    return ReviewList(items=await plans.reviews(session, principal, auditor, case_id))
+    return ReviewList(items=await plans.reviews(auditor, case_id))
 
 
 # --- contacts and timetables ---------------------------------------------------------------
@@ -162,21 +158,20 @@ async def list_reviews(
 async def record_intervention(
     case_id: uuid.UUID,
     new: InterventionCreate,
-    session: SessionDep,
-    principal: CaseWriter,
+    _principal: CaseWriter,
     auditor: AuditorDep,
 ) -> InterventionRead:
     """Record a contact or intervention. A phone or online contact with a child needs the
     parent's recorded consent; a home visit records its risk assessment; a formal meeting
     carries an agenda and a record. Nothing is recorded while consent is withdrawn (409)."""
-    return await interventions.record(session, principal, auditor, case_id, new)
+    return await interventions.record(auditor, case_id, new)
 
 
 @router.get("/v1/cases/{case_id}/interventions", response_model=InterventionList, responses=_READ)
 async def list_interventions(
-    case_id: uuid.UUID, session: SessionDep, principal: CaseReader, auditor: AuditorDep
+    case_id: uuid.UUID, _principal: CaseReader, auditor: AuditorDep
 ) -> InterventionList:
-    return InterventionList(items=await interventions.get_all(session, principal, auditor, case_id))
+    return InterventionList(items=await interventions.get_all(auditor, case_id))
 
 
 @router.put(
@@ -186,12 +181,11 @@ async def set_timetable(
     case_id: uuid.UUID,
     child_id: uuid.UUID,
     plan: TimetableSet,
-    session: SessionDep,
-    principal: CaseWriter,
+    _principal: CaseWriter,
     auditor: AuditorDep,
 ) -> TimetableRead:
     """Set (or replace) a child's phased return to full-time school."""
-    return await interventions.set_timetable(session, principal, auditor, case_id, child_id, plan)
+    return await interventions.set_timetable(auditor, case_id, child_id, plan)
 
 
 @router.get(
@@ -200,12 +194,11 @@ async def set_timetable(
 async def read_timetable(
     case_id: uuid.UUID,
     child_id: uuid.UUID,
-    session: SessionDep,
-    principal: CaseReader,
+    _principal: CaseReader,
     auditor: AuditorDep,
 ) -> TimetableRead:
     """The timetable with where the child is today and whether they are on a full week."""
-    return await interventions.get_timetable(session, principal, auditor, case_id, child_id)
+    return await interventions.get_timetable(auditor, case_id, child_id)
 
 
 # --- measures and signposts ----------------------------------------------------------------
@@ -217,23 +210,21 @@ async def read_timetable(
 async def record_measure(
     case_id: uuid.UUID,
     new: MeasureCreate,
-    session: SessionDep,
-    principal: CaseWriter,
+    _principal: CaseWriter,
     auditor: AuditorDep,
 ) -> MeasureRead:
-    return await measures.record(session, principal, auditor, case_id, new)
+    return await measures.record(auditor, case_id, new)
 
 
 @router.get("/v1/cases/{case_id}/measures", response_model=MeasureList, responses=_READ)
 async def list_measures(
     case_id: uuid.UUID,
-    session: SessionDep,
-    principal: CaseReader,
+    _principal: CaseReader,
     auditor: AuditorDep,
     child_id: uuid.UUID | None = None,
     instrument: Annotated[str | None, Query(max_length=64)] = None,
 ) -> MeasureList:
-    items = await measures.get_all(session, principal, auditor, case_id, child_id, instrument)
+    items = await measures.get_all(auditor, case_id, child_id, instrument)
     return MeasureList(items=items)
 
 
@@ -246,12 +237,11 @@ async def list_measures(
 async def suggest_signpost(
     case_id: uuid.UUID,
     new: SignpostCreate,
-    session: SessionDep,
-    principal: CaseWriter,
+    _principal: CaseWriter,
     auditor: AuditorDep,
 ) -> SignpostRead:
     """Signpost the family (or one child) to a service in the directory."""
-    return await signposts.suggest(session, principal, auditor, case_id, new)
+    return await signposts.suggest(auditor, case_id, new)
 
 
 @router.patch(
@@ -261,18 +251,17 @@ async def update_signpost(
     case_id: uuid.UUID,
     signpost_id: uuid.UUID,
     change: SignpostUpdate,
-    session: SessionDep,
-    principal: CaseWriter,
+    _principal: CaseWriter,
     auditor: AuditorDep,
 ) -> SignpostRead:
     """Move a signpost on: suggested → referred | declined | no_response; referred →
     engaged | declined | no_response | waitlisted; waitlisted → engaged | declined |
     no_response."""
-    return await signposts.move(session, principal, auditor, case_id, signpost_id, change)
+    return await signposts.move(auditor, case_id, signpost_id, change)
 
 
 @router.get("/v1/cases/{case_id}/signposts", response_model=SignpostList, responses=_READ)
 async def list_signposts(
-    case_id: uuid.UUID, session: SessionDep, principal: CaseReader, auditor: AuditorDep
+    case_id: uuid.UUID, _principal: CaseReader, auditor: AuditorDep
 ) -> SignpostList:
-    return SignpostList(items=await signposts.get_all(session, principal, auditor, case_id))
+    return SignpostList(items=await signposts.get_all(auditor, case_id))

@@ -52,12 +52,11 @@ async def push_roster(
     limit = settings.roster_max_pupils
     if len(roster.pupils) > limit:
         raise PayloadTooLarge(f"A roster push holds at most {limit} pupils.")
-    return await pupils.push_roster(session, auditor, school, roster.pupils, full=(mode == "full"))
+    return await pupils.push_roster(auditor, school, roster.pupils, full=(mode == "full"))
 
 
 @router.get("/v1/pupils", response_model=PupilPage, responses=problem_responses(400, 422))
 async def list_pupils(
-    session: SessionDep,
     principal: PupilsReader,
     auditor: AuditorDep,
     page: PageDep,
@@ -98,7 +97,7 @@ async def list_pupils(
         on_roll=on_roll,
         flags={k: v for k, v in flags.items() if v is not None},
     )
-    items, next_cursor = await pupils.get_all(session, principal, auditor, page, filters)
+    items, next_cursor = await pupils.get_all(auditor, page, filters)
     return PupilPage(items=[pupils.present(p, principal) for p in items], next_cursor=next_cursor)
 
 
@@ -106,6 +105,6 @@ async def list_pupils(
     "/v1/pupils/{pupil_id}", response_model=PupilRead, responses=problem_responses(404, 422)
 )
 async def read_pupil(
-    pupil_id: uuid.UUID, session: SessionDep, principal: PupilsReader, auditor: AuditorDep
+    pupil_id: uuid.UUID, principal: PupilsReader, auditor: AuditorDep
 ) -> PupilRead:
-    return pupils.present(await pupils.get(session, principal, auditor, pupil_id), principal)
+    return pupils.present(await pupils.get(auditor, pupil_id), principal)

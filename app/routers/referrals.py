@@ -156,7 +156,7 @@ async def create_referral(
     )
     if replay is not None:
         return replay
-    referral, created = await referrals.create(session, principal, auditor, new)
+    referral, created = await referrals.create(auditor, new)
     [read] = await referrals.present(session, principal, [referral], with_history=True)
     content = read.model_dump_json()
     status = 201 if created else 200
@@ -182,7 +182,7 @@ async def list_referrals(
     """Referrals the caller may see, oldest first: a client only those it sent; staff those
     about children at schools within their reach, or of their LA."""
     filters = referrals.ReferralFilters(status, school_id, received_from, received_to)
-    items, next_cursor = await referrals.get_all(session, principal, auditor, page, filters)
+    items, next_cursor = await referrals.get_all(auditor, page, filters)
     return ReferralPage(
         items=await referrals.present(session, principal, items), next_cursor=next_cursor
     )
@@ -201,7 +201,7 @@ async def read_referral(
     auditor: AuditorDep,
 ) -> ReferralRead:
     """The referral with its status, decision and reason, and its history."""
-    referral = await referrals.read(session, principal, auditor, referral_id)
+    referral = await referrals.read(auditor, referral_id)
     return await _answer(session, principal, referral, response)
 
 
@@ -219,7 +219,7 @@ async def review_referral(
     expected: ExpectedVersion,
 ) -> ReferralRead:
     """Take a received referral into review (`received` → `under_review`)."""
-    referral = await referrals.review(session, principal, auditor, referral_id, expected)
+    referral = await referrals.review(auditor, referral_id, expected)
     return await _answer(session, principal, referral, response)
 
 
@@ -244,7 +244,7 @@ async def decide_referral(
     - `step_up` to children's social care takes effect at once for a caller with
       `cases:approve`, and otherwise waits as `awaiting_approval`;
     - `redirect` names where the referral went."""
-    referral = await referrals.decide(session, principal, auditor, referral_id, expected, decision)
+    referral = await referrals.decide(auditor, referral_id, expected, decision)
     return await _answer(session, principal, referral, response)
 
 
@@ -264,7 +264,7 @@ async def approve_referral_step_up(
 ) -> ReferralRead:
     """A manager approves a step-up (→ `stepped_up`) or refuses it (→ `under_review`)."""
     referral = await referrals.approve_step_up(
-        session, principal, auditor, referral_id, expected, approval.approve, approval.note
+        auditor, referral_id, expected, approval.approve, approval.note
     )
     return await _answer(session, principal, referral, response)
 
@@ -284,7 +284,5 @@ async def withdraw_referral(
     expected: ExpectedVersion,
 ) -> ReferralRead:
     """The referrer withdraws its referral before a decision."""
-    referral = await referrals.withdraw(
-        session, principal, auditor, referral_id, expected, withdrawal.reason
-    )
+    referral = await referrals.withdraw(auditor, referral_id, expected, withdrawal.reason)
     return await _answer(session, principal, referral, response)

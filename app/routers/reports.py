@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.deps import AuditorDep, ReportReader, SessionDep
+from app.deps import AuditorDep, ReportReader
 from app.errors import problem_responses
 from app.models.base import IsoDate
 from app.models.report import OutcomeReport
@@ -26,8 +26,7 @@ router = APIRouter(tags=["reports"], responses=problem_responses(401, 403, 500, 
 )
 async def outcome_report(
     request: Request,
-    session: SessionDep,
-    principal: ReportReader,
+    _principal: ReportReader,
     auditor: AuditorDep,
     start: Annotated[
         IsoDate | None,
@@ -41,7 +40,7 @@ async def outcome_report(
     """Goals of the cases open in the period, each counted once in the band of its latest
     review score (score x 10%) where that score rose above the goal's first: the positive
     impacts. Families with no scored review yet are "too early to scale"."""
-    report = await reports.outcomes(session, principal, auditor, start, end, school_id)
+    report = await reports.outcomes(auditor, start, end, school_id)
     if "text/csv" in request.headers.get("accept", ""):
         return Response(
             reports.outcomes_csv(report),

@@ -239,13 +239,12 @@ async def _rolls(
 
 
 async def ingest(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     settings: Settings,
     items: list[Any],
 ) -> IngestResult:
     """Upsert a push of marks. Each bad mark is rejected with its reason; the rest are kept."""
+    session, principal = auditor.session, auditor.principal
     marks, rejected = validate_shapes(items)
     schools = await _schools_by_code(session, principal, {m["school_code"] for _, m in marks})
     in_reach = [s for s in schools.values() if isinstance(s, School)]
@@ -772,13 +771,12 @@ def default_range(start: date | None, end: date | None) -> tuple[date, date]:
 
 
 async def pupil_figures(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     pupil_id: uuid.UUID,
     start: date | None,
     end: date | None,
 ) -> PupilAttendance:
+    session, principal = auditor.session, auditor.principal
     start, end = default_range(start, end)
     school_id = (
         await session.exec(
@@ -833,7 +831,6 @@ async def pupil_figures(
 
 
 async def school_figures(
-    session: AsyncSession,
     auditor: Auditor,
     school: School,
     start: date | None,
@@ -842,6 +839,7 @@ async def school_figures(
     limit: int,
 ) -> SchoolAttendance:
     """The school's pupils with marks in the range, lowest attendance first."""
+    session = auditor.session
     start, end = default_range(start, end)
     m = table_of(AttendanceMark).c
 

@@ -35,7 +35,6 @@ from app.models.base import new_id, utcnow
 from app.models.event import OutboxEvent
 from app.pagination import Page, keyset
 from app.reach import within_reach
-from app.security import Principal
 from app.services import access
 
 FLAG_RAISED = "attendance.flag.raised"
@@ -351,12 +350,11 @@ class FlagFilters:
 
 
 async def get_all(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     page: Page,
     filters: FlagFilters,
 ) -> tuple[list[AttendanceFlag], str | None]:
+    session, principal = auditor.session, auditor.principal
     query = select(AttendanceFlag).where(within_reach(AttendanceFlag.school_id, principal))
     if filters.school_id is not None:
         query = query.where(col(AttendanceFlag.school_id) == filters.school_id)
@@ -394,8 +392,9 @@ async def history(session: AsyncSession, flag_id: uuid.UUID) -> list[AttendanceF
 
 
 async def read(
-    session: AsyncSession, principal: Principal, auditor: Auditor, flag_id: uuid.UUID
+    auditor: Auditor, flag_id: uuid.UUID
 ) -> tuple[AttendanceFlag, list[AttendanceFlagEvent]]:
+    session, principal = auditor.session, auditor.principal
     flag = await access.get_flag(session, principal, flag_id)
     await auditor.record(
         "attendance.flag.read", "attendance_flag", flag.id, pupil_ids=[flag.pupil_id]
@@ -404,14 +403,13 @@ async def read(
 
 
 async def acknowledge(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     flag_id: uuid.UUID,
     note: str,
     case_id: uuid.UUID | None = None,
 ) -> tuple[AttendanceFlag, list[AttendanceFlagEvent]]:
     """Take an open flag off the worklist, optionally naming the case it is handled in."""
+    session, principal = auditor.session, auditor.principal
     flag = await access.get_flag(session, principal, flag_id)
     if flag.status == FlagStatus.resolved:
         raise Conflict("This flag is resolved; there is nothing to acknowledge.")

@@ -9,7 +9,6 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, or_
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.models.audit import AuditEvent, AuditEventPupil, AuditEventRead
@@ -43,11 +42,12 @@ def _event_in_reach(principal: Principal) -> ColumnElement[bool]:
 
 
 async def get_all(
-    session: AsyncSession, auditor: Auditor, page: Page, filters: AuditFilters
+    auditor: Auditor, page: Page, filters: AuditFilters
 ) -> tuple[list[AuditEventRead], str | None]:
     """Events within the reader's reach, newest first; each names only the children within
     reach. A child or an actor outside reach finds nothing, exactly as an unknown one. The
     read is itself audited."""
+    session = auditor.session
     principal = auditor.principal
     query = select(AuditEvent).where(_event_in_reach(principal))
     if filters.pupil_id is not None:

@@ -111,10 +111,9 @@ async def _link_flag(
     return flag
 
 
-async def create(
-    session: AsyncSession, principal: Principal, auditor: Auditor, new: CaseCreate
-) -> Case:
+async def create(auditor: Auditor, new: CaseCreate) -> Case:
     """Open a case directly: for a family already known, or from an attendance flag."""
+    session, principal = auditor.session, auditor.principal
     children = await access.resolve_children(session, principal, new.children)
     la_code = la_of(children, principal)
     school_id = _school_of(children)
@@ -254,8 +253,9 @@ class CaseFilters:
 
 
 async def get_all(
-    session: AsyncSession, principal: Principal, auditor: Auditor, page: Page, filters: CaseFilters
+    auditor: Auditor, page: Page, filters: CaseFilters
 ) -> tuple[list[Case], str | None]:
+    session, principal = auditor.session, auditor.principal
     query = select(Case).where(access.case_in_reach(principal))
     if filters.status is not None:
         query = query.where(Case.status == filters.status)
@@ -279,9 +279,8 @@ async def get_all(
     return items, next_cursor
 
 
-async def read(
-    session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
-) -> Case:
+async def read(auditor: Auditor, case_id: uuid.UUID) -> Case:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     await auditor.record(
         "case.read",
@@ -294,13 +293,12 @@ async def read(
 
 
 async def update(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     expected: Expected,
     change: CaseUpdate,
 ) -> Case:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     version = expected.check(case.version)
     if case.status == CaseStatus.closed:
@@ -366,9 +364,8 @@ async def update(
     return case
 
 
-async def chronology_of(
-    session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
-) -> list[ChronologyItem]:
+async def chronology_of(auditor: Auditor, case_id: uuid.UUID) -> list[ChronologyItem]:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     items = await chronology.for_case(session, case)
     held = await access.pupils_of(session, case.id)
@@ -393,13 +390,12 @@ def _close(case: Case, reason: ClosureReason, note: str, at: datetime) -> None:
 
 
 async def request_closure(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     expected: Expected,
     request: ClosureRequest,
 ) -> Case:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     version = expected.check(case.version)
     if case.status == CaseStatus.closed:
@@ -451,14 +447,13 @@ async def request_closure(
 
 
 async def decide_closure(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     expected: Expected,
     approve: bool,
     note: str,
 ) -> Case:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     version = expected.check(case.version)
     pending = case.pending_closure
@@ -504,13 +499,12 @@ async def decide_closure(
 
 
 async def reopen(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     expected: Expected,
     reason: str,
 ) -> Case:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     version = expected.check(case.version)
     if case.status != CaseStatus.closed:

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import date
 
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.errors import NotFound
@@ -27,17 +26,15 @@ from app.models.intervention import (
     TimetableRead,
     TimetableSet,
 )
-from app.security import Principal
 from app.services import access, chronology
 
 
 async def record(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     new: InterventionCreate,
 ) -> InterventionRead:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case_for_work(session, principal, case_id)
     access.require_consent(case)
     held = await access.check_children(session, case, new.child_ids, "child_ids")
@@ -75,9 +72,8 @@ async def record(
     return present(contact)
 
 
-async def get_all(
-    session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
-) -> list[InterventionRead]:
+async def get_all(auditor: Auditor, case_id: uuid.UUID) -> list[InterventionRead]:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     rows = (
         await session.exec(
@@ -148,13 +144,12 @@ def compute(
 
 
 async def set_timetable(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     child_id: uuid.UUID,
     plan: TimetableSet,
 ) -> TimetableRead:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case_for_work(session, principal, case_id)
     await access.check_children(session, case, [child_id], "child_id")
     steps = [s.model_dump(mode="json") for s in plan.steps]
@@ -186,12 +181,11 @@ async def set_timetable(
 
 
 async def get_timetable(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     child_id: uuid.UUID,
 ) -> TimetableRead:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     timetable = await session.get(Timetable, (case.id, child_id))
     if timetable is None:

@@ -44,12 +44,11 @@ def _problem(field: str, detail: str) -> ValidationFailed:
 
 
 async def record(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     new: MeasureCreate,
 ) -> MeasureRead:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case_for_work(session, principal, case_id)
     await access.check_children(session, case, [new.child_id], "child_id")
     instrument = await reference.find(session, MeasureInstrument, case.la_code, new.instrument)
@@ -92,13 +91,12 @@ async def record(
 
 
 async def get_all(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     child_id: uuid.UUID | None,
     instrument: str | None,
 ) -> list[MeasureRead]:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     query = select(Measure).where(Measure.case_id == case.id)
     if child_id is not None:

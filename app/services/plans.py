@@ -51,12 +51,11 @@ async def add_category(
 
 
 async def add_goal(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     new: GoalCreate,
 ) -> GoalRead:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case_for_work(session, principal, case_id)
     category = await reference.find(session, OutcomeCategory, case.la_code, new.outcome_category)
     if category is None or not category.active:
@@ -93,9 +92,8 @@ async def add_goal(
     return (await present_goals(session, [goal]))[0]
 
 
-async def goals(
-    session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
-) -> list[GoalRead]:
+async def goals(auditor: Auditor, case_id: uuid.UUID) -> list[GoalRead]:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     rows = (
         await session.exec(select(Goal).where(Goal.case_id == case.id).order_by(col(Goal.id)))
@@ -157,12 +155,11 @@ async def present_goals(session: AsyncSession, rows: Sequence[Goal]) -> list[Goa
 
 
 async def hold_review(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     new: ReviewCreate,
 ) -> ReviewRead:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case_for_work(session, principal, case_id)
     own = set((await session.exec(select(Goal.id).where(Goal.case_id == case.id))).all())
     seen: set[uuid.UUID] = set()
@@ -212,9 +209,8 @@ async def hold_review(
     return (await present_reviews(session, [review]))[0]
 
 
-async def reviews(
-    session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
-) -> list[ReviewRead]:
+async def reviews(auditor: Auditor, case_id: uuid.UUID) -> list[ReviewRead]:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     rows = (
         await session.exec(

@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import insert, or_, update
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.errors import NotFound
@@ -100,7 +99,6 @@ def _changes(pupil: Pupil, record: PupilRecord) -> dict[str, Any]:
 
 
 async def push_roster(
-    session: AsyncSession,
     auditor: Auditor,
     school: School,
     rows: list[dict[str, Any]],
@@ -109,6 +107,7 @@ async def push_roster(
 ) -> RosterResult:
     """Upsert a school's roster by MIS id. Bad rows are rejected with their reason and the
     good ones kept; on a full push, pupils left out go off roll (never deleted)."""
+    session = auditor.session
     push = _validate(rows, school)
     existing = {
         p.mis_id: p
@@ -182,9 +181,8 @@ def present(pupil: Pupil, principal: Principal) -> PupilRead:
     return read
 
 
-async def get(
-    session: AsyncSession, principal: Principal, auditor: Auditor, pupil_id: uuid.UUID
-) -> Pupil:
+async def get(auditor: Auditor, pupil_id: uuid.UUID) -> Pupil:
+    session, principal = auditor.session, auditor.principal
     pupil = (
         await session.exec(
             select(Pupil).where(Pupil.id == pupil_id, within_reach(Pupil.school_id, principal))
@@ -207,12 +205,11 @@ class PupilFilters:
 
 
 async def get_all(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     page: Page,
     filters: PupilFilters,
 ) -> tuple[list[Pupil], str | None]:
+    session, principal = auditor.session, auditor.principal
     query = select(Pupil).where(within_reach(Pupil.school_id, principal))
     if filters.school_id is not None:
         query = query.where(Pupil.school_id == filters.school_id)

@@ -70,15 +70,14 @@ async def _by_reference(
     return (await session.exec(query)).first()
 
 
-async def create(
-    session: AsyncSession, principal: Principal, auditor: Auditor, new: ReferralCreate
-) -> tuple[Referral, bool]:
+async def create(auditor: Auditor, new: ReferralCreate) -> tuple[Referral, bool]:
     """The new referral and True, or the referral this referrer already sent with the same
     `external_reference` and False."""
+    session, principal = auditor.session, auditor.principal
     if new.external_reference is not None:
         existing = await _by_reference(session, principal, new.external_reference)
         if existing is not None:
-            await _audit_read(session, auditor, existing)
+            await _audit_read(auditor, existing)
             return existing, False
     children = await access.resolve_children(session, principal, new.children)
     la_code = cases.la_of(children, principal)
@@ -128,7 +127,7 @@ async def create(
         existing = await _by_reference(session, principal, new.external_reference)
         if existing is None:
             raise
-        await _audit_read(session, auditor, existing)
+        await _audit_read(auditor, existing)
         return existing, False
     session.add_all(
         ReferralChild(
@@ -166,7 +165,8 @@ async def create(
     return referral, True
 
 
-async def _audit_read(session: AsyncSession, auditor: Auditor, referral: Referral) -> None:
+async def _audit_read(auditor: Auditor, referral: Referral) -> None:
+    session = auditor.session
     held = (await access.referral_children(session, [referral.id]))[referral.id]
     await auditor.record(
         "referral.read",
@@ -177,11 +177,10 @@ async def _audit_read(session: AsyncSession, auditor: Auditor, referral: Referra
     )
 
 
-async def read(
-    session: AsyncSession, principal: Principal, auditor: Auditor, referral_id: uuid.UUID
-) -> Referral:
+async def read(auditor: Auditor, referral_id: uuid.UUID) -> Referral:
+    session, principal = auditor.session, auditor.principal
     referral = await access.get_referral(session, principal, referral_id)
-    await _audit_read(session, auditor, referral)
+    await _audit_read(auditor, referral)
     return referral
 
 
@@ -194,12 +193,11 @@ class ReferralFilters:
 
 
 async def get_all(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     page: Page,
     filters: ReferralFilters,
 ) -> tuple[list[Referral], str | None]:
+    session, principal = auditor.session, auditor.principal
     query = select(Referral).where(access.referral_visible_to(principal))
     if filters.status is not None:
         query = query.where(Referral.status == filters.status)
@@ -246,9 +244,8 @@ def _refuse(referral: Referral, action: str) -> Conflict:
     return Conflict(f"This referral cannot be {action}: {why}.")
 
 
-async def _audit_change(
-    session: AsyncSession, auditor: Auditor, referral: Referral, action: str, **details: Any
-) -> None:
+async def _audit_change(auditor: Auditor, referral: Referral, action: str, **details: Any) -> None:
+    session = auditor.session
     held = (await access.referral_children(session, [referral.id]))[referral.id]
     await auditor.record(
         action,
@@ -261,12 +258,11 @@ async def _audit_change(
 
 
 async def review(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     referral_id: uuid.UUID,
     expected: Expected,
 ) -> Referral:
+    session, principal = auditor.session, auditor.principal
     referral, version = await _claim(session, principal, referral_id, expected)
     if referral.status != ReferralStatus.received:
         raise _refuse(referral, "taken into review")
@@ -281,18 +277,17 @@ async def review(
         referral_id=referral.id,
         details={"from": "received", "to": "under_review"},
     )
-    await _audit_change(session, auditor, referral, "referral.review")
+    await _audit_change(auditor, referral, "referral.review")
     return referral
 
 
 async def decide(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     referral_id: uuid.UUID,
     expected: Expected,
     decision: ReferralDecide,
 ) -> Referral:
+    session, principal = auditor.session, auditor.principal
     referral, version = await _claim(session, principal, referral_id, expected)
     if referral.status not in UNDECIDED:
         raise _refuse(referral, "decided")
@@ -341,9 +336,7 @@ async def decide(
             redirected_to=decision.redirected_to,
             now=now,
         )
-    await _audit_change(
-        session, auditor, referral, "referral.decide", decision=decision.decision.value
-    )
+    await _audit_change(auditor, referral, "referral.decide", decision=decision.decision.value)
     return referral
 
 
@@ -395,14 +388,13 @@ async def _apply(
 
 
 async def approve_step_up(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     referral_id: uuid.UUID,
     expected: Expected,
     approve: bool,
     note: str,
 ) -> Referral:
+    session, principal = auditor.session, auditor.principal
     referral, version = await _claim(session, principal, referral_id, expected)
     pending = referral.pending_decision
     if referral.status != ReferralStatus.awaiting_approval or pending is None:
@@ -442,18 +434,17 @@ async def approve_step_up(
             referral_id=referral.id,
             details={"from": "awaiting_approval", "to": "under_review", "reason": note},
         )
-    await _audit_change(session, auditor, referral, "referral.approval", approved=approve)
+    await _audit_change(auditor, referral, "referral.approval", approved=approve)
     return referral
 
 
 async def withdraw(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     referral_id: uuid.UUID,
     expected: Expected,
     reason: str,
 ) -> Referral:
+    session, principal = auditor.session, auditor.principal
     referral, version = await _claim(session, principal, referral_id, expected)
     if referral.referrer != principal.subject:
         raise Forbidden("Only the referrer may withdraw a referral.")
@@ -473,7 +464,7 @@ async def withdraw(
         referral_id=referral.id,
         details={"from": str(before), "to": "withdrawn", "reason": reason},
     )
-    await _audit_change(session, auditor, referral, "referral.withdraw")
+    await _audit_change(auditor, referral, "referral.withdraw")
     return referral
 
 

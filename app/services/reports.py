@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import or_
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.errors import ProblemItem, ValidationFailed
@@ -17,7 +16,6 @@ from app.models.base import utcnow
 from app.models.case import Case
 from app.models.plan import Goal
 from app.models.report import OutcomeReport, OutcomeRow
-from app.security import Principal
 from app.services import access, plans
 
 BANDS = list(range(10, 101, 10))
@@ -28,8 +26,6 @@ def academic_year_start(day: date) -> date:
 
 
 async def outcomes(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     start: date | None,
     end: date | None,
@@ -37,6 +33,7 @@ async def outcomes(
 ) -> OutcomeReport:
     """Each goal of the cases open in the period, counted once in the band of its latest
     score (score x 10%), where that score is above the goal's first: a positive impact."""
+    session, principal = auditor.session, auditor.principal
     end = end or utcnow().date()
     start = start or academic_year_start(end)
     if start > end:

@@ -354,11 +354,9 @@ async def seed_demo(session: AsyncSession, settings: Settings | None = None) -> 
     for code, name, phase, estab in DEMO_SCHOOLS:
         school = await _school(session, code, name, phase)
         by_code[code] = school
-        await pupils.push_roster(session, auditor, school, _roster(estab, phase), full=False)
+        await pupils.push_roster(auditor, school, _roster(estab, phase), full=False)
         await session.flush()
-        await attendance.ingest(
-            session, SEED_PRINCIPAL, auditor, settings, list(_registers(code, estab))
-        )
+        await attendance.ingest(auditor, settings, list(_registers(code, estab)))
 
     clients = []
     for client_id, name, scopes, codes in DEMO_CLIENTS:

@@ -22,7 +22,6 @@ from app.models.signpost import (
     SignpostStatus,
     SignpostUpdate,
 )
-from app.security import Principal
 from app.services import access, chronology, directory
 
 
@@ -31,12 +30,11 @@ def _event(status: SignpostStatus, at: datetime, by: str, note: str | None) -> d
 
 
 async def suggest(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     new: SignpostCreate,
 ) -> SignpostRead:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case_for_work(session, principal, case_id)
     held = await access.check_children(session, case, [new.child_id], "child_id")
     try:
@@ -74,13 +72,12 @@ async def suggest(
 
 
 async def move(
-    session: AsyncSession,
-    principal: Principal,
     auditor: Auditor,
     case_id: uuid.UUID,
     signpost_id: uuid.UUID,
     change: SignpostUpdate,
 ) -> SignpostRead:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case_for_work(session, principal, case_id)
     signpost = (
         await session.exec(
@@ -124,9 +121,8 @@ async def move(
     return (await present(session, [signpost]))[0]
 
 
-async def get_all(
-    session: AsyncSession, principal: Principal, auditor: Auditor, case_id: uuid.UUID
-) -> list[SignpostRead]:
+async def get_all(auditor: Auditor, case_id: uuid.UUID) -> list[SignpostRead]:
+    session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
     rows = (
         await session.exec(
