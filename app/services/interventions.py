@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 
-from sqlmodel import col, select
+from sqlmodel import col
 
 from app.audit import Auditor
 from app.errors import NotFound
@@ -26,21 +26,16 @@ from app.models.intervention import (
     TimetableRead,
     TimetableSet,
 )
-from app.services import access, chronology
+from app.services import access, case_records
 
 
-async def record(
-    auditor: Auditor,
-    case_id: uuid.UUID,
-    new: InterventionCreate,
-) -> InterventionRead:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case_for_work(session, principal, case_id)
-    access.require_consent(case)
-    held = await access.check_children(session, case, new.child_ids, "child_ids")
+async def record(auditor: Auditor, case_id: uuid.UUID, new: InterventionCreate) -> InterventionRead:
+    work = await case_records.begin(
+        auditor, case_id, child_ids=new.child_ids, field="child_ids", needs_consent=True
+    )
     occurred = as_utc(new.occurred_at)
     contact = Intervention(
-        case_id=case.id,
+        case_id=work.case.id,
         type=new.type,
         occurred_at=occurred,
         minutes=new.minutes,
@@ -53,37 +48,31 @@ async def record(
         actions=[a.model_dump(mode="json") for a in new.actions],
         parent_consent_recorded=new.parent_consent_recorded,
         risk_assessment_done=new.risk_assessment_done,
-        created_by=principal.subject,
+        created_by=work.by,
     )
-    session.add(contact)
     seen = "child seen" if new.child_seen else "child not seen"
-    await chronology.record(
-        session,
-        principal,
-        "intervention.recorded",
-        f"{new.type.replace('_', ' ').capitalize()} ({new.location}, {new.minutes} min, {seen})",
-        case_id=case.id,
+    await case_records.add(
+        work,
+        contact,
+        event="intervention.recorded",
+        summary=f"{new.type.replace('_', ' ').capitalize()} "
+        f"({new.location}, {new.minutes} min, {seen})",
         details={"intervention_id": str(contact.id), "occurred_at": occurred.isoformat()},
-    )
-    await session.flush()
-    await auditor.record(
-        "intervention.create", "intervention", contact.id, pupil_ids=new.child_ids or held
+        action="intervention.create",
+        children=new.child_ids or None,
     )
     return present(contact)
 
 
 async def get_all(auditor: Auditor, case_id: uuid.UUID) -> list[InterventionRead]:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case(session, principal, case_id)
-    rows = (
-        await session.exec(
-            select(Intervention)
-            .where(Intervention.case_id == case.id)
-            .order_by(col(Intervention.occurred_at), col(Intervention.id))
-        )
-    ).all()
-    held = await access.pupils_of(session, case.id)
-    await auditor.record("intervention.list", "case", case.id, pupil_ids=held)
+    rows = await case_records.records(
+        auditor,
+        case_id,
+        Intervention,
+        col(Intervention.occurred_at),
+        col(Intervention.id),
+        action="intervention.list",
+    )
     return [present(r) for r in rows]
 
 
@@ -144,39 +133,35 @@ def compute(
 
 
 async def set_timetable(
-    auditor: Auditor,
-    case_id: uuid.UUID,
-    child_id: uuid.UUID,
-    plan: TimetableSet,
+    auditor: Auditor, case_id: uuid.UUID, child_id: uuid.UUID, plan: TimetableSet
 ) -> TimetableRead:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case_for_work(session, principal, case_id)
-    await access.check_children(session, case, [child_id], "child_id")
+    work = await case_records.begin(auditor, case_id, child_ids=[child_id])
     steps = [s.model_dump(mode="json") for s in plan.steps]
-    timetable = await session.get(Timetable, (case.id, child_id))
+    timetable = await work.session.get(Timetable, (work.case.id, child_id))
     if timetable is None:
-        timetable = Timetable(case_id=case.id, child_id=child_id, full_time_hours=0, updated_by="")
+        timetable = Timetable(
+            case_id=work.case.id, child_id=child_id, full_time_hours=0, updated_by=""
+        )
     timetable.full_time_hours = plan.full_time_hours
     timetable.steps = steps
     timetable.updated_at = utcnow()
-    timetable.updated_by = principal.subject
-    session.add(timetable)
+    timetable.updated_by = work.by
     answer = compute(child_id, plan.full_time_hours, steps)
     reaches = (
         f"full time from {answer.full_time_from.isoformat()}"
         if answer.full_time_from
         else "not yet reaching full time"
     )
-    await chronology.record(
-        session,
-        principal,
-        "timetable.set",
-        f"Re-integration timetable set: {len(steps)} step(s), {reaches}",
-        case_id=case.id,
+    await case_records.add(
+        work,
+        timetable,
+        event="timetable.set",
+        summary=f"Re-integration timetable set: {len(steps)} step(s), {reaches}",
         details={"child_id": str(child_id)},
+        action="timetable.set",
+        children=[child_id],
+        resource=("case", work.case.id),
     )
-    await session.flush()
-    await auditor.record("timetable.set", "case", case.id, pupil_ids=[child_id])
     return answer
 
 

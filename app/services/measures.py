@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
@@ -19,7 +19,7 @@ from app.models.measure import (
 )
 from app.reach import writable_la
 from app.security import Principal
-from app.services import access, chronology, reference
+from app.services import case_records, reference
 
 
 async def instruments(session: AsyncSession, las: Iterable[str]) -> list[MeasureInstrument]:
@@ -43,15 +43,11 @@ def _problem(field: str, detail: str) -> ValidationFailed:
     )
 
 
-async def record(
-    auditor: Auditor,
-    case_id: uuid.UUID,
-    new: MeasureCreate,
-) -> MeasureRead:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case_for_work(session, principal, case_id)
-    await access.check_children(session, case, [new.child_id], "child_id")
-    instrument = await reference.find(session, MeasureInstrument, case.la_code, new.instrument)
+async def record(auditor: Auditor, case_id: uuid.UUID, new: MeasureCreate) -> MeasureRead:
+    work = await case_records.begin(auditor, case_id, child_ids=[new.child_id])
+    instrument = await reference.find(
+        work.session, MeasureInstrument, work.case.la_code, new.instrument
+    )
     if instrument is None:
         raise _problem(
             "instrument",
@@ -67,26 +63,24 @@ async def record(
             "score", f"must be between {instrument.min_score:g} and {instrument.max_score:g}"
         )
     measure = Measure(
-        case_id=case.id,
+        case_id=work.case.id,
         child_id=new.child_id,
         instrument=new.instrument,
         domain=new.domain,
         score=new.score,
         measured_on=new.measured_on,
-        created_by=principal.subject,
+        created_by=work.by,
     )
-    session.add(measure)
     where = f" ({new.domain.replace('_', ' ')})" if new.domain else ""
-    await chronology.record(
-        session,
-        principal,
-        "measure.recorded",
-        f"{instrument.label}{where}: {new.score:g} on {new.measured_on.isoformat()}",
-        case_id=case.id,
+    await case_records.add(
+        work,
+        measure,
+        event="measure.recorded",
+        summary=f"{instrument.label}{where}: {new.score:g} on {new.measured_on.isoformat()}",
         details={"measure_id": str(measure.id), "child_id": str(new.child_id)},
+        action="measure.create",
+        children=[new.child_id],
     )
-    await session.flush()
-    await auditor.record("measure.create", "measure", measure.id, pupil_ids=[new.child_id])
     return MeasureRead.model_validate(measure)
 
 
@@ -96,15 +90,21 @@ async def get_all(
     child_id: uuid.UUID | None,
     instrument: str | None,
 ) -> list[MeasureRead]:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case(session, principal, case_id)
-    query = select(Measure).where(Measure.case_id == case.id)
+    """The case's measures, by date; the read is audited as concerning the children they
+    are about."""
+    where = []
     if child_id is not None:
-        query = query.where(Measure.child_id == child_id)
+        where.append(col(Measure.child_id) == child_id)
     if instrument is not None:
-        query = query.where(Measure.instrument == instrument)
-    rows = (await session.exec(query.order_by(col(Measure.measured_on), col(Measure.id)))).all()
-    await auditor.record(
-        "measure.list", "case", case.id, pupil_ids=list(dict.fromkeys(r.child_id for r in rows))
+        where.append(col(Measure.instrument) == instrument)
+    rows = await case_records.records(
+        auditor,
+        case_id,
+        Measure,
+        col(Measure.measured_on),
+        col(Measure.id),
+        action="measure.list",
+        where=where,
+        children=lambda found: list(dict.fromkeys(r.child_id for r in found)),
     )
     return [MeasureRead.model_validate(r) for r in rows]

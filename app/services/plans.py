@@ -28,7 +28,7 @@ from app.models.plan import (
 )
 from app.reach import writable_la
 from app.security import Principal
-from app.services import access, chronology, reference
+from app.services import case_records, reference
 
 # --- outcome categories ------------------------------------------------------------------
 
@@ -50,14 +50,11 @@ async def add_category(
 # --- goals -------------------------------------------------------------------------------
 
 
-async def add_goal(
-    auditor: Auditor,
-    case_id: uuid.UUID,
-    new: GoalCreate,
-) -> GoalRead:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case_for_work(session, principal, case_id)
-    category = await reference.find(session, OutcomeCategory, case.la_code, new.outcome_category)
+async def add_goal(auditor: Auditor, case_id: uuid.UUID, new: GoalCreate) -> GoalRead:
+    work = await case_records.begin(auditor, case_id, child_ids=[new.child_id])
+    category = await reference.find(
+        work.session, OutcomeCategory, work.case.la_code, new.outcome_category
+    )
     if category is None or not category.active:
         raise ValidationFailed(
             "Unknown outcome category.",
@@ -68,40 +65,29 @@ async def add_goal(
                 )
             ],
         )
-    held = await access.check_children(session, case, [new.child_id], "child_id")
     goal = Goal(
-        case_id=case.id,
+        case_id=work.case.id,
         title=new.title,
         outcome_category=new.outcome_category,
         child_id=new.child_id,
         owner=new.owner,
         due=new.due,
-        created_by=principal.subject,
+        created_by=work.by,
     )
-    session.add(goal)
-    await chronology.record(
-        session,
-        principal,
-        "goal.added",
-        f"Goal added ({category.label}): {new.title}",
-        case_id=case.id,
+    await case_records.add(
+        work,
+        goal,
+        event="goal.added",
+        summary=f"Goal added ({category.label}): {new.title}",
         details={"goal_id": str(goal.id)},
+        action="goal.create",
     )
-    await session.flush()
-    await auditor.record("goal.create", "goal", goal.id, pupil_ids=held)
-    return (await present_goals(session, [goal]))[0]
+    return (await present_goals(work.session, [goal]))[0]
 
 
 async def goals(auditor: Auditor, case_id: uuid.UUID) -> list[GoalRead]:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case(session, principal, case_id)
-    rows = (
-        await session.exec(select(Goal).where(Goal.case_id == case.id).order_by(col(Goal.id)))
-    ).all()
-    await auditor.record(
-        "goal.list", "case", case.id, pupil_ids=await access.pupils_of(session, case.id)
-    )
-    return await present_goals(session, rows)
+    rows = await case_records.records(auditor, case_id, Goal, col(Goal.id), action="goal.list")
+    return await present_goals(auditor.session, rows)
 
 
 @dataclass(frozen=True)
@@ -154,14 +140,9 @@ async def present_goals(session: AsyncSession, rows: Sequence[Goal]) -> list[Goa
 # --- reviews -----------------------------------------------------------------------------
 
 
-async def hold_review(
-    auditor: Auditor,
-    case_id: uuid.UUID,
-    new: ReviewCreate,
-) -> ReviewRead:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case_for_work(session, principal, case_id)
-    own = set((await session.exec(select(Goal.id).where(Goal.case_id == case.id))).all())
+async def hold_review(auditor: Auditor, case_id: uuid.UUID, new: ReviewCreate) -> ReviewRead:
+    work = await case_records.begin(auditor, case_id)
+    own = set((await work.session.exec(select(Goal.id).where(Goal.case_id == work.case.id))).all())
     seen: set[uuid.UUID] = set()
     for index, item in enumerate(new.scores):
         problem = None
@@ -176,16 +157,14 @@ async def hold_review(
             )
         seen.add(item.goal_id)
     review = Review(
-        case_id=case.id,
+        case_id=work.case.id,
         held_on=new.held_on,
         worries=new.worries,
         working_well=new.working_well,
         next_steps=new.next_steps,
-        created_by=principal.subject,
+        created_by=work.by,
     )
-    session.add(review)
-    await session.flush()
-    session.add_all(
+    scores = [
         ReviewScore(
             review_id=review.id,
             goal_id=item.goal_id,
@@ -193,36 +172,24 @@ async def hold_review(
             respondent_scores=(item.respondent_scores or RespondentScores()).model_dump(),
         )
         for item in new.scores
-    )
-    await chronology.record(
-        session,
-        principal,
-        "review.held",
-        f"Review held on {new.held_on.isoformat()} ({len(new.scores)} goal(s) scaled)",
-        case_id=case.id,
+    ]
+    await case_records.add(
+        work,
+        review,
+        also=scores,
+        event="review.held",
+        summary=f"Review held on {new.held_on.isoformat()} ({len(new.scores)} goal(s) scaled)",
         details={"review_id": str(review.id)},
+        action="review.create",
     )
-    await session.flush()
-    await auditor.record(
-        "review.create", "review", review.id, pupil_ids=await access.pupils_of(session, case.id)
-    )
-    return (await present_reviews(session, [review]))[0]
+    return (await present_reviews(work.session, [review]))[0]
 
 
 async def reviews(auditor: Auditor, case_id: uuid.UUID) -> list[ReviewRead]:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case(session, principal, case_id)
-    rows = (
-        await session.exec(
-            select(Review)
-            .where(Review.case_id == case.id)
-            .order_by(col(Review.held_on), col(Review.id))
-        )
-    ).all()
-    await auditor.record(
-        "review.list", "case", case.id, pupil_ids=await access.pupils_of(session, case.id)
+    rows = await case_records.records(
+        auditor, case_id, Review, col(Review.held_on), col(Review.id), action="review.list"
     )
-    return await present_reviews(session, rows)
+    return await present_reviews(auditor.session, rows)
 
 
 async def present_reviews(session: AsyncSession, rows: Sequence[Review]) -> list[ReviewRead]:

@@ -22,23 +22,17 @@ from app.models.signpost import (
     SignpostStatus,
     SignpostUpdate,
 )
-from app.services import access, chronology, directory
+from app.services import case_records, directory
 
 
 def _event(status: SignpostStatus, at: datetime, by: str, note: str | None) -> dict[str, object]:
     return {"status": status.value, "at": at.isoformat(), "by": by, "note": note}
 
 
-async def suggest(
-    auditor: Auditor,
-    case_id: uuid.UUID,
-    new: SignpostCreate,
-) -> SignpostRead:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case_for_work(session, principal, case_id)
-    held = await access.check_children(session, case, [new.child_id], "child_id")
+async def suggest(auditor: Auditor, case_id: uuid.UUID, new: SignpostCreate) -> SignpostRead:
+    work = await case_records.begin(auditor, case_id, child_ids=[new.child_id])
     try:
-        service = await directory.get_service(session, new.service_id)
+        service = await directory.get_service(work.session, new.service_id)
     except NotFound:
         raise ValidationFailed(
             "The service is not in the directory.",
@@ -46,44 +40,34 @@ async def suggest(
         ) from None
     now = utcnow()
     signpost = Signpost(
-        case_id=case.id,
+        case_id=work.case.id,
         service_id=service.id,
         child_id=new.child_id,
         reason=new.reason,
         status=SignpostStatus.suggested,
-        history=[_event(SignpostStatus.suggested, now, principal.subject, new.reason)],
+        history=[_event(SignpostStatus.suggested, now, work.by, new.reason)],
         created_at=now,
         updated_at=now,
-        created_by=principal.subject,
+        created_by=work.by,
     )
-    session.add(signpost)
-    await chronology.record(
-        session,
-        principal,
-        "signpost.suggested",
-        f"Signposted to {service.name}: {new.reason}",
-        case_id=case.id,
+    await case_records.add(
+        work,
+        signpost,
+        event="signpost.suggested",
+        summary=f"Signposted to {service.name}: {new.reason}",
         details={"signpost_id": str(signpost.id), "service_id": str(service.id)},
+        action="signpost.create",
+        children=[new.child_id] if new.child_id else None,
     )
-    await session.flush()
-    children = [new.child_id] if new.child_id else held
-    await auditor.record("signpost.create", "signpost", signpost.id, pupil_ids=children)
-    return (await present(session, [signpost]))[0]
+    return (await present(work.session, [signpost]))[0]
 
 
 async def move(
-    auditor: Auditor,
-    case_id: uuid.UUID,
-    signpost_id: uuid.UUID,
-    change: SignpostUpdate,
+    auditor: Auditor, case_id: uuid.UUID, signpost_id: uuid.UUID, change: SignpostUpdate
 ) -> SignpostRead:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case_for_work(session, principal, case_id)
-    signpost = (
-        await session.exec(
-            select(Signpost).where(Signpost.id == signpost_id, Signpost.case_id == case.id)
-        )
-    ).first()
+    work = await case_records.begin(auditor, case_id)
+    query = select(Signpost).where(Signpost.id == signpost_id, Signpost.case_id == work.case.id)
+    signpost = (await work.session.exec(query)).first()
     if signpost is None:
         raise NotFound("No such signpost on this case.")
     current = SignpostStatus(signpost.status)
@@ -97,41 +81,28 @@ async def move(
         raise Conflict(f"This signpost cannot become {change.status.value}: {why}.")
     now = utcnow()
     signpost.status = change.status
-    signpost.history = [
-        *signpost.history,
-        _event(change.status, now, principal.subject, change.note),
-    ]
+    signpost.history = [*signpost.history, _event(change.status, now, work.by, change.note)]
     signpost.updated_at = now
-    session.add(signpost)
-    service = await session.get(DirectoryService, signpost.service_id)
+    service = await work.session.get(DirectoryService, signpost.service_id)
     name = service.name if service else "a service"
     note = f": {change.note}" if change.note else ""
-    await chronology.record(
-        session,
-        principal,
-        f"signpost.{change.status.value}",
-        f"Signpost to {name} {change.status.value.replace('_', ' ')}{note}",
-        case_id=case.id,
+    await case_records.add(
+        work,
+        signpost,
+        event=f"signpost.{change.status.value}",
+        summary=f"Signpost to {name} {change.status.value.replace('_', ' ')}{note}",
         details={"signpost_id": str(signpost.id)},
+        action="signpost.update",
+        children=[signpost.child_id] if signpost.child_id else None,
     )
-    await session.flush()
-    held = await access.pupils_of(session, case.id)
-    children = [signpost.child_id] if signpost.child_id else held
-    await auditor.record("signpost.update", "signpost", signpost.id, pupil_ids=children)
-    return (await present(session, [signpost]))[0]
+    return (await present(work.session, [signpost]))[0]
 
 
 async def get_all(auditor: Auditor, case_id: uuid.UUID) -> list[SignpostRead]:
-    session, principal = auditor.session, auditor.principal
-    case = await access.get_case(session, principal, case_id)
-    rows = (
-        await session.exec(
-            select(Signpost).where(Signpost.case_id == case.id).order_by(col(Signpost.id))
-        )
-    ).all()
-    held = await access.pupils_of(session, case.id)
-    await auditor.record("signpost.list", "case", case.id, pupil_ids=held)
-    return await present(session, rows)
+    rows = await case_records.records(
+        auditor, case_id, Signpost, col(Signpost.id), action="signpost.list"
+    )
+    return await present(auditor.session, rows)
 
 
 async def present(session: AsyncSession, rows: Sequence[Signpost]) -> list[SignpostRead]:
