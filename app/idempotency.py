@@ -9,7 +9,8 @@ back) with the work it describes: a retry after a failure simply runs again.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.audit import Auditor
 from app.db import is_postgresql, run
 from app.errors import BadRequest, Conflict, ValidationFailed
 from app.models.base import utcnow
@@ -159,3 +161,41 @@ class Idempotency:
             )
             .values(status_code=status_code, body=body)
         )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a create answers: its status and JSON body (kept, and replayed for a retry with
+    the same key) and headers for the first answer (`Location`, `ETag`)."""
+
+    status: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+async def create_once(
+    request: Request,
+    auditor: Auditor,
+    key: str | None,
+    hours: int,
+    create: Callable[[], Awaitable[Answer]],
+    *,
+    body: bytes | None = None,
+) -> Response:
+    """The one recipe of a create a client may retry: claim `key` (or find the answer already
+    given for it and send that again), run `create`, and keep its answer with the claim, in
+    the same transaction as the work."""
+    claim, replay = await Idempotency.for_request(
+        request, auditor.session, auditor.principal, key, hours, body
+    )
+    if replay is not None:
+        return replay
+    answer = await create()
+    if claim is not None:
+        await claim.finish(answer.status, answer.body)
+    return Response(
+        answer.body,
+        status_code=answer.status,
+        media_type="application/json",
+        headers=answer.headers,
+    )

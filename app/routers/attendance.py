@@ -29,7 +29,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency import Idempotency, IdempotencyKeyHeader
+from app.idempotency import Answer, IdempotencyKeyHeader, create_once
 from app.models.attendance import (
     CodeList,
     FlagAcknowledge,
@@ -212,9 +212,8 @@ _NOT_JSON = _NotJson()
 )
 async def push_marks(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
-    principal: AttendanceWriter,
+    _principal: AttendanceWriter,
     auditor: AuditorDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
@@ -226,16 +225,14 @@ async def push_marks(
     items = _parse_marks(
         body, request.headers.get("content-type", ""), settings.attendance_max_marks
     )
-    claim, replay = await Idempotency.for_request(
-        request, session, principal, idempotency_key, settings.idempotency_hours, body
+
+    async def push() -> Answer:
+        result = await attendance.ingest(auditor, settings, items)
+        return Answer(200, result.model_dump_json())
+
+    return await create_once(
+        request, auditor, idempotency_key, settings.idempotency_hours, push, body=body
     )
-    if replay is not None:
-        return replay
-    result = await attendance.ingest(auditor, settings, items)
-    content = result.model_dump_json()
-    if claim is not None:
-        await claim.finish(200, content)
-    return Response(content, media_type="application/json")
 
 
 # --- figures ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from app.deps import (
 )
 from app.errors import problem_responses
 from app.etags import etag
-from app.idempotency import Idempotency, IdempotencyKeyHeader
+from app.idempotency import Answer, IdempotencyKeyHeader, create_once
 from app.models.case import (
     Case,
     CaseCreate,
@@ -73,22 +73,14 @@ async def open_case(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Open a case directly, for example from an attendance flag (`attendance_flag_id`)."""
-    claim, replay = await Idempotency.for_request(
-        request, session, principal, idempotency_key, settings.idempotency_hours
-    )
-    if replay is not None:
-        return replay
-    case = await cases.create(auditor, new)
-    [read] = await cases.present(session, principal, [case], settings.review_interval_weeks)
-    content = read.model_dump_json()
-    if claim is not None:
-        await claim.finish(201, content)
-    return Response(
-        content,
-        status_code=201,
-        media_type="application/json",
-        headers={"ETag": etag(case.version), "Location": f"/v1/cases/{case.id}"},
-    )
+
+    async def open_it() -> Answer:
+        case = await cases.create(auditor, new)
+        [read] = await cases.present(session, principal, [case], settings.review_interval_weeks)
+        headers = {"ETag": etag(case.version), "Location": f"/v1/cases/{case.id}"}
+        return Answer(201, read.model_dump_json(), headers)
+
+    return await create_once(request, auditor, idempotency_key, settings.idempotency_hours, open_it)
 
 
 @router.get("/v1/cases", response_model=CasePage, responses=problem_responses(400, 422))

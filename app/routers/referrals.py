@@ -23,7 +23,7 @@ from app.deps import (
 )
 from app.errors import problem_responses
 from app.etags import etag
-from app.idempotency import Idempotency, IdempotencyKeyHeader
+from app.idempotency import Answer, IdempotencyKeyHeader, create_once
 from app.models.base import IsoDate
 from app.models.referral import (
     Approval,
@@ -151,21 +151,16 @@ async def create_referral(
     """Refer children and their family for early help. Retrying is safe: the same
     `Idempotency-Key`, or the same `external_reference` from the same referrer, answers with
     the original referral and never makes a second one."""
-    claim, replay = await Idempotency.for_request(
-        request, session, principal, idempotency_key, settings.idempotency_hours
-    )
-    if replay is not None:
-        return replay
-    referral, created = await referrals.create(auditor, new)
-    [read] = await referrals.present(session, principal, [referral], with_history=True)
-    content = read.model_dump_json()
-    status = 201 if created else 200
-    if claim is not None:
-        await claim.finish(status, content)
-    headers = {"ETag": etag(referral.version), "Location": f"/v1/referrals/{referral.id}"}
-    if not created:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(content, status_code=status, media_type="application/json", headers=headers)
+
+    async def refer() -> Answer:
+        referral, created = await referrals.create(auditor, new)
+        [read] = await referrals.present(session, principal, [referral], with_history=True)
+        headers = {"ETag": etag(referral.version), "Location": f"/v1/referrals/{referral.id}"}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return Answer(201 if created else 200, read.model_dump_json(), headers)
+
+    return await create_once(request, auditor, idempotency_key, settings.idempotency_hours, refer)
 
 
 @router.get("/v1/referrals", response_model=ReferralPage, responses=problem_responses(400, 422))
