@@ -10,9 +10,10 @@ import time
 import uuid
 from datetime import UTC, date, datetime
 from datetime import time as time_of_day
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -73,6 +74,19 @@ def utcnow() -> datetime:
 def as_utc(moment: datetime) -> datetime:
     """A stored time as an aware UTC datetime (SQLite hands them back naive)."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# A stored time as it is read back: aware, in UTC (SQLite hands times back naive).
+Moment = Annotated[datetime, AfterValidator(as_utc)]
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def shown_as(read_model: type[R], row: SQLModel, **computed: Any) -> R:
+    """A row as its read model: the row's columns, validated into the model, and the fields
+    computed for it. The one way a row is presented."""
+    columns = {name: getattr(row, name) for name in type(row).model_fields}
+    return read_model.model_validate({**columns, **computed})
 
 
 class Timestamped(SQLModel):

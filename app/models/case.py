@@ -17,7 +17,7 @@ from sqlalchemy import Index, String, Text
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import InputModel, new_id, utcnow
+from app.models.base import InputModel, Moment, new_id, utcnow
 from app.models.referral import ChildRead, ChildRef, Code, Consent, Json, NamedChild, Reason
 
 
@@ -156,9 +156,9 @@ class CaseRead(BaseModel):
     consent: Consent
     consent_given: bool
     summary: str | None
-    opened_at: datetime
+    opened_at: Moment
     opened_by: str
-    closed_at: datetime | None
+    closed_at: Moment | None
     closure_reason: ClosureReason | None
     closure_note: str | None
     pending_closure: PendingClosure | None
@@ -169,7 +169,7 @@ class CaseRead(BaseModel):
         description="The last review (or the opening) plus the review interval (6-12 weeks)."
     )
     review_overdue: bool
-    updated_at: datetime
+    updated_at: Moment
 
 
 class CasePage(BaseModel):

@@ -17,7 +17,7 @@ from sqlalchemy import Index, String, Text
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import InputModel, IsoDate, IsoDatetime, as_utc, new_id, utcnow
+from app.models.base import InputModel, IsoDate, IsoDatetime, Moment, as_utc, new_id, utcnow
 from app.models.referral import Json, Text200
 
 FULL_TIME_HOURS = 32.5  # a typical full school week
@@ -147,7 +147,7 @@ class InterventionRead(BaseModel):
     id: uuid.UUID
     case_id: uuid.UUID
     type: InterventionType
-    occurred_at: datetime
+    occurred_at: Moment
     minutes: int
     location: Location
     participants: list[str]
@@ -158,7 +158,7 @@ class InterventionRead(BaseModel):
     actions: list[Action]
     parent_consent_recorded: bool
     risk_assessment_done: bool
-    created_at: datetime
+    created_at: Moment
     created_by: str
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import Index, Text, UniqueConstraint
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import InputModel, IsoDate, new_id, utcnow
+from app.models.base import InputModel, IsoDate, Moment, new_id, utcnow
 from app.models.referral import Code, Json, LaCodeIn, OwningLa, Text200
 
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10_000)]
@@ -119,7 +119,7 @@ class GoalRead(BaseModel):
     child_id: uuid.UUID | None
     owner: str | None
     due: date | None
-    created_at: datetime
+    created_at: Moment
     created_by: str
     first_score: int | None
     latest_score: int | None
@@ -177,7 +177,7 @@ class ReviewRead(BaseModel):
     working_well: str
     next_steps: str
     scores: list[ScoreRead]
-    created_at: datetime
+    created_at: Moment
     created_by: str
 
 

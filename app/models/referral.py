@@ -419,7 +419,7 @@ class NeedLevelRead(BaseModel):
     code: str
     label: str
     rank: int
-    la_code: str | None = Field(description="null for the default set.")
+    la_code: OwningLa
 
 
 class NeedLevelCreate(InputModel):

@@ -13,7 +13,7 @@ from sqlalchemy import Index, String
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import InputModel, new_id, utcnow
+from app.models.base import InputModel, Moment, new_id, utcnow
 from app.models.referral import Json, Reason
 
 
@@ -95,8 +95,8 @@ class SignpostRead(BaseModel):
     reason: str
     status: SignpostStatus
     history: list[SignpostEvent]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Moment
+    updated_at: Moment
 
 
 class SignpostList(BaseModel):

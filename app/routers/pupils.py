@@ -13,6 +13,7 @@ from app.errors import InsufficientScope, PayloadTooLarge, problem_responses
 from app.models.pupil import YEAR_GROUP_PATTERN, PupilPage, PupilRead, PupilRecord, RosterResult
 from app.security import Scope
 from app.services import pupils, schools
+from app.services.children import Identity, identity_for
 
 router = APIRouter(tags=["pupils"], responses=problem_responses(401, 403, 500, 503))
 
@@ -80,7 +81,8 @@ async def list_pupils(
 ) -> PupilPage:
     """Pupils within reach, oldest record first. Names and dates of birth appear only for
     callers holding `cases:read`, and only they may search by name."""
-    if name and not principal.has(Scope.cases_read):
+    if name and identity_for(principal) is not Identity.FULL:
+        # Searching by name is identifying: only for those shown names.
         raise InsufficientScope([Scope.cases_read.value])
     flags = {
         "free_school_meals": free_school_meals,

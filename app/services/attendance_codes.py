@@ -23,7 +23,7 @@ from app.models.attendance import (
     SchoolCodeIn,
     SchoolCodeMapping,
 )
-from app.models.base import utcnow
+from app.models.base import shown_as, utcnow
 from app.models.school import Jurisdiction, School
 
 
@@ -38,19 +38,7 @@ class Meaning:
 
 
 def present(code: AttendanceCode) -> CodeRead:
-    return CodeRead(
-        jurisdiction=code.jurisdiction,
-        code=code.code,
-        description=code.description,
-        category=code.category,
-        counts_as_possible=code.category != Category.not_possible,
-        late=code.late,
-        unexplained=code.unexplained,
-        effective_from=code.effective_from,
-        effective_to=code.effective_to,
-        code_set=code.code_set,
-        statutory=code.statutory,
-    )
+    return shown_as(CodeRead, code, counts_as_possible=code.category != Category.not_possible)
 
 
 async def get_all(

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from app.audit import Auditor
 from app.models.audit import AuditEvent, AuditEventPupil, AuditEventRead
+from app.models.base import shown_as
 from app.pagination import Page, keyset
 from app.reach import within_reach
 from app.security import Principal
@@ -84,7 +85,5 @@ async def get_all(
         pupil_ids=[filters.pupil_id] if filters.pupil_id else (),
         details={"returned": len(events), "actor_filter": filters.actor},
     )
-    items = [
-        AuditEventRead(**event.model_dump(), pupil_ids=sorted(pupils[event.id])) for event in events
-    ]
+    items = [shown_as(AuditEventRead, e, pupil_ids=sorted(pupils[e.id])) for e in events]
     return items, next_cursor

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from app.audit import Auditor
 from app.errors import Conflict, NotFound, ProblemItem, ValidationFailed
 from app.etags import Expected, claim_version
 from app.models.attendance import AttendanceFlag
-from app.models.base import as_utc, utcnow
+from app.models.base import shown_as, utcnow
 from app.models.case import (
     Case,
     CaseChild,
@@ -33,7 +33,6 @@ from app.models.case import (
     ChronologyItem,
     ClosureReason,
     ClosureRequest,
-    PendingClosure,
 )
 from app.models.referral import Consent, Referral
 from app.pagination import Page, keyset
@@ -554,30 +553,12 @@ async def present(
     identity = identity_for(principal)
     reviews = await review_schedule.timetables(session, cases, review_weeks)
     return [
-        CaseRead(
-            id=c.id,
-            status=c.status,
-            version=c.version,
-            la_code=c.la_code,
-            school_id=c.school_id,
-            level_of_need=c.level_of_need,
-            lead_practitioner_id=c.lead_practitioner_id,
+        shown_as(
+            CaseRead,
+            c,
             children=[present_child(h, identity) for h in held[c.id]],
-            consent=Consent.model_validate(c.consent),
-            consent_given=c.consent_given,
-            summary=c.summary,
-            opened_at=as_utc(c.opened_at),
-            opened_by=c.opened_by,
-            closed_at=as_utc(c.closed_at) if c.closed_at else None,
-            closure_reason=c.closure_reason,
-            closure_note=c.closure_note,
-            pending_closure=PendingClosure(**c.pending_closure) if c.pending_closure else None,
-            reopened_count=c.reopened_count,
             referral_ids=referrals[c.id],
-            last_review_on=reviews[c.id].last_review_on,
-            next_review_due=reviews[c.id].next_review_due,
-            review_overdue=reviews[c.id].review_overdue,
-            updated_at=as_utc(c.updated_at),
+            **asdict(reviews[c.id]),
         )
         for c in cases
     ]

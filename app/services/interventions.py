@@ -15,9 +15,8 @@ from sqlmodel import col
 
 from app.audit import Auditor
 from app.errors import NotFound
-from app.models.base import as_utc, utcnow
+from app.models.base import as_utc, shown_as, utcnow
 from app.models.intervention import (
-    Action,
     Intervention,
     InterventionCreate,
     InterventionRead,
@@ -77,24 +76,7 @@ async def get_all(auditor: Auditor, case_id: uuid.UUID) -> list[InterventionRead
 
 
 def present(row: Intervention) -> InterventionRead:
-    return InterventionRead(
-        id=row.id,
-        case_id=row.case_id,
-        type=row.type,
-        occurred_at=as_utc(row.occurred_at),
-        minutes=row.minutes,
-        location=row.location,
-        participants=row.participants,
-        child_ids=[uuid.UUID(c) for c in row.child_ids],
-        child_seen=row.child_seen,
-        agenda=row.agenda,
-        record=row.record,
-        actions=[Action.model_validate(a) for a in row.actions],
-        parent_consent_recorded=row.parent_consent_recorded,
-        risk_assessment_done=row.risk_assessment_done,
-        created_at=as_utc(row.created_at),
-        created_by=row.created_by,
-    )
+    return shown_as(InterventionRead, row)
 
 
 # --- re-integration timetables ------------------------------------------------------------

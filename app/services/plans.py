@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.errors import ProblemItem, ValidationFailed
-from app.models.base import as_utc
+from app.models.base import shown_as
 from app.models.plan import (
     Goal,
     GoalCreate,
@@ -120,16 +120,9 @@ async def score_history(
 async def present_goals(session: AsyncSession, rows: Sequence[Goal]) -> list[GoalRead]:
     history = await score_history(session, [g.id for g in rows])
     return [
-        GoalRead(
-            id=g.id,
-            case_id=g.case_id,
-            title=g.title,
-            outcome_category=g.outcome_category,
-            child_id=g.child_id,
-            owner=g.owner,
-            due=g.due,
-            created_at=as_utc(g.created_at),
-            created_by=g.created_by,
+        shown_as(
+            GoalRead,
+            g,
             first_score=history[g.id][0].score if history[g.id] else None,
             latest_score=history[g.id][-1].score if history[g.id] else None,
         )
@@ -202,23 +195,10 @@ async def present_reviews(session: AsyncSession, rows: Sequence[Review]) -> list
         ):
             scores[score.review_id].append(score)
     return [
-        ReviewRead(
-            id=r.id,
-            case_id=r.case_id,
-            held_on=r.held_on,
-            worries=r.worries,
-            working_well=r.working_well,
-            next_steps=r.next_steps,
-            scores=[
-                ScoreRead(
-                    goal_id=s.goal_id,
-                    score=s.score,
-                    respondent_scores=RespondentScores.model_validate(s.respondent_scores),
-                )
-                for s in scores[r.id]
-            ],
-            created_at=as_utc(r.created_at),
-            created_by=r.created_by,
+        shown_as(
+            ReviewRead,
+            r,
+            scores=[ScoreRead.model_validate(s, from_attributes=True) for s in scores[r.id]],
         )
         for r in rows
     ]

@@ -25,7 +25,8 @@ from app.models.pupil import (
 from app.models.school import Jurisdiction, School
 from app.pagination import Page, keyset
 from app.reach import within_reach
-from app.security import Principal, Scope
+from app.security import Principal
+from app.services.children import Identity, identity_for
 from app.services.upn import upn_problem
 
 # Pupils (SEND provision runs to 25) are younger than this; an older date is a data error.
@@ -172,9 +173,10 @@ async def push_roster(
 
 
 def present(pupil: Pupil, principal: Principal) -> PupilRead:
-    """A pupil as this principal may see it: names and birth date need `cases:read`."""
+    """A pupil as this principal may see it (`children.identity_for`): names and birth date
+    only for those who may identify children."""
     read = PupilRead.model_validate(pupil)
-    if not principal.has(Scope.cases_read):
+    if identity_for(principal) is not Identity.FULL:
         read = read.model_copy(
             update={"given_name": None, "family_name": None, "date_of_birth": None}
         )

@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import add_unique
 from app.errors import ProblemItem, ValidationFailed
+from app.models.base import shown_as
 from app.models.referral import (
     ConcernCreate,
     NeedLevel,
@@ -67,9 +68,7 @@ async def add_level_for(session: AsyncSession, la_code: str, new: NeedLevelCreat
 
 
 def present_level(level: NeedLevel) -> NeedLevelRead:
-    return NeedLevelRead(
-        code=level.code, label=level.label, rank=level.rank, la_code=level.la_code or None
-    )
+    return shown_as(NeedLevelRead, level)
 
 
 async def check(

@@ -482,7 +482,7 @@ async def present(
     named_cases = [c for r in referrals for c in (r.case_id, r.previous_case_id) if c is not None]
     visible_cases = (
         await access.cases_in_reach(session, principal, named_cases)
-        if principal.has(Scope.cases_read)
+        if identity_for(principal) is Identity.FULL
         else set()
     )
     out = []

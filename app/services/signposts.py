@@ -11,13 +11,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.errors import Conflict, NotFound, ProblemItem, ValidationFailed
-from app.models.base import as_utc, utcnow
+from app.models.base import shown_as, utcnow
 from app.models.directory import DirectoryService
 from app.models.signpost import (
     NEXT_STATUSES,
     Signpost,
     SignpostCreate,
-    SignpostEvent,
     SignpostRead,
     SignpostStatus,
     SignpostUpdate,
@@ -117,18 +116,4 @@ async def present(session: AsyncSession, rows: Sequence[Signpost]) -> list[Signp
             )
         ).all():
             names[service_id] = name
-    return [
-        SignpostRead(
-            id=r.id,
-            case_id=r.case_id,
-            service_id=r.service_id,
-            service_name=names.get(r.service_id, ""),
-            child_id=r.child_id,
-            reason=r.reason,
-            status=r.status,
-            history=[SignpostEvent.model_validate(e) for e in r.history],
-            created_at=as_utc(r.created_at),
-            updated_at=as_utc(r.updated_at),
-        )
-        for r in rows
-    ]
+    return [shown_as(SignpostRead, r, service_name=names.get(r.service_id, "")) for r in rows]
