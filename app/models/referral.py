@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import InputModel, IsoDate, new_id, utcnow
+from app.models.base import InputModel, IsoDate, Moment, new_id, utcnow
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -302,7 +302,7 @@ class DecisionRead(BaseModel):
     decision: DecisionKind
     reason: str
     decided_by: str
-    decided_at: datetime
+    decided_at: Moment
     decision_seconds: int
     signposted_service_ids: list[str]
     redirected_to: str | None
@@ -314,11 +314,11 @@ class PendingDecision(BaseModel):
     decision: DecisionKind
     reason: str
     requested_by: str
-    requested_at: datetime
+    requested_at: Moment
 
 
 class HistoryItem(BaseModel):
-    at: datetime
+    at: Moment
     actor: str
     event: str
     from_status: str | None
@@ -349,11 +349,11 @@ class ReferralRead(BaseModel):
         description="That case, when it is within the caller's reach."
     )
     attendance_flag_id: uuid.UUID | None
-    received_at: datetime
-    updated_at: datetime
+    received_at: Moment
+    updated_at: Moment
     decision: DecisionRead | None
     pending_decision: PendingDecision | None
-    withdrawn_at: datetime | None
+    withdrawn_at: Moment | None
     withdrawal_reason: str | None
     history: list[HistoryItem] | None = Field(
         default=None, description="On the single-referral read only."

@@ -20,16 +20,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit import Auditor
 from app.errors import Conflict, Forbidden, NotFound, ProblemItem, ValidationFailed
 from app.etags import Expected, claim_version
-from app.models.base import as_utc, utcnow
+from app.models.base import as_utc, shown_as, utcnow
 from app.models.referral import (
     DECISION_STATUS,
     UNDECIDED,
-    Consent,
     DecisionKind,
     DecisionRead,
-    FamilyMember,
     HistoryItem,
-    PendingDecision,
     Referral,
     ReferralChild,
     ReferralCreate,
@@ -497,7 +494,7 @@ async def present(
                 decision=r.decision,
                 reason=r.decision_reason or "",
                 decided_by=r.decided_by or "",
-                decided_at=as_utc(r.decided_at),
+                decided_at=r.decided_at,
                 decision_seconds=r.decision_seconds or 0,
                 signposted_service_ids=r.signposted_service_ids,
                 redirected_to=r.redirected_to,
@@ -508,7 +505,7 @@ async def present(
         if with_history:
             history = [
                 HistoryItem(
-                    at=as_utc(e.occurred_at),
+                    at=e.occurred_at,
                     actor=e.actor,
                     event=e.event.removeprefix("referral."),
                     from_status=e.details.get("from"),
@@ -518,42 +515,18 @@ async def present(
                 for e in await chronology.referral_history(session, r.id)
             ]
         out.append(
-            ReferralRead(
-                id=r.id,
-                status=r.status,
-                version=r.version,
-                external_reference=r.external_reference,
-                source=r.source,
-                referrer=r.referrer,
-                la_code=r.la_code,
-                school_id=r.school_id if r.school_id in shown_schools else None,
+            shown_as(
+                ReferralRead,
+                r,
+                # What the caller may see of who the children are, and of earlier casework.
                 children=children,
-                family=[FamilyMember.model_validate(m) for m in r.family]
-                if identity != Identity.NONE
-                else None,
-                concerns=r.concerns,
-                level_of_need=r.level_of_need,
-                consent=Consent.model_validate(r.consent),
-                urgency=r.urgency,
-                summary=r.summary,
+                school_id=r.school_id if r.school_id in shown_schools else None,
+                family=r.family if identity != Identity.NONE else None,
                 re_referral=r.re_referral if identity == Identity.FULL else None,
                 previous_case_id=r.previous_case_id
                 if r.previous_case_id in visible_cases
                 else None,
-                attendance_flag_id=r.attendance_flag_id,
-                received_at=as_utc(r.received_at),
-                updated_at=as_utc(r.updated_at),
                 decision=decision,
-                pending_decision=PendingDecision(
-                    decision=DecisionKind(r.pending_decision["decision"]),
-                    reason=r.pending_decision["reason"],
-                    requested_by=r.pending_decision["requested_by"],
-                    requested_at=datetime.fromisoformat(r.pending_decision["requested_at"]),
-                )
-                if r.pending_decision
-                else None,
-                withdrawn_at=as_utc(r.withdrawn_at) if r.withdrawn_at else None,
-                withdrawal_reason=r.withdrawal_reason,
                 history=history,
             )
         )
