@@ -30,6 +30,7 @@ from app.models.measure import (
     InstrumentList,
     InstrumentRead,
     MeasureCreate,
+    MeasureInstrument,
     MeasureList,
     MeasureRead,
 )
@@ -37,6 +38,7 @@ from app.models.plan import (
     GoalCreate,
     GoalList,
     GoalRead,
+    OutcomeCategory,
     OutcomeCategoryCreate,
     OutcomeCategoryList,
     OutcomeCategoryRead,
@@ -46,7 +48,7 @@ from app.models.plan import (
 )
 from app.models.signpost import SignpostCreate, SignpostList, SignpostRead, SignpostUpdate
 from app.reach import readable_las
-from app.services import interventions, measures, plans, signposts
+from app.services import interventions, measures, plans, reference, signposts
 
 router = APIRouter(tags=["family plans"], responses=problem_responses(401, 403, 500, 503))
 
@@ -78,7 +80,8 @@ async def create_outcome_category(
     new: OutcomeCategoryCreate, session: SessionDep, admin: Admin
 ) -> OutcomeCategoryRead:
     """Add a category to the admin's own LA's list."""
-    return OutcomeCategoryRead.model_validate(await plans.add_category(session, admin, new))
+    category = await reference.add_own(session, admin, OutcomeCategory, new, "outcome category")
+    return OutcomeCategoryRead.model_validate(category)
 
 
 @router.get("/v1/measure-instruments", response_model=InstrumentList, responses=_READ)
@@ -101,7 +104,8 @@ async def create_instrument(
     new: InstrumentCreate, session: SessionDep, admin: Admin
 ) -> InstrumentRead:
     """Add an instrument to the admin's own LA's list."""
-    return InstrumentRead.model_validate(await measures.add_instrument(session, admin, new))
+    instrument = await reference.add_own(session, admin, MeasureInstrument, new, "instrument")
+    return InstrumentRead.model_validate(instrument)
 
 
 # --- goals and reviews ---------------------------------------------------------------------

@@ -34,6 +34,7 @@ from app.models.referral import (
     NeedLevelList,
     NeedLevelRead,
     Referral,
+    ReferralConcern,
     ReferralCreate,
     ReferralDecide,
     ReferralPage,
@@ -43,7 +44,7 @@ from app.models.referral import (
 )
 from app.reach import readable_las
 from app.security import Principal
-from app.services import referral_terms, referrals
+from app.services import reference, referral_terms, referrals
 
 router = APIRouter(tags=["referrals"], responses=problem_responses(401, 403, 500, 503))
 
@@ -87,7 +88,8 @@ async def list_concerns(
 async def create_concern(new: ConcernCreate, session: SessionDep, admin: Admin) -> ConcernRead:
     """Add a concern to the admin's own LA's list (national concerns are the operator's:
     `liaison reference add`)."""
-    return ConcernRead.model_validate(await referral_terms.add_concern(session, admin, new))
+    concern = await reference.add_own(session, admin, ReferralConcern, new, "concern")
+    return ConcernRead.model_validate(concern)
 
 
 @router.get(

@@ -10,7 +10,7 @@ status and the same words, so a caller cannot learn that it exists.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from app.audit import Auditor
 from app.errors import Conflict, NotFound, ProblemItem, ValidationFailed
 from app.models.attendance import AttendanceFlag
 from app.models.case import Case, CaseChild, CaseStatus
@@ -33,9 +34,12 @@ from app.models.referral import (
     ReferralChild,
 )
 from app.models.school import School
+from app.pagination import Page, keyset
 from app.reach import casework_in_reach, within_reach
 from app.security import Principal
 from app.services.children import Child, held_by, pupil_ids
+
+ChildLoader = Callable[[AsyncSession, Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, list[Any]]]]
 
 T = TypeVar("T")
 
@@ -191,6 +195,27 @@ async def referral_children(
     session: AsyncSession, referral_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[ReferralChild]]:
     return await held_by(session, ReferralChild, "referral_id", referral_ids)
+
+
+async def page_of(
+    auditor: Auditor,
+    query: SelectOfScalar[T],
+    id_column: Any,
+    page: Page,
+    children: ChildLoader,
+    action: str,
+) -> tuple[list[T], str | None]:
+    """A page of cases or referrals (`query` already within reach), audited as `action`
+    with every child on a roll they name."""
+    items, next_cursor = await keyset(auditor.session, query, id_column, page)
+    held = await children(auditor.session, [i.id for i in items])  # type: ignore[attr-defined]
+    await auditor.record(
+        action,
+        action.partition(".")[0],
+        pupil_ids=[p for i in items for p in pupil_ids(held[i.id])],  # type: ignore[attr-defined]
+        details={"returned": len(items)},
+    )
+    return items, next_cursor
 
 
 # --- attendance flags --------------------------------------------------------------------

@@ -35,7 +35,7 @@ from app.models.case import (
     ClosureRequest,
 )
 from app.models.referral import Consent, Referral
-from app.pagination import Page, keyset
+from app.pagination import Page
 from app.security import Principal, Scope
 from app.services import access, chronology, referral_terms, review_schedule
 from app.services.children import Child, identity_for, present_child, pupil_ids
@@ -254,7 +254,7 @@ class CaseFilters:
 async def get_all(
     auditor: Auditor, page: Page, filters: CaseFilters
 ) -> tuple[list[Case], str | None]:
-    session, principal = auditor.session, auditor.principal
+    principal = auditor.principal
     query = select(Case).where(access.case_in_reach(principal))
     if filters.status is not None:
         query = query.where(Case.status == filters.status)
@@ -267,15 +267,9 @@ async def get_all(
     if filters.review_overdue is not None:
         overdue = review_schedule.overdue_condition(filters.review_weeks)
         query = query.where(overdue if filters.review_overdue else ~overdue)
-    items, next_cursor = await keyset(session, query, col(Case.id), page)
-    held = await access.case_children(session, [c.id for c in items])
-    await auditor.record(
-        "case.list",
-        "case",
-        pupil_ids=[p for c in items for p in pupil_ids(held[c.id])],
-        details={"returned": len(items)},
+    return await access.page_of(
+        auditor, query, col(Case.id), page, access.case_children, "case.list"
     )
-    return items, next_cursor
 
 
 async def read(auditor: Auditor, case_id: uuid.UUID) -> Case:

@@ -11,29 +11,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit import Auditor
 from app.errors import ProblemItem, ValidationFailed
 from app.models.measure import (
-    InstrumentCreate,
     Measure,
     MeasureCreate,
     MeasureInstrument,
     MeasureRead,
 )
-from app.reach import writable_la
-from app.security import Principal
 from app.services import case_records, reference
 
 
 async def instruments(session: AsyncSession, las: Iterable[str]) -> list[MeasureInstrument]:
     """The national instruments and those of the given LAs."""
     return await reference.visible(session, MeasureInstrument, las)
-
-
-async def add_instrument(
-    session: AsyncSession, principal: Principal, new: InstrumentCreate
-) -> MeasureInstrument:
-    """An LA admin's own instrument, for its LA only."""
-    la_code = writable_la(principal, new.la_code)
-    row = MeasureInstrument(**new.model_dump(exclude={"la_code"}), la_code=la_code)
-    return await reference.add(session, row, "instrument")
 
 
 def _problem(field: str, detail: str) -> ValidationFailed:

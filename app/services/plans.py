@@ -18,7 +18,6 @@ from app.models.plan import (
     GoalCreate,
     GoalRead,
     OutcomeCategory,
-    OutcomeCategoryCreate,
     RespondentScores,
     Review,
     ReviewCreate,
@@ -26,8 +25,6 @@ from app.models.plan import (
     ReviewScore,
     ScoreRead,
 )
-from app.reach import writable_la
-from app.security import Principal
 from app.services import case_records, reference
 
 # --- outcome categories ------------------------------------------------------------------
@@ -36,15 +33,6 @@ from app.services import case_records, reference
 async def categories(session: AsyncSession, las: Iterable[str]) -> list[OutcomeCategory]:
     """The national outcome categories and those of the given LAs."""
     return await reference.visible(session, OutcomeCategory, las)
-
-
-async def add_category(
-    session: AsyncSession, principal: Principal, new: OutcomeCategoryCreate
-) -> OutcomeCategory:
-    """An LA admin's own category, for its LA only."""
-    la_code = writable_la(principal, new.la_code)
-    row = OutcomeCategory(la_code=la_code, code=new.code, label=new.label)
-    return await reference.add(session, row, "outcome category")
 
 
 # --- goals -------------------------------------------------------------------------------

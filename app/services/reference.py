@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import add_unique
 from app.errors import Conflict
+from app.reach import writable_la
+from app.security import Principal
 
 NATIONAL = ""
 
@@ -37,6 +40,15 @@ async def find(session: AsyncSession, model: type[T], la_code: str, code: str) -
         col(model.la_code).in_([NATIONAL, la_code]),  # type: ignore[attr-defined]
     )
     return (await session.exec(query)).first()
+
+
+async def add_own(
+    session: AsyncSession, principal: Principal, model: type[T], new: BaseModel, what: str
+) -> T:
+    """An LA admin's own entry (`new`, with its optional `la_code`), for its own LA only:
+    another LA, real or not, is 403 (`reach.writable_la`)."""
+    la_code = writable_la(principal, getattr(new, "la_code", None))
+    return await add(session, model(**new.model_dump(exclude={"la_code"}), la_code=la_code), what)
 
 
 async def add(session: AsyncSession, row: T, what: str) -> T:

@@ -11,7 +11,6 @@ from app.db import add_unique
 from app.errors import ProblemItem, ValidationFailed
 from app.models.base import shown_as
 from app.models.referral import (
-    ConcernCreate,
     NeedLevel,
     NeedLevelCreate,
     NeedLevelRead,
@@ -27,16 +26,6 @@ DEFAULT_SET = reference.NATIONAL  # `need_level.la_code` of the default levels
 async def concerns(session: AsyncSession, las: Iterable[str]) -> list[ReferralConcern]:
     """The national concerns and those of the given LAs."""
     return await reference.visible(session, ReferralConcern, las)
-
-
-async def add_concern(
-    session: AsyncSession, principal: Principal, new: ConcernCreate
-) -> ReferralConcern:
-    """An LA admin's own concern, for its LA only."""
-    la_code = writable_la(principal, new.la_code)
-    return await reference.add(
-        session, ReferralConcern(la_code=la_code, code=new.code, label=new.label), "concern"
-    )
 
 
 async def levels(session: AsyncSession, la_code: str | None) -> list[NeedLevel]:

@@ -35,7 +35,7 @@ from app.models.referral import (
     ReferralSource,
     ReferralStatus,
 )
-from app.pagination import Page, keyset
+from app.pagination import Page
 from app.security import Principal, Scope
 from app.services import access, cases, chronology, directory, referral_terms
 from app.services.children import Identity, identity_for, present_child, pupil_ids
@@ -194,7 +194,7 @@ async def get_all(
     page: Page,
     filters: ReferralFilters,
 ) -> tuple[list[Referral], str | None]:
-    session, principal = auditor.session, auditor.principal
+    principal = auditor.principal
     query = select(Referral).where(access.referral_visible_to(principal))
     if filters.status is not None:
         query = query.where(Referral.status == filters.status)
@@ -206,15 +206,9 @@ async def get_all(
     if filters.received_to is not None:
         end = datetime.combine(filters.received_to + timedelta(days=1), time(), tzinfo=UTC)
         query = query.where(col(Referral.received_at) < end)
-    items, next_cursor = await keyset(session, query, col(Referral.id), page)
-    held = await access.referral_children(session, [r.id for r in items])
-    await auditor.record(
-        "referral.list",
-        "referral",
-        pupil_ids=[p for r in items for p in pupil_ids(held[r.id])],
-        details={"returned": len(items)},
+    return await access.page_of(
+        auditor, query, col(Referral.id), page, access.referral_children, "referral.list"
     )
-    return items, next_cursor
 
 
 # --- changes of state --------------------------------------------------------------------
