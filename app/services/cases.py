@@ -62,16 +62,7 @@ def _school_of(children: Sequence[Child]) -> uuid.UUID | None:
 
 def _child_rows(case_id: uuid.UUID, children: Sequence[Child], start: int = 0) -> list[CaseChild]:
     return [
-        CaseChild(
-            case_id=case_id,
-            position=start + n,
-            pupil_id=c.pupil_id,
-            school_id=c.school_id,
-            upn=c.upn,
-            given_name=c.given_name,
-            family_name=c.family_name,
-            date_of_birth=c.date_of_birth,
-        )
+        CaseChild(case_id=case_id, position=start + n, **c.columns())
         for n, c in enumerate(children)
     ]
 

@@ -35,6 +35,17 @@ class Child:
     # How the caller named the child (the reference as given), for referrals.
     supplied: dict[str, Any] | None = None
 
+    def columns(self) -> dict[str, Any]:
+        """The child as a referral's or case's child row holds it (`NamedChild`)."""
+        return {
+            "pupil_id": self.pupil_id,
+            "school_id": self.school_id,
+            "upn": self.upn,
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "date_of_birth": self.date_of_birth,
+        }
+
     @property
     def identity(self) -> tuple[object, ...]:
         """What makes two mentions the same child."""

@@ -127,17 +127,7 @@ async def create(auditor: Auditor, new: ReferralCreate) -> tuple[Referral, bool]
         await _audit_read(auditor, existing)
         return existing, False
     session.add_all(
-        ReferralChild(
-            referral_id=referral.id,
-            position=n,
-            pupil_id=c.pupil_id,
-            school_id=c.school_id,
-            upn=c.upn,
-            given_name=c.given_name,
-            family_name=c.family_name,
-            date_of_birth=c.date_of_birth,
-            supplied=c.supplied,
-        )
+        ReferralChild(referral_id=referral.id, position=n, supplied=c.supplied, **c.columns())
         for n, c in enumerate(children)
     )
     summary = f"Referral received from {referral.source!s} ({', '.join(referral.concerns)})"
