@@ -15,6 +15,7 @@ from sqlalchemy import delete, text
 
 from app.db import table_of
 from app.models.pupil import Pupil
+from tests.builders.database import rows
 from tests.builders.schools import AUTUMN_2025, Setup, flags, make_school, push_marks
 from tests.conftest import World
 
@@ -265,17 +266,8 @@ async def test_late_marks_count_as_late_and_keep_minutes(
     got = await figures(client, setup, "P0", AUTUMN_2025, AUTUMN_2025)
     assert (got["present_sessions"], got["unauthorised_absence_sessions"]) == (1, 1)
     assert got["late_sessions"] == 2
-    async with fresh_app.state.engine.connect() as connection:
-        minutes = (
-            (
-                await connection.execute(
-                    text("SELECT minutes_late FROM attendance_mark ORDER BY session")
-                )
-            )
-            .scalars()
-            .all()
-        )
-    assert minutes == [12, 45]
+    minutes = await rows(fresh_app, "SELECT minutes_late FROM attendance_mark ORDER BY session")
+    assert [m for (m,) in minutes] == [12, 45]
 
 
 async def test_school_view_lists_lowest_attendance_first(
@@ -570,8 +562,7 @@ async def test_unexplained_run_raises_and_a_correction_resolves(
     episodes = await flags(client, setup, kind="unexplained_absence")
     assert [f["status"] for f in episodes] == ["resolved", "open"]
 
-    async with fresh_app.state.engine.connect() as connection:
-        events = (await connection.execute(text("SELECT type, payload FROM outbox_event"))).all()
+    events = await rows(fresh_app, "SELECT type, payload FROM outbox_event")
     assert [e[0] for e in events] == ["attendance.flag.raised"] * 2
     payload = events[0][1] if isinstance(events[0][1], dict) else orjson.loads(events[0][1])
     assert payload["kind"] == "unexplained_absence"
@@ -696,28 +687,20 @@ async def test_push_and_reads_are_audited(client: httpx.AsyncClient, world: Worl
 
 async def _counts_agree(fresh_app: FastAPI) -> None:
     """The weekly running counts equal what the marks themselves add up to."""
-    async with fresh_app.state.engine.connect() as connection:
-        kept = (
-            await connection.execute(
-                text(
-                    "SELECT pupil_id, sum(possible), sum(attended), sum(unauthorised) "
-                    "FROM attendance_week GROUP BY pupil_id"
-                )
-            )
-        ).all()
-        recounted = (
-            await connection.execute(
-                text(
-                    "SELECT pupil_id, "
-                    "sum(CASE WHEN category <> 'not_possible' THEN 1 ELSE 0 END), "
-                    "sum(CASE WHEN category IN ('present', 'approved_activity') "
-                    "THEN 1 ELSE 0 END), "
-                    "sum(CASE WHEN category = 'unauthorised_absence' THEN 1 ELSE 0 END) "
-                    "FROM attendance_mark GROUP BY pupil_id"
-                )
-            )
-        ).all()
-    assert sorted(map(tuple, kept)) == sorted(map(tuple, recounted))
+    kept = await rows(
+        fresh_app,
+        "SELECT pupil_id, sum(possible), sum(attended), sum(unauthorised) "
+        "FROM attendance_week GROUP BY pupil_id",
+    )
+    recounted = await rows(
+        fresh_app,
+        "SELECT pupil_id, "
+        "sum(CASE WHEN category <> 'not_possible' THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN category IN ('present', 'approved_activity') THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN category = 'unauthorised_absence' THEN 1 ELSE 0 END) "
+        "FROM attendance_mark GROUP BY pupil_id",
+    )
+    assert sorted(kept) == sorted(recounted)
 
 
 async def test_running_counts_follow_every_correction(
@@ -787,9 +770,6 @@ async def test_a_pupils_marks_go_with_the_pupil(
         await connection.execute(
             delete(pupil).where(pupil.c.id == uuid.UUID(setup.pupil_ids["P0"]))
         )
-    async with fresh_app.state.engine.connect() as connection:
-        held = (await connection.execute(text("SELECT count(*) FROM attendance_mark"))).scalar()
-        flags_left = (
-            await connection.execute(text("SELECT count(*) FROM attendance_flag"))
-        ).scalar()
+    [(held,)] = await rows(fresh_app, "SELECT count(*) FROM attendance_mark")
+    [(flags_left,)] = await rows(fresh_app, "SELECT count(*) FROM attendance_flag")
     assert (held, flags_left) == (1, 0)

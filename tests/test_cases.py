@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.builders.api import assert_problem, expect
+from tests.builders.api import assert_problem, created, walk
 from tests.builders.casework import (
     CONSENT,
     AuditTrail,
@@ -96,7 +96,7 @@ async def refer(
     http: httpx.AsyncClient, hub: dict[str, str], pupil_ids: list[str], reference: str
 ) -> dict[str, Any]:
     body = referral_body(*({"pupil_id": p} for p in pupil_ids), external_reference=reference)
-    referral: dict[str, Any] = expect(await http.post("/v1/referrals", json=body, headers=hub), 201)
+    referral = await created(http, "/v1/referrals", body, hub)
     assert referral["status"] == "received"
     return referral
 
@@ -218,18 +218,7 @@ async def test_list_filters_and_pages(client: httpx.AsyncClient, world: World) -
     assert await ids_listed(client, both, level_of_need="specialist") == {second["id"]}
     assert await ids_listed(client, both, level_of_need="universal_plus", status="open") == set()
 
-    seen: list[str] = []
-    cursor: str | None = None
-    for _ in range(5):
-        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
-        response = await client.get("/v1/cases", params=params, headers=both)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert len(page["items"]) <= 1
-        seen += [c["id"] for c in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    seen = [c["id"] for c in await walk(client, "/v1/cases", both, limit=1, pages=5)]
     assert sorted(seen) == sorted([first_case["id"], second["id"], third["id"]])
     bad = await client.get("/v1/cases", params={"cursor": "not-a-cursor"}, headers=both)
     assert_problem(bad, 400)

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.errors import LiaisonError
 from app.services import directory_import
-from tests.builders.api import assert_problem
+from tests.builders.api import assert_problem, created
 from tests.conftest import World
 
 # The profile's files (OpenReferralUK/uk-profile, CC BY-SA 4.0).
@@ -165,9 +165,7 @@ def place(name: str) -> dict[str, Any]:
 
 
 async def create(http: httpx.AsyncClient, headers: dict[str, str], body: dict[str, Any]) -> Any:
-    response = await http.post("/v1/directory/services", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()
+    return await created(http, "/v1/directory/services", body, headers)
 
 
 async def names(http: httpx.AsyncClient, path: str = "/oruk/services", **params: Any) -> set[str]:

@@ -17,7 +17,8 @@ from fastapi import FastAPI
 
 from tests.builders.api import assert_problem
 from tests.builders.casework import add_goal, add_review, open_case, request_closure
-from tests.builders.clock import days_ago, move_back, today
+from tests.builders.clock import days_ago, today
+from tests.builders.database import move_back
 from tests.builders.schools import make_school
 from tests.conftest import World
 

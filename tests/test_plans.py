@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from tests.builders.api import assert_problem, items
+from tests.builders.api import assert_problem, created, items
 from tests.builders.casework import (
     CONSENT,
     AuditTrail,
@@ -200,18 +200,12 @@ async def make_service(
 ) -> dict[str, Any]:
     """A service in the directory, written through its own API."""
     writer = await world.client_headers("directory:write", la_code="202")
-    response = await world.http.post(
-        "/v1/directory/services",
-        json={
-            "name": name,
-            "description": "Eight weekly sessions for parents of primary-age children.",
-            "status": "active",
-        },
-        headers=writer,
-    )
-    assert response.status_code == 201, response.text
-    service: dict[str, Any] = response.json()
-    return service
+    body = {
+        "name": name,
+        "description": "Eight weekly sessions for parents of primary-age children.",
+        "status": "active",
+    }
+    return await created(world.http, "/v1/directory/services", body, writer)
 
 
 async def patch_signpost(

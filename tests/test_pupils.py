@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.services.upn import check_letter
+from tests.builders.api import walk
 from tests.builders.schools import pupil, push_roster, upn
 from tests.conftest import World
 
@@ -297,14 +298,6 @@ async def test_pupil_list_pages(
     practitioner: dict[str, str],
 ) -> None:
     await push_roster(client, school, [pupil(n) for n in range(1, 8)], mis)
-    seen: list[str] = []
-    cursor = None
-    for _ in range(10):
-        params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
-        page = (await client.get("/v1/pupils", params=params, headers=practitioner)).json()
-        seen += [p["mis_id"] for p in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    seen = [p["mis_id"] for p in await walk(client, "/v1/pupils", practitioner, limit=3)]
     assert sorted(seen) == sorted(f"MIS-{n}" for n in range(1, 8))
     assert len(seen) == 7

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.builders.api import assert_problem, expect, items
+from tests.builders.api import assert_problem, created, items, read_with_etag, walk
 from tests.builders.casework import (
     FAMILY,
     HUB_SCOPES,
@@ -22,7 +22,7 @@ from tests.builders.casework import (
     hub,
     referral_body,
 )
-from tests.builders.clock import move_back
+from tests.builders.database import move_back
 from tests.builders.schools import Setup, flags, make_school, push_marks, upn
 from tests.conftest import World
 
@@ -53,17 +53,13 @@ def by_name(n: int, **fields: str) -> dict[str, str]:
 async def refer(
     http: httpx.AsyncClient, headers: dict[str, str], body: dict[str, Any]
 ) -> dict[str, Any]:
-    created: dict[str, Any] = expect(
-        await http.post("/v1/referrals", json=body, headers=headers), 201
-    )
-    return created
+    return await created(http, "/v1/referrals", body, headers)
 
 
 async def read(
     http: httpx.AsyncClient, headers: dict[str, str], referral_id: str
 ) -> tuple[dict[str, Any], str]:
-    response = await http.get(f"/v1/referrals/{referral_id}", headers=headers)
-    return expect(response), response.headers["ETag"]
+    return await read_with_etag(http, f"/v1/referrals/{referral_id}", headers)
 
 
 async def listed(
@@ -685,18 +681,7 @@ async def test_list_filters_and_pages_oldest_first(
         await client.get("/v1/referrals", params={"status": "pending"}, headers=headers), 422
     )
 
-    walked: list[str] = []
-    cursor: str | None = None
-    for _ in range(5):
-        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
-        response = await client.get("/v1/referrals", params=params, headers=headers)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert len(page["items"]) <= 1
-        walked += ids_of(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    walked = ids_of(await walk(client, "/v1/referrals", headers, limit=1, pages=5))
     assert walked == ids
     assert_problem(
         await client.get("/v1/referrals", params={"cursor": "not-a-cursor"}, headers=headers), 400

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
 
+from tests.builders.database import rows
 from tests.builders.schools import upn
 from tests.conftest import World
 
@@ -417,17 +417,13 @@ async def test_events_record_the_la_and_each_childs_school(
 ) -> None:
     first, _ = las
     await client.get(f"/v1/pupils/{first.pupils['886-1']}", headers=first.mis)
-    async with fresh_app.state.engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                text(
-                    "SELECT e.la_code, e.school_id, l.school_id FROM audit_event e "
-                    "JOIN audit_event_pupil l ON l.event_id = e.id WHERE e.action = 'pupil.read'"
-                )
-            )
-        ).all()
-    assert len(rows) == 1
-    la_code, school_id, child_school = rows[0]
+    found = await rows(
+        fresh_app,
+        "SELECT e.la_code, e.school_id, l.school_id FROM audit_event e "
+        "JOIN audit_event_pupil l ON l.event_id = e.id WHERE e.action = 'pupil.read'",
+    )
+    assert len(found) == 1
+    la_code, school_id, child_school = found[0]
     assert la_code == "886"  # the school-bound client's LA, from its school
     assert str(uuid.UUID(str(school_id))) == first.school["id"]
     assert str(uuid.UUID(str(child_school))) == first.school["id"]

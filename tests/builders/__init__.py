@@ -1,8 +1,10 @@
 """The one place tests build their world from. A test module imports `tests.conftest` (the
 fixtures and `World`) and these modules, never another test module.
 
-- `api`: an answer of the expected status, a list's items, a problem, an app of its own.
-- `clock`: dates relative to today, and time made to pass (`move_back`).
+- `api`: an answer of the expected status, a list's items (and every page of it), a
+  problem, an app of its own.
+- `clock`: dates relative to today.
+- `database`: rows read straight from the database, and time made to pass (`move_back`).
 - `schools`: UPNs, roster rows, a school with its roll (`make_school`), marks and flags.
 - `casework`: referral and case bodies, opening and closing cases, the chronology, goals
   and reviews, and the audit trail about a child.

@@ -28,6 +28,22 @@ def expect(response: httpx.Response, status: int = 200) -> Any:
     return response.json()
 
 
+async def created(
+    http: httpx.AsyncClient, path: str, body: Any, headers: dict[str, str]
+) -> dict[str, Any]:
+    """What a POST that must answer 201 made."""
+    made: dict[str, Any] = expect(await http.post(path, json=body, headers=headers), 201)
+    return made
+
+
+async def read_with_etag(
+    http: httpx.AsyncClient, path: str, headers: dict[str, str]
+) -> tuple[dict[str, Any], str]:
+    """A read that must succeed, and its ETag (for `If-Match`)."""
+    response = await http.get(path, headers=headers)
+    return expect(response), response.headers["ETag"]
+
+
 async def items(
     http: httpx.AsyncClient, path: str, headers: dict[str, str], **params: Any
 ) -> list[dict[str, Any]]:
@@ -71,3 +87,26 @@ async def standalone(
         )
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield application, http
+
+
+async def walk(
+    http: httpx.AsyncClient,
+    path: str,
+    headers: dict[str, str],
+    limit: int,
+    pages: int = 10,
+    **params: Any,
+) -> list[dict[str, Any]]:
+    """Every item of a keyset-paged list, read `limit` at a time by following `next_cursor`
+    (no page longer than `limit`, and no more than `pages` pages)."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(pages):
+        sent = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        page = expect(await http.get(path, params=sent, headers=headers))
+        assert len(page["items"]) <= limit, page
+        found += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+    raise AssertionError(f"{path}: more than {pages} pages of {limit}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.builders.api import expect, items
+from tests.builders.api import created, expect, items, read_with_etag
 from tests.builders.schools import Setup, make_school
 from tests.conftest import World
 
@@ -115,17 +115,14 @@ def case_body(pupil_ids: list[str], **fields: Any) -> dict[str, Any]:
 async def open_case(
     http: httpx.AsyncClient, headers: dict[str, str], pupil_ids: list[str], **fields: Any
 ) -> dict[str, Any]:
-    response = await http.post("/v1/cases", json=case_body(pupil_ids, **fields), headers=headers)
-    case: dict[str, Any] = expect(response, 201)
-    return case
+    return await created(http, "/v1/cases", case_body(pupil_ids, **fields), headers)
 
 
 async def read_case(
     http: httpx.AsyncClient, headers: dict[str, str], case_id: str
 ) -> tuple[dict[str, Any], str]:
     """The case and its ETag."""
-    response = await http.get(f"/v1/cases/{case_id}", headers=headers)
-    return expect(response), response.headers["ETag"]
+    return await read_with_etag(http, f"/v1/cases/{case_id}", headers)
 
 
 async def patch_case(
@@ -195,9 +192,7 @@ async def add_to_case(
     http: httpx.AsyncClient, headers: dict[str, str], case_id: str, what: str, body: Any
 ) -> dict[str, Any]:
     """A record (goal, review, contact, ...) added to the case; the record."""
-    answer: dict[str, Any] = expect(
-        await http.post(route(case_id, what), json=body, headers=headers), 201
-    )
+    answer = await created(http, route(case_id, what), body, headers)
     assert answer["case_id"] == case_id
     return answer
 

@@ -28,19 +28,6 @@ def upn(serial: int, estab: int = 2001, *, la: str = "202", year: int = 24) -> s
     return check_letter(body) + body
 
 
-def pupil(n: int, **fields: Any) -> dict[str, Any]:
-    """Roster row `MIS-n`, as a school's MIS sends it (year group included)."""
-    return {
-        "mis_id": f"MIS-{n}",
-        "upn": upn(n),
-        "given_name": f"Child{n}",
-        "family_name": "Example",
-        "date_of_birth": "2015-03-14",
-        "year_group": "5",
-        **fields,
-    }
-
-
 def roll_row(n: int, **fields: Any) -> dict[str, Any]:
     """Roster row of pupil `Pn` of `make_school`: Child<n> Example."""
     return {
@@ -51,6 +38,11 @@ def roll_row(n: int, **fields: Any) -> dict[str, Any]:
         "date_of_birth": "2015-03-14",
         **fields,
     }
+
+
+def pupil(n: int, **fields: Any) -> dict[str, Any]:
+    """Roster row `MIS-n`, as a school's MIS sends it (year group included)."""
+    return roll_row(n, **{"mis_id": f"MIS-{n}", "year_group": "5", **fields})
 
 
 async def push_roster(
