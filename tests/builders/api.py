@@ -1,5 +1,6 @@
-"""Calling the API: an answer of the status a test expects, a list's items, a problem, and
-an app of its own beside the session's.
+"""Calling the API: an answer of the status a test expects, what a POST made, a read with
+its ETag, a list's items (one page or every page), a problem, and an app of its own beside
+the session's.
 
 Every check here fails with the answer's body in the message, so a failed build step says
 what the API said rather than only which status it gave.
@@ -48,9 +49,8 @@ async def items(
     http: httpx.AsyncClient, path: str, headers: dict[str, str], **params: Any
 ) -> list[dict[str, Any]]:
     """The `items` of a list read that must succeed."""
-    found: list[dict[str, Any]] = expect(await http.get(path, params=params, headers=headers))[
-        "items"
-    ]
+    page = expect(await http.get(path, params=params, headers=headers))
+    found: list[dict[str, Any]] = page["items"]
     return found
 
 
