@@ -16,7 +16,7 @@ import base64
 import hashlib
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from sqlmodel import SQLModel
 
 import app.models
 from app.cli import alembic_config
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.main import create_app
 from app.models.principal import StaffRole
 from app.services import principals
@@ -306,6 +306,19 @@ class World:
 @pytest.fixture
 def world(fresh_app: FastAPI, client: httpx.AsyncClient) -> World:
     return World(fresh_app, client)
+
+
+@pytest.fixture
+def cli_env(
+    database: DatabaseUnderTest, fresh_app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """The `liaison` command's environment: the test database, over an empty schema."""
+    monkeypatch.setenv("LIAISON_DATABASE_URL", database.url)
+    monkeypatch.setenv("LIAISON_SIGNING_KEY", TEST_SIGNING_KEY)
+    monkeypatch.setenv("LIAISON_ENVIRONMENT", "test")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

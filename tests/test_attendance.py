@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,93 +15,9 @@ from sqlalchemy import delete, text
 
 from app.db import table_of
 from app.models.pupil import Pupil
+from tests.builders.database import rows
+from tests.builders.schools import AUTUMN_2025, Setup, flags, make_school, push_marks
 from tests.conftest import World
-from tests.test_pupils import upn
-
-# A term of past school days: every test's dates are fixed, so figures never drift.
-AUTUMN_2025 = date(2025, 9, 1)  # a Monday
-
-
-def school_days(start: date, count: int) -> Iterator[date]:
-    day = start
-    produced = 0
-    while produced < count:
-        if day.weekday() < 5:
-            yield day
-            produced += 1
-        day += timedelta(days=1)
-
-
-def sessions(start: date, codes: list[str]) -> list[tuple[date, str, str]]:
-    """(date, session, code) for consecutive sessions, AM then PM, from `start`."""
-    days = list(school_days(start, (len(codes) + 1) // 2))
-    out = []
-    for n, code in enumerate(codes):
-        out.append((days[n // 2], "AM" if n % 2 == 0 else "PM", code))
-    return out
-
-
-@dataclass
-class Setup:
-    school: dict[str, Any]
-    mis: dict[str, str]
-    pupil_ids: dict[str, str]  # mis_id -> pupil id
-
-    def mark(
-        self, mis_id: str, day: date, session: str, code: str, **fields: Any
-    ) -> dict[str, Any]:
-        return {
-            "school_code": self.school["code"],
-            "mis_id": mis_id,
-            "date": day.isoformat(),
-            "session": session,
-            "code": code,
-            **fields,
-        }
-
-    def marks(
-        self, mis_id: str, codes: list[str], start: date = AUTUMN_2025
-    ) -> list[dict[str, Any]]:
-        return [self.mark(mis_id, d, s, c) for d, s, c in sessions(start, codes)]
-
-
-async def make_school(
-    world: World, http: httpx.AsyncClient, pupils: int = 3, **school_fields: Any
-) -> Setup:
-    school = await world.school(**school_fields)
-    mis = await world.client_headers(
-        "pupils:write pupils:read attendance:write attendance:read", schools=[school]
-    )
-    rows = [
-        {
-            "mis_id": f"P{n}",
-            "given_name": f"Child{n}",
-            "family_name": "Example",
-            "date_of_birth": "2015-03-14",
-            **({"upn": upn(n)} if school["jurisdiction"] != "scotland" else {}),
-        }
-        for n in range(pupils)
-    ]
-    response = await http.put(
-        f"/v1/schools/{school['id']}/pupils", json={"pupils": rows}, headers=mis
-    )
-    assert response.status_code == 200 and not response.json()["rejected"], response.text
-    listed = await http.get(
-        "/v1/pupils", params={"school_id": school["id"], "limit": 200}, headers=mis
-    )
-    ids = {p["mis_id"]: p["id"] for p in listed.json()["items"]}
-    return Setup(school, mis, ids)
-
-
-async def push(
-    http: httpx.AsyncClient, setup: Setup, marks: list[dict[str, Any]], **headers: str
-) -> dict[str, Any]:
-    response = await http.post(
-        "/v1/attendance/marks", json={"marks": marks}, headers={**setup.mis, **headers}
-    )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def figures(
@@ -117,13 +31,6 @@ async def figures(
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
-
-
-async def flags(http: httpx.AsyncClient, setup: Setup, **params: str) -> list[dict[str, Any]]:
-    response = await http.get("/v1/attendance/flags", params=params, headers=setup.mis)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 # --- code tables --------------------------------------------------------------------------
@@ -241,7 +148,7 @@ async def test_mixed_history_at_59_percent_checked_by_hand(
     )
     assert len(codes) == 106
     marks = setup.marks("P0", codes)
-    result = await push(client, setup, marks)
+    result = await push_marks(client, setup, marks)
     assert result == {
         "received": 106,
         "created": 106,
@@ -273,7 +180,7 @@ async def test_rates_round_to_one_decimal_and_bands(
     client: httpx.AsyncClient, world: World
 ) -> None:
     setup = await make_school(world, client, pupils=3)
-    await push(
+    await push_marks(
         client,
         setup,
         setup.marks("P0", ["/", "\\", "I"])  # 2 of 3
@@ -299,7 +206,7 @@ async def test_terms_split_at_easter(client: httpx.AsyncClient, world: World) ->
         setup.mark("P0", date(2026, 4, 2), "AM", "I"),
         setup.mark("P0", date(2026, 4, 13), "AM", "/"),
     ]
-    await push(client, setup, marks)
+    await push_marks(client, setup, marks)
     got = await figures(client, setup, "P0", date(2025, 8, 1), date(2026, 7, 31))
     terms = {t["term"]: t for t in got["terms"]}
     assert set(terms) == {"autumn", "spring", "summer"}
@@ -312,7 +219,7 @@ async def test_each_category_counts_in_wales_and_scotland(
     client: httpx.AsyncClient, world: World
 ) -> None:
     wales = await make_school(world, client, pupils=1, jurisdiction="wales", code="6601234")
-    await push(client, wales, wales.marks("P0", ["/", "B", "H", "N", "#"]))
+    await push_marks(client, wales, wales.marks("P0", ["/", "B", "H", "N", "#"]))
     got = await figures(client, wales, "P0", AUTUMN_2025, AUTUMN_2025 + timedelta(days=5))
     assert (
         got["possible_sessions"],
@@ -332,7 +239,7 @@ async def test_each_category_counts_in_wales_and_scotland(
             code_set="scotland-local",
         )
     scotland = await make_school(world, client, pupils=1, jurisdiction="scotland", code="5501234")
-    await push(client, scotland, scotland.marks("P0", ["10", "11", "12", "24", "31", "02"]))
+    await push_marks(client, scotland, scotland.marks("P0", ["10", "11", "12", "24", "31", "02"]))
     got = await figures(client, scotland, "P0", AUTUMN_2025, AUTUMN_2025 + timedelta(days=5))
     assert (
         got["possible_sessions"],
@@ -348,7 +255,7 @@ async def test_late_marks_count_as_late_and_keep_minutes(
     client: httpx.AsyncClient, world: World, fresh_app: FastAPI
 ) -> None:
     setup = await make_school(world, client, pupils=1)
-    await push(
+    await push_marks(
         client,
         setup,
         [
@@ -359,24 +266,15 @@ async def test_late_marks_count_as_late_and_keep_minutes(
     got = await figures(client, setup, "P0", AUTUMN_2025, AUTUMN_2025)
     assert (got["present_sessions"], got["unauthorised_absence_sessions"]) == (1, 1)
     assert got["late_sessions"] == 2
-    async with fresh_app.state.engine.connect() as connection:
-        minutes = (
-            (
-                await connection.execute(
-                    text("SELECT minutes_late FROM attendance_mark ORDER BY session")
-                )
-            )
-            .scalars()
-            .all()
-        )
-    assert minutes == [12, 45]
+    minutes = await rows(fresh_app, "SELECT minutes_late FROM attendance_mark ORDER BY session")
+    assert [m for (m,) in minutes] == [12, 45]
 
 
 async def test_school_view_lists_lowest_attendance_first(
     client: httpx.AsyncClient, world: World
 ) -> None:
     setup = await make_school(world, client, pupils=3)
-    await push(
+    await push_marks(
         client,
         setup,
         setup.marks("P0", ["/"] * 10)
@@ -423,7 +321,7 @@ async def test_bad_marks_are_rejected_with_reasons_and_good_ones_kept(
         setup.mark("P1", AUTUMN_2025, "PM", "HOME", statutory_code="QQ"),
         setup.mark("P1", AUTUMN_2025, "PM", "\\", comment="Mum phoned"),
     ]
-    result = await push(client, setup, marks)
+    result = await push_marks(client, setup, marks)
     assert (result["received"], result["created"]) == (12, 2)
     reasons = {r["index"]: r["reason"] for r in result["rejected"]}
     assert sorted(reasons) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
@@ -443,7 +341,7 @@ async def test_retired_codes_are_accepted_for_dates_before_the_change(
     client: httpx.AsyncClient, world: World
 ) -> None:
     setup = await make_school(world, client, pupils=1)
-    result = await push(
+    result = await push_marks(
         client,
         setup,
         [
@@ -474,7 +372,7 @@ async def test_school_display_codes_map_to_statutory_codes(
         headers=setup.mis,
     )
     assert mapped.status_code == 200, mapped.text
-    await push(
+    await push_marks(
         client,
         setup,
         [
@@ -493,13 +391,13 @@ async def test_repush_changes_nothing_and_corrections_update(
 ) -> None:
     setup = await make_school(world, client, pupils=2)
     marks = setup.marks("P0", ["/", "\\", "N", "N"]) + setup.marks("P1", ["/", "\\"])
-    first = await push(client, setup, marks)
+    first = await push_marks(client, setup, marks)
     assert (first["created"], first["updated"], first["unchanged"]) == (6, 0, 0)
-    again = await push(client, setup, marks)
+    again = await push_marks(client, setup, marks)
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 6)
     corrected = [dict(m) for m in marks]
     corrected[2]["code"] = "I"
-    third = await push(client, setup, corrected)
+    third = await push_marks(client, setup, corrected)
     assert (third["created"], third["updated"], third["unchanged"]) == (0, 1, 5)
     got = await figures(client, setup, "P0", AUTUMN_2025, AUTUMN_2025 + timedelta(days=3))
     assert (got["authorised_absence_sessions"], got["unauthorised_absence_sessions"]) == (1, 1)
@@ -534,7 +432,7 @@ async def test_marks_for_a_school_outside_reach_are_refused(
     mine = await make_school(world, client, pupils=1)
     theirs = await make_school(world, client, pupils=1)
     intruding = [theirs.mark("P0", AUTUMN_2025, "AM", "O"), mine.mark("P0", AUTUMN_2025, "AM", "/")]
-    result = await push(client, mine, intruding)
+    result = await push_marks(client, mine, intruding)
     assert result["created"] == 1
     assert result["rejected"] == [
         {
@@ -618,7 +516,7 @@ async def test_persistent_and_severe_boundaries_exactly(
     client: httpx.AsyncClient, world: World
 ) -> None:
     setup = await make_school(world, client, pupils=5)
-    await push(
+    await push_marks(
         client,
         setup,
         setup.marks("P0", ["/"] * 18 + ["I"] * 2)  # 10.0% missed: persistent
@@ -642,7 +540,7 @@ async def test_unexplained_run_raises_and_a_correction_resolves(
 ) -> None:
     setup = await make_school(world, client, pupils=2)
     run = setup.marks("P0", ["/", "\\", "N", "O", "N"])
-    await push(client, setup, run + setup.marks("P1", ["/", "N", "N", "\\"]))
+    await push_marks(client, setup, run + setup.marks("P1", ["/", "N", "N", "\\"]))
     open_flags = await flags(client, setup, status="open")
     assert [(f["pupil_id"], f["kind"]) for f in open_flags] == [
         (setup.pupil_ids["P0"], "unexplained_absence")
@@ -652,7 +550,7 @@ async def test_unexplained_run_raises_and_a_correction_resolves(
 
     # The school learns the child was ill: the middle mark is corrected.
     run[3]["code"] = "I"
-    result = await push(client, setup, run)
+    result = await push_marks(client, setup, run)
     assert result["updated"] == 1
     detail = await client.get(f"/v1/attendance/flags/{flag['id']}", headers=setup.mis)
     assert detail.json()["status"] == "resolved"
@@ -660,12 +558,11 @@ async def test_unexplained_run_raises_and_a_correction_resolves(
     assert await flags(client, setup, status="open") == []
 
     # A fresh run raises a new episode; the old one keeps its history.
-    await push(client, setup, setup.marks("P0", ["N", "N", "N"], start=date(2025, 9, 8)))
+    await push_marks(client, setup, setup.marks("P0", ["N", "N", "N"], start=date(2025, 9, 8)))
     episodes = await flags(client, setup, kind="unexplained_absence")
     assert [f["status"] for f in episodes] == ["resolved", "open"]
 
-    async with fresh_app.state.engine.connect() as connection:
-        events = (await connection.execute(text("SELECT type, payload FROM outbox_event"))).all()
+    events = await rows(fresh_app, "SELECT type, payload FROM outbox_event")
     assert [e[0] for e in events] == ["attendance.flag.raised"] * 2
     payload = events[0][1] if isinstance(events[0][1], dict) else orjson.loads(events[0][1])
     assert payload["kind"] == "unexplained_absence"
@@ -678,7 +575,7 @@ async def test_sharp_decline_against_the_pupils_own_rate(
     setup = await make_school(world, client, pupils=2)
     earlier = ["/", "\\"] * 15  # three weeks at 100%
     recent_bad = (["/", "\\"] * 3 + ["I"] * 4) * 4  # four weeks at 60%
-    await push(
+    await push_marks(
         client,
         setup,
         setup.marks("P0", earlier + recent_bad) + setup.marks("P1", earlier + ["/"] * 40),
@@ -693,7 +590,7 @@ async def test_sharp_decline_against_the_pupils_own_rate(
 
 async def test_acknowledge_a_flag(client: httpx.AsyncClient, world: World) -> None:
     setup = await make_school(world, client, pupils=1)
-    await push(client, setup, setup.marks("P0", ["N", "N", "N"]))
+    await push_marks(client, setup, setup.marks("P0", ["N", "N", "N"]))
     flag = (await flags(client, setup))[0]
     practitioner = await world.headers(await world.staff("practitioner", schools=[setup.school]))
     url = f"/v1/attendance/flags/{flag['id']}/acknowledge"
@@ -721,7 +618,7 @@ async def test_acknowledge_a_flag(client: httpx.AsyncClient, world: World) -> No
 
 async def test_acknowledge_a_flag_into_a_case(client: httpx.AsyncClient, world: World) -> None:
     setup = await make_school(world, client, pupils=1)
-    await push(client, setup, setup.marks("P0", ["N", "N", "N"]))
+    await push_marks(client, setup, setup.marks("P0", ["N", "N", "N"]))
     flag = (await flags(client, setup))[0]
     practitioner = await world.headers(await world.staff("practitioner", schools=[setup.school]))
     opened = await client.post(
@@ -758,8 +655,8 @@ async def test_flag_list_is_within_reach_and_filters(
 ) -> None:
     a = await make_school(world, client, pupils=1, la_code="301")
     b = await make_school(world, client, pupils=1, la_code="301")
-    await push(client, a, a.marks("P0", ["N", "N", "N"]))
-    await push(client, b, b.marks("P0", ["O", "O", "O"]))
+    await push_marks(client, a, a.marks("P0", ["N", "N", "N"]))
+    await push_marks(client, b, b.marks("P0", ["O", "O", "O"]))
     assert len(await flags(client, a)) == 1
     la = await world.client_headers("attendance:read", la_code="301")
     response = await client.get("/v1/attendance/flags", headers=la)
@@ -774,7 +671,7 @@ async def test_flag_list_is_within_reach_and_filters(
 
 async def test_push_and_reads_are_audited(client: httpx.AsyncClient, world: World) -> None:
     setup = await make_school(world, client, pupils=1)
-    await push(client, setup, setup.marks("P0", ["/", "\\"]))
+    await push_marks(client, setup, setup.marks("P0", ["/", "\\"]))
     await figures(client, setup, "P0", AUTUMN_2025, AUTUMN_2025)
     auditor = await world.client_headers("audit:read", schools=[setup.school])
     events = await client.get(
@@ -790,28 +687,20 @@ async def test_push_and_reads_are_audited(client: httpx.AsyncClient, world: Worl
 
 async def _counts_agree(fresh_app: FastAPI) -> None:
     """The weekly running counts equal what the marks themselves add up to."""
-    async with fresh_app.state.engine.connect() as connection:
-        kept = (
-            await connection.execute(
-                text(
-                    "SELECT pupil_id, sum(possible), sum(attended), sum(unauthorised) "
-                    "FROM attendance_week GROUP BY pupil_id"
-                )
-            )
-        ).all()
-        recounted = (
-            await connection.execute(
-                text(
-                    "SELECT pupil_id, "
-                    "sum(CASE WHEN category <> 'not_possible' THEN 1 ELSE 0 END), "
-                    "sum(CASE WHEN category IN ('present', 'approved_activity') "
-                    "THEN 1 ELSE 0 END), "
-                    "sum(CASE WHEN category = 'unauthorised_absence' THEN 1 ELSE 0 END) "
-                    "FROM attendance_mark GROUP BY pupil_id"
-                )
-            )
-        ).all()
-    assert sorted(map(tuple, kept)) == sorted(map(tuple, recounted))
+    kept = await rows(
+        fresh_app,
+        "SELECT pupil_id, sum(possible), sum(attended), sum(unauthorised) "
+        "FROM attendance_week GROUP BY pupil_id",
+    )
+    recounted = await rows(
+        fresh_app,
+        "SELECT pupil_id, "
+        "sum(CASE WHEN category <> 'not_possible' THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN category IN ('present', 'approved_activity') THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN category = 'unauthorised_absence' THEN 1 ELSE 0 END) "
+        "FROM attendance_mark GROUP BY pupil_id",
+    )
+    assert sorted(kept) == sorted(recounted)
 
 
 async def test_running_counts_follow_every_correction(
@@ -823,10 +712,10 @@ async def test_running_counts_follow_every_correction(
     marks = [
         m for n in range(4) for m in setup.marks(f"P{n}", [rng.choice(codes) for _ in range(30)])
     ]
-    await push(client, setup, marks)
+    await push_marks(client, setup, marks)
     for _ in range(3):
         corrected = [dict(m, code=rng.choice(codes)) if rng.random() < 0.3 else m for m in marks]
-        await push(client, setup, corrected)
+        await push_marks(client, setup, corrected)
         marks = corrected
     await _counts_agree(fresh_app)
 
@@ -839,7 +728,7 @@ async def test_concurrent_pushes_for_one_school_keep_counts_exact(
     first = [m for n in range(3) for m in setup.marks(f"P{n}", ["/", "\\"] * 10)]
     second = [dict(m, code="I") if i % 3 == 0 else m for i, m in enumerate(first)]
     results = await asyncio.gather(
-        *(push(client, setup, batch) for batch in (first, second, first, second))
+        *(push_marks(client, setup, batch) for batch in (first, second, first, second))
     )
     assert sum(r["created"] for r in results) == len(first)
     await _counts_agree(fresh_app)
@@ -875,15 +764,12 @@ async def test_a_pupils_marks_go_with_the_pupil(
 ) -> None:
     """Erasure: deleting a pupil row deletes its marks (a trigger, not a foreign key)."""
     setup = await make_school(world, client, pupils=2)
-    await push(client, setup, setup.marks("P0", ["N", "N", "N"]) + setup.marks("P1", ["/"]))
+    await push_marks(client, setup, setup.marks("P0", ["N", "N", "N"]) + setup.marks("P1", ["/"]))
     async with fresh_app.state.engine.begin() as connection:
         pupil = table_of(Pupil)
         await connection.execute(
             delete(pupil).where(pupil.c.id == uuid.UUID(setup.pupil_ids["P0"]))
         )
-    async with fresh_app.state.engine.connect() as connection:
-        held = (await connection.execute(text("SELECT count(*) FROM attendance_mark"))).scalar()
-        flags_left = (
-            await connection.execute(text("SELECT count(*) FROM attendance_flag"))
-        ).scalar()
+    [(held,)] = await rows(fresh_app, "SELECT count(*) FROM attendance_mark")
+    [(flags_left,)] = await rows(fresh_app, "SELECT count(*) FROM attendance_flag")
     assert (held, flags_left) == (1, 0)

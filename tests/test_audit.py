@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from tests.builders.api import items
+from tests.builders.schools import pupil, push_roster
 from tests.conftest import World
-from tests.test_pupils import pupil, push
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ async def setting(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
     school = await world.school()
     mis_credentials = await world.api_client("pupils:write", schools=[school])
     mis = await world.headers(mis_credentials)
-    await push(client, school, [pupil(1), pupil(2)], mis)
+    await push_roster(client, school, [pupil(1), pupil(2)], mis)
     practitioner = await world.staff("practitioner", schools=[school])
     dpo = await world.staff("dpo", la_code="202")
     return {
@@ -38,10 +39,7 @@ async def setting(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
 async def events(
     client: httpx.AsyncClient, headers: dict[str, str], **params: Any
 ) -> list[dict[str, Any]]:
-    response = await client.get("/v1/audit-events", params=params, headers=headers)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
+    return await items(client, "/v1/audit-events", headers, **params)
 
 
 async def test_roster_push_is_audited_with_its_pupils(
@@ -144,7 +142,7 @@ async def test_a_failed_request_leaves_no_event(
     limit = settings.roster_max_pupils
     object.__setattr__(settings, "roster_max_pupils", 1)
     try:
-        refused = await push(client, setting["school"], [pupil(1), pupil(2)], setting["mis"])
+        refused = await push_roster(client, setting["school"], [pupil(1), pupil(2)], setting["mis"])
     finally:
         object.__setattr__(settings, "roster_max_pupils", limit)
     assert refused.status_code == 413

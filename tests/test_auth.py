@@ -8,13 +8,13 @@ import uuid
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
-from jose import jwk, jwt
+from jose import jwt
 
 from app.models.principal import ApiClient
 from app.security import JwksCache
+from tests.builders.keys import pems, public_jwk
 from tests.conftest import TEST_SIGNING_KEY, World
 
 
@@ -105,20 +105,8 @@ class _IdentityProvider:
     issuer = "https://idp.example.org/realms/la"
 
     def __init__(self) -> None:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.private_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-        public_pem = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        self.jwk = {
-            **jwk.construct(public_pem, "RS256").to_dict(),
-            "kid": "idp-key-1",
-            "use": "sig",
-        }
+        self.private_pem, public_pem = pems(rsa.generate_private_key(65537, 2048))
+        self.jwk = public_jwk(public_pem, "RS256", "idp-key-1", use="sig")
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(lambda request: httpx.Response(200, json={"keys": [self.jwk]}))

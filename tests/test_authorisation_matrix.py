@@ -47,7 +47,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.builders import (
+from tests.builders.las import (
     FIRST_LA_MARK,
     FIRST_LA_STAFF_MARK,
     MARK_DAYS,
@@ -59,8 +59,8 @@ from tests.builders import (
     build_second_la,
     consent,
     snapshot,
-    upn,
 )
+from tests.builders.schools import upn
 from tests.conftest import World
 
 # --- which names name objects -------------------------------------------------------------
@@ -762,7 +762,12 @@ def random_like(kind: str, like: str) -> str:
     if kind == "actor":
         return f"{like.split(':', 1)[0]}:{uuid.uuid4()}"
     if kind == "upn":
-        return upn(NO_SUCH_LA, random.randint(1000, 9999), random.randint(1, 999))
+        return upn(
+            la=NO_SUCH_LA,
+            estab=random.randint(1000, 9999),
+            serial=random.randint(1, 999),
+            year=25,
+        )
     if kind == "school_code":
         return f"999{random.randint(0, 999):03d}"
     if kind == "la":

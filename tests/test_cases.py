@@ -6,18 +6,31 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
 
+from tests.builders.api import assert_problem, created, walk
+from tests.builders.casework import (
+    CONSENT,
+    AuditTrail,
+    Casework,
+    case_body,
+    casework,
+    chronology,
+    list_cases,
+    open_case,
+    patch_case,
+    positions,
+    read_case,
+    referral_body,
+    request_closure,
+)
+from tests.builders.schools import flags, make_school, push_marks
 from tests.conftest import World
-from tests.test_attendance import Setup, flags, make_school, push
 
-PROBLEM = "application/problem+json"
 CLOSURE_REASONS = [
     "stepped_up_to_social_care",
     "stepped_down_to_school",
@@ -28,116 +41,14 @@ CLOSURE_REASONS = [
     "consent_withdrawn",
     "other",
 ]
-CONSENT = {
-    "given": True,
-    "given_by": "Alex Example (mother)",
-    "date": "2025-09-01",
-    "share_with": ["school"],
-}
 CSV_HEADER = ["at", "actor", "source", "event", "summary", "referral_id", "flag_id", "pupil_id"]
 
 
 # --- helpers ------------------------------------------------------------------------------
 
 
-@dataclass
-class Casework:
-    """A school with pupils P0, P1, ..., a practitioner and a manager who reach it."""
-
-    setup: Setup
-    practitioner: dict[str, str]
-    headers: dict[str, str]
-    manager: dict[str, str]
-    manager_headers: dict[str, str]
-
-    @property
-    def school(self) -> dict[str, Any]:
-        return self.setup.school
-
-    def pupil(self, mis_id: str) -> str:
-        return self.setup.pupil_ids[mis_id]
-
-
-async def casework(
-    world: World, http: httpx.AsyncClient, pupils: int = 3, **school_fields: Any
-) -> Casework:
-    setup = await make_school(world, http, pupils=pupils, **school_fields)
-    practitioner = await world.staff("practitioner", schools=[setup.school])
-    manager = await world.staff("manager", schools=[setup.school])
-    return Casework(
-        setup,
-        practitioner,
-        await world.headers(practitioner),
-        manager,
-        await world.headers(manager),
-    )
-
-
-def case_body(pupil_ids: list[str], **fields: Any) -> dict[str, Any]:
-    return {
-        "children": [{"pupil_id": p} for p in pupil_ids],
-        "level_of_need": "targeted_early_help",
-        "consent": CONSENT,
-        **fields,
-    }
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    if slug is not None:
-        assert response.json()["type"] == f"urn:liaison:problem:{slug}"
-
-
-async def open_case(
-    http: httpx.AsyncClient, headers: dict[str, str], pupil_ids: list[str], **fields: Any
-) -> dict[str, Any]:
-    response = await http.post("/v1/cases", json=case_body(pupil_ids, **fields), headers=headers)
-    assert response.status_code == 201, response.text
-    case: dict[str, Any] = response.json()
-    return case
-
-
-async def read_case(
-    http: httpx.AsyncClient, headers: dict[str, str], case_id: str
-) -> tuple[dict[str, Any], str]:
-    response = await http.get(f"/v1/cases/{case_id}", headers=headers)
-    assert response.status_code == 200, response.text
-    return response.json(), response.headers["ETag"]
-
-
-async def patch_case(
-    http: httpx.AsyncClient, headers: dict[str, str], case_id: str, body: dict[str, Any]
-) -> httpx.Response:
-    _, etag = await read_case(http, headers, case_id)
-    return await http.patch(
-        f"/v1/cases/{case_id}", json=body, headers={**headers, "If-Match": etag}
-    )
-
-
-async def list_cases(
-    http: httpx.AsyncClient, headers: dict[str, str], **params: Any
-) -> list[dict[str, Any]]:
-    response = await http.get("/v1/cases", params=params, headers=headers)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
 async def ids_listed(http: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> set[str]:
     return {c["id"] for c in await list_cases(http, headers, **params)}
-
-
-async def request_closure(
-    http: httpx.AsyncClient,
-    headers: dict[str, str],
-    case_id: str,
-    reason: str = "needs_met",
-    note: str = "Attendance back above 95% for six weeks.",
-) -> httpx.Response:
-    return await http.post(
-        f"/v1/cases/{case_id}/closure", json={"reason": reason, "note": note}, headers=headers
-    )
 
 
 async def decide_closure(
@@ -156,32 +67,6 @@ async def closed_case(http: httpx.AsyncClient, work: Casework, pupil: str = "P0"
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "closed"
     return case
-
-
-async def chronology(
-    http: httpx.AsyncClient, headers: dict[str, str], case_id: str
-) -> list[dict[str, Any]]:
-    response = await http.get(f"/v1/cases/{case_id}/chronology", headers=headers)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["case_id"] == case_id
-    items: list[dict[str, Any]] = body["items"]
-    return items
-
-
-def matches(item: dict[str, Any], *words: str) -> bool:
-    """The event's name has a part starting with each word: `case.closure_requested`
-    matches ("closure", "request"); `case.reopened` does not match ("opened",)."""
-    parts = [p for p in re.split(r"[^a-z0-9]+", item["event"].lower()) if p]
-    return all(any(p.startswith(w) for p in parts) for w in words)
-
-
-def positions(items: list[dict[str, Any]], *words: str, **fields: Any) -> list[int]:
-    return [
-        n
-        for n, item in enumerate(items)
-        if matches(item, *words) and all(item.get(k) == v for k, v in fields.items())
-    ]
 
 
 def first(items: list[dict[str, Any]], *words: str, **fields: Any) -> int:
@@ -207,35 +92,11 @@ def assert_time_order(items: list[dict[str, Any]]) -> None:
 # --- referrals, enough to open a case from them -------------------------------------------
 
 
-def referral_body(pupil_ids: list[str], reference: str) -> dict[str, Any]:
-    return {
-        "external_reference": reference,
-        "children": [{"pupil_id": p} for p in pupil_ids],
-        "family": [
-            {
-                "name": "Alex Example",
-                "relationship": "mother",
-                "phone": "07700 900123",
-                "preferred_contact": "phone",
-                "interpreter_needed": False,
-            }
-        ],
-        "concerns": ["attendance", "parental_mental_health"],
-        "level_of_need": "targeted_early_help",
-        "consent": {**CONSENT, "share_with": ["school", "school nursing"]},
-        "urgency": "routine",
-        "summary": "Attendance has fallen since mum became unwell.",
-    }
-
-
 async def refer(
     http: httpx.AsyncClient, hub: dict[str, str], pupil_ids: list[str], reference: str
 ) -> dict[str, Any]:
-    response = await http.post(
-        "/v1/referrals", json=referral_body(pupil_ids, reference), headers=hub
-    )
-    assert response.status_code == 201, response.text
-    referral: dict[str, Any] = response.json()
+    body = referral_body(*({"pupil_id": p} for p in pupil_ids), external_reference=reference)
+    referral = await created(http, "/v1/referrals", body, hub)
     assert referral["status"] == "received"
     return referral
 
@@ -357,18 +218,7 @@ async def test_list_filters_and_pages(client: httpx.AsyncClient, world: World) -
     assert await ids_listed(client, both, level_of_need="specialist") == {second["id"]}
     assert await ids_listed(client, both, level_of_need="universal_plus", status="open") == set()
 
-    seen: list[str] = []
-    cursor: str | None = None
-    for _ in range(5):
-        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
-        response = await client.get("/v1/cases", params=params, headers=both)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert len(page["items"]) <= 1
-        seen += [c["id"] for c in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    seen = [c["id"] for c in await walk(client, "/v1/cases", both, limit=1, pages=5)]
     assert sorted(seen) == sorted([first_case["id"], second["id"], third["id"]])
     bad = await client.get("/v1/cases", params={"cursor": "not-a-cursor"}, headers=both)
     assert_problem(bad, 400)
@@ -379,7 +229,7 @@ async def test_list_filters_and_pages(client: httpx.AsyncClient, world: World) -
 
 async def test_open_a_case_from_an_attendance_flag(client: httpx.AsyncClient, world: World) -> None:
     work = await casework(world, client, pupils=1)
-    await push(client, work.setup, work.setup.marks("P0", ["/", "N", "N", "N"]))
+    await push_marks(client, work.setup, work.setup.marks("P0", ["/", "N", "N", "N"]))
     (flag,) = await flags(client, work.setup, kind="unexplained_absence")
     case = await open_case(client, work.headers, [work.pupil("P0")], attendance_flag_id=flag["id"])
 
@@ -399,7 +249,7 @@ async def test_open_a_case_from_an_attendance_flag(client: httpx.AsyncClient, wo
 async def test_a_flag_outside_reach_is_refused(client: httpx.AsyncClient, world: World) -> None:
     work = await casework(world, client, pupils=1)
     theirs = await make_school(world, client, pupils=1)
-    await push(client, theirs, theirs.marks("P0", ["N", "N", "N"]))
+    await push_marks(client, theirs, theirs.marks("P0", ["N", "N", "N"]))
     (flag,) = await flags(client, theirs)
     response = await client.post(
         "/v1/cases",
@@ -407,7 +257,7 @@ async def test_a_flag_outside_reach_is_refused(client: httpx.AsyncClient, world:
         headers=work.headers,
     )
     assert response.status_code in (404, 422), response.text
-    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["content-type"] == "application/problem+json"
     assert await list_cases(client, work.headers) == []
 
 
@@ -909,7 +759,7 @@ async def test_referrals_to_a_case_to_its_closure(client: httpx.AsyncClient, wor
 
 async def test_chronology_csv_of_a_flagged_case(client: httpx.AsyncClient, world: World) -> None:
     work = await casework(world, client, pupils=1)
-    await push(client, work.setup, work.setup.marks("P0", ["N", "N", "N"]))
+    await push_marks(client, work.setup, work.setup.marks("P0", ["N", "N", "N"]))
     (flag,) = await flags(client, work.setup)
     case = await open_case(client, work.headers, [work.pupil("P0")], attendance_flag_id=flag["id"])
     items = await chronology(client, work.headers, case["id"])
@@ -933,19 +783,10 @@ async def test_case_reads_and_changes_are_audited_with_the_child(
     work = await casework(world, client, pupils=1)
     auditor = await world.client_headers("audit:read", la_code="202")
     child = work.pupil("P0")
-    seen: set[str] = set()
+    trail = AuditTrail(client, auditor)
 
     async def new_case_events(case_id: str) -> list[dict[str, Any]]:
-        response = await client.get(
-            "/v1/audit-events", params={"pupil_id": child, "limit": 100}, headers=auditor
-        )
-        assert response.status_code == 200, response.text
-        fresh = [
-            e
-            for e in response.json()["items"]
-            if e["id"] not in seen and not e["action"].startswith("audit.")
-        ]
-        seen.update(e["id"] for e in response.json()["items"])
+        fresh = await trail.new_events(child)
         about_case = [e for e in fresh if e["resource_id"] == case_id]
         assert about_case, fresh
         for event in about_case:

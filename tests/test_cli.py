@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -12,21 +11,9 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.config import get_settings
-from tests.conftest import TEST_SIGNING_KEY, DatabaseUnderTest, World
+from tests.conftest import World
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(
-    database: DatabaseUnderTest, fresh_app: object, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    monkeypatch.setenv("LIAISON_DATABASE_URL", database.url)
-    monkeypatch.setenv("LIAISON_SIGNING_KEY", TEST_SIGNING_KEY)
-    monkeypatch.setenv("LIAISON_ENVIRONMENT", "test")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]

@@ -26,10 +26,10 @@ from referencing.jsonschema import DRAFT202012
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.config import get_settings
 from app.errors import LiaisonError
 from app.services import directory_import
-from tests.conftest import TEST_SIGNING_KEY, DatabaseUnderTest, World
+from tests.builders.api import assert_problem, created
+from tests.conftest import World
 
 # The profile's files (OpenReferralUK/uk-profile, CC BY-SA 4.0).
 # The profile's schemas and examples, copied into the repo (CC BY-SA 4.0, see tests/oruk/).
@@ -164,18 +164,8 @@ def place(name: str) -> dict[str, Any]:
     }
 
 
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
-
-
 async def create(http: httpx.AsyncClient, headers: dict[str, str], body: dict[str, Any]) -> Any:
-    response = await http.post("/v1/directory/services", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()
+    return await created(http, "/v1/directory/services", body, headers)
 
 
 async def names(http: httpx.AsyncClient, path: str = "/oruk/services", **params: Any) -> set[str]:
@@ -280,7 +270,7 @@ async def test_oruk_is_public_and_readable_from_any_origin(
         assert response.headers["access-control-allow-origin"] == "*", path
     # Errors too, or a browser hides the reason from the page that asked.
     bad = await client.get("/oruk/services", params={"page": 0})
-    problem(bad, 422)
+    assert_problem(bad, 422)
     assert bad.headers["access-control-allow-origin"] == "*"
 
 
@@ -290,7 +280,7 @@ async def test_oruk_is_public_and_readable_from_any_origin(
 async def test_unknown_ids_are_404_problems(client: httpx.AsyncClient, path: str) -> None:
     for unknown in (str(uuid.uuid4()), "not-an-id"):
         response = await client.get(f"/oruk/{path}/{unknown}")
-        body = problem(response, 404)
+        body = assert_problem(response, 404)
         assert body["type"] == "urn:liaison:problem:not-found"
         assert response.headers["access-control-allow-origin"] == "*"
 
@@ -332,8 +322,8 @@ async def test_page_envelope(
     capped = await page(per_page=50)
     assert capped["size"] == 2 and capped["total_pages"] == 3
     for bad in ({"page": 0}, {"per_page": 0}, {"page": "two"}, {"per_page": -1}):
-        problem(await client.get("/oruk/services", params=bad), 422)
-        problem(await client.get("/oruk/taxonomies", params=bad), 422)
+        assert_problem(await client.get("/oruk/services", params=bad), 422)
+        assert_problem(await client.get("/oruk/taxonomies", params=bad), 422)
 
 
 async def test_service_filters(client: httpx.AsyncClient, writer: dict[str, str]) -> None:
@@ -420,9 +410,9 @@ async def test_service_filters(client: httpx.AsyncClient, writer: dict[str, str]
         {"taxonomy_id": "x"},
         {"minimum_age": "old"},
     ):
-        problem(await client.get("/oruk/services", params=bad), 422)
+        assert_problem(await client.get("/oruk/services", params=bad), 422)
     unsupported = await client.get("/oruk/service_at_locations", params={"postcode": "RV1 1AA"})
-    assert "postcode" in problem(unsupported, 400)["detail"]
+    assert "postcode" in assert_problem(unsupported, 400)["detail"]
 
 
 # --- writes ------------------------------------------------------------------------------
@@ -440,8 +430,8 @@ async def test_writes_need_a_token_with_directory_write(
     ]
     reader = await world.client_headers("referrals:read referrals:write")
     for method, path, body in calls:
-        problem(await client.request(method, path, json=body), 401)
-        denied = problem(await client.request(method, path, json=body, headers=reader), 403)
+        assert_problem(await client.request(method, path, json=body), 401)
+        denied = assert_problem(await client.request(method, path, json=body, headers=reader), 403)
         assert denied["required_scopes"] == [WRITE]
     assert (await client.get("/oruk/services")).json()["total_items"] == 0
     # An admin's staff account carries the scope.
@@ -502,12 +492,12 @@ async def test_create_put_and_retire(client: httpx.AsyncClient, writer: dict[str
         json=service_body("Thief", service_at_locations=[stolen]),
         headers=writer,
     )
-    problem(taken, 409)
+    assert_problem(taken, 409)
     # The same id again by POST is a conflict.
     again = await client.post(
         "/v1/directory/services", json=service_body("Again", id=new_id), headers=writer
     )
-    problem(again, 409)
+    assert_problem(again, 409)
 
     retired = await client.patch(
         f"/v1/directory/services/{service['id']}", json={"status": "defunct"}, headers=writer
@@ -521,7 +511,7 @@ async def test_create_put_and_retire(client: httpx.AsyncClient, writer: dict[str
         headers=writer,
     )
     assert closed.json()["status"] == "temporarily closed"
-    problem(
+    assert_problem(
         await client.patch(
             f"/v1/directory/services/{uuid.uuid4()}", json={"status": "active"}, headers=writer
         ),
@@ -531,7 +521,7 @@ async def test_create_put_and_retire(client: httpx.AsyncClient, writer: dict[str
 
 async def test_writes_are_validated(client: httpx.AsyncClient, writer: dict[str, str]) -> None:
     async def refused(body: dict[str, Any], *loc: str | int) -> None:
-        answer = problem(
+        answer = assert_problem(
             await client.post("/v1/directory/services", json=body, headers=writer), 422
         )
         if loc:
@@ -580,8 +570,8 @@ async def test_writes_are_validated(client: httpx.AsyncClient, writer: dict[str,
         json=service_body("X", id=str(uuid.uuid4())),
         headers=writer,
     )
-    problem(mismatch, 422)
-    problem(
+    assert_problem(mismatch, 422)
+    assert_problem(
         await client.patch(
             f"/v1/directory/services/{uuid.uuid4()}", json={"status": "gone"}, headers=writer
         ),
@@ -765,7 +755,7 @@ async def test_an_import_owns_what_it_imports_and_leaves_others_records(
     la_admin = await world.client_headers(WRITE, la_code="202")
     operators = f"/v1/directory/services/{feed_service(0)['id']}"
     refused = await client.patch(operators, json={"status": "defunct"}, headers=la_admin)
-    assert problem(refused, 403)["detail"].startswith("This service belongs to the operator")
+    assert assert_problem(refused, 403)["detail"].startswith("This service belongs to the operator")
 
     # LA 202 writes a service of its own under the id the feed will later use.
     own_id = str(uuid.UUID(int=0x100 + 2))
@@ -868,18 +858,6 @@ async def test_a_service_with_text_the_database_cannot_store_is_skipped(
 # --- the command -------------------------------------------------------------------------
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(
-    database: DatabaseUnderTest, fresh_app: FastAPI, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    monkeypatch.setenv("LIAISON_DATABASE_URL", database.url)
-    monkeypatch.setenv("LIAISON_SIGNING_KEY", TEST_SIGNING_KEY)
-    monkeypatch.setenv("LIAISON_ENVIRONMENT", "test")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -32,7 +32,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -41,8 +40,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from app.db import run
 from app.db_errors import ClientDataError, classify
 from app.deps import SessionDep
-from app.main import create_app
-from app.services.upn import check_letter
+from tests.builders.api import standalone
+from tests.builders.casework import HUB_SCOPES
+from tests.builders.schools import make_school
 from tests.conftest import (
     IN_CI,
     POSTGRES_ENV,
@@ -194,14 +194,9 @@ def add_fault_routes(application: FastAPI) -> None:
         await run(session, text("UPDATE school SET name = name WHERE 1 = 0"))
 
 
-@asynccontextmanager
-async def probe_app(url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    application = create_app(settings_for(url, db_connect_timeout_seconds=2))
-    add_fault_routes(application)
-    async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield application, http
+def probe_app(url: str) -> AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]:
+    """An app of its own over `url`, with the fault routes added."""
+    return standalone(url, prepare=add_fault_routes, db_connect_timeout_seconds=2)
 
 
 def assert_unavailable(response: httpx.Response) -> None:
@@ -427,11 +422,6 @@ def faults_database() -> Iterator[str]:
         yield url
 
 
-def upn(serial: int) -> str:
-    body = f"202200124{serial:03d}"
-    return check_letter(body) + body
-
-
 @dataclass
 class Tally:
     """Every answer the clients got, and every write the service acknowledged."""
@@ -515,136 +505,116 @@ async def until_answered(
 async def test_faults_under_load_are_503_and_lose_nothing(faults_database: str) -> None:
     url = faults_database
     database_name = url.rsplit("/", 1)[1]
-    application = create_app(settings_for(url, db_connect_timeout_seconds=2))
-    async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            world = World(application, http)
-            school = await world.school(la_code="202")
-            mis = await world.client_headers(
-                "pupils:write pupils:read attendance:write attendance:read", schools=[school]
+    async with standalone(url, db_connect_timeout_seconds=2) as (application, http):
+        world = World(application, http)
+        setup = await make_school(world, http, pupils=4)
+        school, mis = setup.school, setup.mis
+        pupil_ids = list(setup.pupil_ids.values())
+        hub = await world.client_headers(HUB_SCOPES, la_code="202")
+        practitioner = await world.headers(await world.staff("practitioner", schools=[school]))
+        days = [date(2025, 9, 1) + timedelta(days=d) for d in range(2000)]
+
+        def referral(n: int) -> dict[str, Any]:
+            return {
+                "external_reference": f"FAULT-{n:05d}",
+                "children": [{"pupil_id": pupil_ids[n % len(pupil_ids)]}],
+                "family": [{"name": "Alex Example", "relationship": "mother"}],
+                "concerns": ["attendance"],
+                "level_of_need": "targeted_early_help",
+                "consent": {"given": True, "given_by": "Alex Example", "date": "2025-11-20"},
+                "urgency": "routine",
+                "summary": "Attendance has fallen since half term.",
+            }
+
+        def case(n: int) -> dict[str, Any]:
+            return {
+                "children": [{"pupil_id": pupil_ids[n % len(pupil_ids)]}],
+                "level_of_need": "targeted_early_help",
+                "consent": {"given": True, "given_by": "Alex Example", "date": "2025-09-01"},
+                "summary": f"fault case {n:05d}",
+            }
+
+        def marks(n: int) -> dict[str, Any]:
+            return {
+                "marks": [
+                    {
+                        "school_code": school["code"],
+                        "mis_id": "P0",
+                        "date": days[n].isoformat(),
+                        "session": "AM",
+                        "code": "/",
+                    }
+                ]
+            }
+
+        tally = Tally()
+        load = Load(http, tally)
+        clients = [
+            load.reader(f"/v1/pupils?school_id={school['id']}", mis),
+            load.reader(f"/v1/schools/{school['id']}", mis),
+            load.reader("/v1/referrals", hub),
+            load.reader("/v1/cases", practitioner),
+            load.writer("referral", "/v1/referrals", hub, referral),
+            load.writer("case", "/v1/cases", practitioner, case),
+            load.writer("marks", "/v1/attendance/marks", mis, marks),
+        ]
+        tasks = [asyncio.create_task(c) for c in clients]
+
+        async def probe() -> httpx.Response:
+            return await http.get(f"/v1/schools/{school['id']}", headers=mis)
+
+        async def ready() -> httpx.Response:
+            return await http.get("/readyz")
+
+        async def terminate() -> None:
+            await admin(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'liaison' AND datname = $1",
+                database_name,
             )
-            rows = [
-                {
-                    "mis_id": f"P{n}",
-                    "upn": upn(n),
-                    "given_name": f"Child{n}",
-                    "family_name": "Example",
-                    "date_of_birth": "2015-03-14",
-                }
-                for n in range(4)
-            ]
-            pushed = await http.put(
-                f"/v1/schools/{school['id']}/pupils", json={"pupils": rows}, headers=mis
-            )
-            assert pushed.status_code == 200 and not pushed.json()["rejected"], pushed.text
-            listed = await http.get("/v1/pupils", params={"school_id": school["id"]}, headers=mis)
-            pupil_ids = [p["id"] for p in listed.json()["items"]]
-            hub = await world.client_headers("referrals:write referrals:read", la_code="202")
-            practitioner = await world.headers(await world.staff("practitioner", schools=[school]))
-            days = [date(2025, 9, 1) + timedelta(days=d) for d in range(2000)]
 
-            def referral(n: int) -> dict[str, Any]:
-                return {
-                    "external_reference": f"FAULT-{n:05d}",
-                    "children": [{"pupil_id": pupil_ids[n % len(pupil_ids)]}],
-                    "family": [{"name": "Alex Example", "relationship": "mother"}],
-                    "concerns": ["attendance"],
-                    "level_of_need": "targeted_early_help",
-                    "consent": {"given": True, "given_by": "Alex Example", "date": "2025-11-20"},
-                    "urgency": "routine",
-                    "summary": "Attendance has fallen since half term.",
-                }
-
-            def case(n: int) -> dict[str, Any]:
-                return {
-                    "children": [{"pupil_id": pupil_ids[n % len(pupil_ids)]}],
-                    "level_of_need": "targeted_early_help",
-                    "consent": {"given": True, "given_by": "Alex Example", "date": "2025-09-01"},
-                    "summary": f"fault case {n:05d}",
-                }
-
-            def marks(n: int) -> dict[str, Any]:
-                return {
-                    "marks": [
-                        {
-                            "school_code": school["code"],
-                            "mis_id": "P0",
-                            "date": days[n].isoformat(),
-                            "session": "AM",
-                            "code": "/",
-                        }
-                    ]
-                }
-
-            tally = Tally()
-            load = Load(http, tally)
-            clients = [
-                load.reader(f"/v1/pupils?school_id={school['id']}", mis),
-                load.reader(f"/v1/schools/{school['id']}", mis),
-                load.reader("/v1/referrals", hub),
-                load.reader("/v1/cases", practitioner),
-                load.writer("referral", "/v1/referrals", hub, referral),
-                load.writer("case", "/v1/cases", practitioner, case),
-                load.writer("marks", "/v1/attendance/marks", mis, marks),
-            ]
-            tasks = [asyncio.create_task(c) for c in clients]
-
-            async def probe() -> httpx.Response:
-                return await http.get(f"/v1/schools/{school['id']}", headers=mis)
-
-            async def ready() -> httpx.Response:
-                return await http.get("/readyz")
-
-            async def terminate() -> None:
-                await admin(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = 'liaison' AND datname = $1",
-                    database_name,
-                )
-
-            recoveries: dict[str, float] = {}
-            readiness: list[int] = []
-            started = time.monotonic()
-            try:
-                await asyncio.sleep(1.0)
-                # (a) every backend of the service killed, several times
-                for _ in range(3):
-                    await terminate()
-                    await asyncio.sleep(0.6)
-                recoveries["terminated"] = await until_answered(probe)
-                # (b) a fast shutdown and a start under load
-                await pg_ctl("stop", "-m", "fast")
-                await asyncio.sleep(0.5)
-                readiness.append((await ready()).status_code)
-                await asyncio.sleep(0.5)
-                await pg_ctl("start")
-                recoveries["restarted"] = await until_answered(probe)
-                readiness.append((await ready()).status_code)
-                # (c) new connections refused for a second, existing ones killed
-                await admin(f"ALTER ROLE {FAULTS_ROLE} CONNECTION LIMIT 0")
+        recoveries: dict[str, float] = {}
+        readiness: list[int] = []
+        started = time.monotonic()
+        try:
+            await asyncio.sleep(1.0)
+            # (a) every backend of the service killed, several times
+            for _ in range(3):
                 await terminate()
-                await asyncio.sleep(0.5)
-                readiness.append((await ready()).status_code)
-                await asyncio.sleep(0.5)
-                await admin(f"ALTER ROLE {FAULTS_ROLE} CONNECTION LIMIT -1")
-                recoveries["connection limit"] = await until_answered(probe)
-                await admin(f'ALTER DATABASE "{database_name}" ALLOW_CONNECTIONS false')
-                await terminate()
-                await asyncio.sleep(0.5)
-                readiness.append((await ready()).status_code)
-                await asyncio.sleep(0.5)
-                await admin(f'ALTER DATABASE "{database_name}" ALLOW_CONNECTIONS true')
-                recoveries["connections allowed"] = await until_answered(probe)
-                readiness.append((await ready()).status_code)
-                await asyncio.sleep(1.0)
-            finally:
-                load.give_up_at = time.monotonic() + 10
-                load.stop.set()
-                await asyncio.gather(*tasks)
-                await admin(f"ALTER ROLE {FAULTS_ROLE} CONNECTION LIMIT -1")
-                await admin(f'ALTER DATABASE "{database_name}" ALLOW_CONNECTIONS true')
-            elapsed = time.monotonic() - started
+                await asyncio.sleep(0.6)
+            recoveries["terminated"] = await until_answered(probe)
+            # (b) a fast shutdown and a start under load
+            await pg_ctl("stop", "-m", "fast")
+            await asyncio.sleep(0.5)
+            readiness.append((await ready()).status_code)
+            await asyncio.sleep(0.5)
+            await pg_ctl("start")
+            recoveries["restarted"] = await until_answered(probe)
+            readiness.append((await ready()).status_code)
+            # (c) new connections refused for a second, existing ones killed
+            await admin(f"ALTER ROLE {FAULTS_ROLE} CONNECTION LIMIT 0")
+            await terminate()
+            await asyncio.sleep(0.5)
+            readiness.append((await ready()).status_code)
+            await asyncio.sleep(0.5)
+            await admin(f"ALTER ROLE {FAULTS_ROLE} CONNECTION LIMIT -1")
+            recoveries["connection limit"] = await until_answered(probe)
+            await admin(f'ALTER DATABASE "{database_name}" ALLOW_CONNECTIONS false')
+            await terminate()
+            await asyncio.sleep(0.5)
+            readiness.append((await ready()).status_code)
+            await asyncio.sleep(0.5)
+            await admin(f'ALTER DATABASE "{database_name}" ALLOW_CONNECTIONS true')
+            recoveries["connections allowed"] = await until_answered(probe)
+            readiness.append((await ready()).status_code)
+            await asyncio.sleep(1.0)
+        finally:
+            load.give_up_at = time.monotonic() + 10
+            load.stop.set()
+            await asyncio.gather(*tasks)
+            await admin(f"ALTER ROLE {FAULTS_ROLE} CONNECTION LIMIT -1")
+            await admin(f'ALTER DATABASE "{database_name}" ALLOW_CONNECTIONS true')
+        elapsed = time.monotonic() - started
 
     stored = await _stored(database_name, tally)
     report = (

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from app.services.upn import check_letter
+from tests.builders.api import assert_problem
+from tests.builders.schools import make_school, roll_row, upn
 from tests.conftest import World
 
-PROBLEM = "application/problem+json"
 NUL = "\x00"
 LONE_SURROGATE = "\ud800"
 # Midnight UTC of 1 January 2010 and of 5 November 2024: pydantic's lax mode reads these
@@ -27,22 +27,6 @@ LONE_SURROGATE = "\ud800"
 UNIX_2010 = 1262304000
 UNIX_2024_11_05 = 1730764800
 CONSENT = {"given": True, "given_by": "Alex Example (mother)", "date": "2025-09-01"}
-
-
-def upn(serial: int) -> str:
-    body = f"2022001{24:02d}{serial:03d}"
-    return check_letter(body) + body
-
-
-def row(n: int, **fields: Any) -> dict[str, Any]:
-    return {
-        "mis_id": f"P{n}",
-        "upn": upn(n),
-        "given_name": f"Child{n}",
-        "family_name": "Example",
-        "date_of_birth": "2015-03-14",
-        **fields,
-    }
 
 
 def mark(mis_id: str, day: str, **fields: Any) -> dict[str, Any]:
@@ -63,27 +47,12 @@ async def send(
     )
 
 
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    problem: dict[str, Any] = response.json()
-    assert problem["type"] == f"urn:liaison:problem:{slug}"
-    return problem
-
-
 async def school_with_roll(
     world: World, http: httpx.AsyncClient, pupils: int = 1
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    school = await world.school()
-    mis = await world.client_headers(
-        "pupils:write pupils:read attendance:write attendance:read", schools=[school]
-    )
-    if pupils:
-        rows = [row(n) for n in range(pupils)]
-        url = f"/v1/schools/{school['id']}/pupils"
-        pushed = await http.put(url, json={"pupils": rows}, headers=mis)
-        assert pushed.status_code == 200 and not pushed.json()["rejected"], pushed.text
-    return school, mis
+    """A school with pupils P0.. on its roll, and its MIS's headers."""
+    setup = await make_school(world, http, pupils=pupils)
+    return setup.school, setup.mis
 
 
 # --- text PostgreSQL cannot store ----------------------------------------------------------
@@ -94,13 +63,13 @@ async def test_a_roster_row_with_unstorable_text_is_rejected_alone(
 ) -> None:
     school, mis = await school_with_roll(world, client, pupils=0)
     rows = [
-        row(1),
-        row(2, given_name="Ad" + NUL + "a"),
-        row(3, family_name="Ex" + LONE_SURROGATE + "ample"),
-        row(4, mis_id="P" + NUL),
-        row(5, date_of_birth=UNIX_2010),
-        row(6, date_of_birth=str(UNIX_2010)),
-        row(7),
+        roll_row(1),
+        roll_row(2, given_name="Ad" + NUL + "a"),
+        roll_row(3, family_name="Ex" + LONE_SURROGATE + "ample"),
+        roll_row(4, mis_id="P" + NUL),
+        roll_row(5, date_of_birth=UNIX_2010),
+        roll_row(6, date_of_birth=str(UNIX_2010)),
+        roll_row(7),
     ]
     response = await send(
         client, "PUT", f"/v1/schools/{school['id']}/pupils", {"pupils": rows}, mis

@@ -6,26 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 
-from app.main import create_app
-from tests.conftest import World, settings_for
-from tests.test_pupils import pupil, push
-
-
-async def standalone(
-    url: str, **overrides: Any
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    application = create_app(settings_for(url, **overrides))
-    async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield application, http
+from tests.builders.api import standalone
+from tests.builders.schools import pupil, push_roster
+from tests.conftest import World
 
 
 async def test_livez_and_readyz(client: httpx.AsyncClient) -> None:
@@ -44,7 +31,7 @@ async def test_livez_and_readyz(client: httpx.AsyncClient) -> None:
     ids=["postgresql-refused", "sqlite-unopenable"],
 )
 async def test_database_outage_is_503_with_retry_after(url: str) -> None:
-    async for _app, http in standalone(url, db_connect_timeout_seconds=1):
+    async with standalone(url, db_connect_timeout_seconds=1) as (_app, http):
         assert (await http.get("/livez")).status_code == 200
         ready = await http.get("/readyz")
         assert ready.status_code == 503
@@ -78,7 +65,7 @@ async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) 
 async def test_unexpected_errors_are_500_problems_without_internals(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async for application, http in standalone(f"sqlite+aiosqlite:///{tmp_path}/x.db"):
+    async with standalone(f"sqlite+aiosqlite:///{tmp_path}/x.db") as (application, http):
 
         @application.get("/boom")
         async def boom() -> None:
@@ -104,7 +91,10 @@ async def test_unexpected_errors_are_500_problems_without_internals(
 
 
 async def test_body_over_the_limit_is_413(tmp_path: Path) -> None:
-    async for _app, http in standalone(f"sqlite+aiosqlite:///{tmp_path}/x.db", max_body_bytes=2048):
+    async with standalone(f"sqlite+aiosqlite:///{tmp_path}/x.db", max_body_bytes=2048) as (
+        _app,
+        http,
+    ):
         big = b'{"pupils": [' + b" " * 4096 + b"]}"
         response = await http.put(
             "/v1/schools/00000000-0000-0000-0000-000000000000/pupils",
@@ -159,8 +149,10 @@ async def test_logs_carry_no_tokens_secrets_or_children(
     mis = {"Authorization": f"Bearer {token}"}
     staff = await world.staff("practitioner", schools=[school], password="a-very-private-password")
     practitioner = await world.headers(staff)
-    await push(client, school, [pupil(1, given_name="Zebedee", family_name="Quintrell")], mis)
-    await push(client, school, [pupil(2, given_name="Xanthe", upn="bad")], mis)
+    await push_roster(
+        client, school, [pupil(1, given_name="Zebedee", family_name="Quintrell")], mis
+    )
+    await push_roster(client, school, [pupil(2, given_name="Xanthe", upn="bad")], mis)
     await client.get("/v1/pupils", params={"name": "Quintrell"}, headers=practitioner)
     await client.get("/v1/pupils", headers={"Authorization": "Bearer " + token[:-4] + "AAAA"})
 

@@ -7,22 +7,20 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import bindparam, text
 
-from app.db import run, table_of
-from app.models.case import Case
+from tests.builders.api import assert_problem
+from tests.builders.casework import add_goal, add_review, open_case, request_closure
+from tests.builders.clock import days_ago, today
+from tests.builders.database import move_back
+from tests.builders.schools import make_school
 from tests.conftest import World
-from tests.test_attendance import make_school
-from tests.test_cases import assert_problem, open_case, request_closure
-from tests.test_plans import add_goal, add_review, days_ago, today
 
 BANDS = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
 CSV_HEADER = ["category", "label", *(f"{band}%" for band in BANDS)]
@@ -37,23 +35,12 @@ CATEGORIES = [
     "substance_misuse_stable",
 ]
 ZEROS = [0] * 10
+CASES = "early_help_case"  # the table
 
 
 def counts(*bands: int) -> list[int]:
     """Ten counts, one per band, from the bands of the goals counted."""
     return [bands.count(band) for band in BANDS]
-
-
-async def backdate(app: FastAPI, case_id: str, column: str, days: int) -> None:
-    """Move a case's `opened_at` or `closed_at` that many days back, in the database."""
-    table = table_of(Case)
-    statement = text(f"UPDATE early_help_case SET {column} = :at WHERE id = :id").bindparams(
-        bindparam("at", type_=table.c[column].type), bindparam("id", type_=table.c.id.type)
-    )
-    moved = datetime.now(UTC) - timedelta(days=days)
-    async with app.state.session_factory() as session:
-        await run(session, statement, {"at": moved, "id": uuid.UUID(case_id)})
-        await session.commit()
 
 
 @dataclass
@@ -131,7 +118,7 @@ async def data(client: httpx.AsyncClient, world: World, fresh_app: FastAPI) -> O
     async def case(pupil_ids: list[str], opened_days_ago: int | None = 100) -> str:
         opened = await open_case(client, practitioner, pupil_ids)
         if opened_days_ago is not None:
-            await backdate(fresh_app, opened["id"], "opened_at", opened_days_ago)
+            await move_back(fresh_app, CASES, "opened_at", opened["id"], timedelta(opened_days_ago))
         return str(opened["id"])
 
     async def goal(case_id: str, category: str, **fields: Any) -> str:
@@ -143,7 +130,7 @@ async def data(client: httpx.AsyncClient, world: World, fresh_app: FastAPI) -> O
     async def close(case_id: str, closed_days_ago: int) -> None:
         closed = await request_closure(client, la_manager, case_id)
         assert closed.status_code == 200 and closed.json()["status"] == "closed", closed.text
-        await backdate(fresh_app, case_id, "closed_at", closed_days_ago)
+        await move_back(fresh_app, CASES, "closed_at", case_id, timedelta(closed_days_ago))
 
     a = await case([pupil["P0"], pupil["P1"]])
     a1 = await goal(a, "school_attendance_managed", child_id=pupil["P0"])

@@ -16,21 +16,29 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from tests.conftest import World, settings_for
-from tests.test_attendance import make_school
-from tests.test_cases import (
+from tests.builders.api import assert_problem, created, items
+from tests.builders.casework import (
     CONSENT,
+    AuditTrail,
     Casework,
-    assert_problem,
+    add_goal,
+    add_review,
+    add_to_case,
     casework,
     chronology,
+    goal_body,
     list_cases,
     open_case,
     patch_case,
     positions,
     read_case,
     request_closure,
+    review_body,
+    route,
 )
+from tests.builders.clock import days_ago, today
+from tests.builders.schools import make_school
+from tests.conftest import World, settings_for
 
 DEFAULT_CATEGORIES = {
     "parenting_improved",
@@ -87,14 +95,6 @@ PLAN_ROUTES = ("goals", "reviews", "interventions", "measures", "signposts")
 # --- dates --------------------------------------------------------------------------------
 
 
-def today() -> date:
-    return datetime.now(UTC).date()
-
-
-def days_ago(days: int) -> date:
-    return today() - timedelta(days=days)
-
-
 def moment(days: float = 0, hours: float = 0) -> str:
     """An ISO date-time that long before now (negative: after now)."""
     return (datetime.now(UTC) - timedelta(days=days, hours=hours)).isoformat()
@@ -141,72 +141,16 @@ async def family(http: httpx.AsyncClient, world: World) -> Family:
     return Family(work, case)
 
 
-def route(case_id: str, what: str) -> str:
-    return f"/v1/cases/{case_id}/{what}"
-
-
 async def post(
     http: httpx.AsyncClient, headers: dict[str, str], case_id: str, what: str, body: Any
 ) -> httpx.Response:
     return await http.post(route(case_id, what), json=body, headers=headers)
 
 
-async def created(
-    http: httpx.AsyncClient, headers: dict[str, str], case_id: str, what: str, body: Any
-) -> dict[str, Any]:
-    response = await post(http, headers, case_id, what, body)
-    assert response.status_code == 201, response.text
-    answer: dict[str, Any] = response.json()
-    assert answer["case_id"] == case_id
-    return answer
-
-
 async def listed(
     http: httpx.AsyncClient, headers: dict[str, str], case_id: str, what: str, **params: Any
 ) -> list[dict[str, Any]]:
-    response = await http.get(route(case_id, what), params=params, headers=headers)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
-def goal_body(
-    category: str = "school_attendance_managed",
-    title: str = "Get to school on time every day",
-    **fields: Any,
-) -> dict[str, Any]:
-    return {"title": title, "outcome_category": category, **fields}
-
-
-async def add_goal(
-    http: httpx.AsyncClient,
-    headers: dict[str, str],
-    case_id: str,
-    category: str = "school_attendance_managed",
-    **fields: Any,
-) -> dict[str, Any]:
-    return await created(http, headers, case_id, "goals", goal_body(category, **fields))
-
-
-def review_body(held_on: date, scores: dict[str, int], **fields: Any) -> dict[str, Any]:
-    return {
-        "held_on": held_on.isoformat(),
-        "worries": "Mornings are still hard.",
-        "working_well": "The walking bus.",
-        "next_steps": "Keep the morning routine chart going.",
-        "scores": [{"goal_id": goal_id, "score": score} for goal_id, score in scores.items()],
-        **fields,
-    }
-
-
-async def add_review(
-    http: httpx.AsyncClient,
-    headers: dict[str, str],
-    case_id: str,
-    held_on: date,
-    scores: dict[str, int],
-) -> dict[str, Any]:
-    return await created(http, headers, case_id, "reviews", review_body(held_on, scores))
+    return await items(http, route(case_id, what), headers, **params)
 
 
 def contact_body(child_ids: list[str], **fields: Any) -> dict[str, Any]:
@@ -256,18 +200,12 @@ async def make_service(
 ) -> dict[str, Any]:
     """A service in the directory, written through its own API."""
     writer = await world.client_headers("directory:write", la_code="202")
-    response = await world.http.post(
-        "/v1/directory/services",
-        json={
-            "name": name,
-            "description": "Eight weekly sessions for parents of primary-age children.",
-            "status": "active",
-        },
-        headers=writer,
-    )
-    assert response.status_code == 201, response.text
-    service: dict[str, Any] = response.json()
-    return service
+    body = {
+        "name": name,
+        "description": "Eight weekly sessions for parents of primary-age children.",
+        "status": "active",
+    }
+    return await created(world.http, "/v1/directory/services", body, writer)
 
 
 async def patch_signpost(
@@ -410,7 +348,7 @@ async def test_an_admin_adds_an_instrument(client: httpx.AsyncClient, world: Wor
         assert_problem(refused, 403, "insufficient-scope")
 
     # Measures use the new instrument and its range.
-    measure = await created(
+    measure = await add_to_case(
         client, fam.headers, fam.id, "measures", measure_body(fam.child, "sdq_total", 12)
     )
     assert (measure["instrument"], measure["score"], measure["domain"]) == ("sdq_total", 12, None)
@@ -878,7 +816,7 @@ async def test_contacts_are_listed_by_when_they_happened(
     made = {}
     for days in (1, 5, 3):
         body = contact_body([fam.child], occurred_at=moment(days=days))
-        made[days] = (await created(client, fam.headers, fam.id, "interventions", body))["id"]
+        made[days] = (await add_to_case(client, fam.headers, fam.id, "interventions", body))["id"]
     items = await listed(client, fam.headers, fam.id, "interventions")
     assert [i["id"] for i in items] == [made[5], made[3], made[1]]
 
@@ -959,10 +897,12 @@ async def test_meetings_need_an_agenda_and_a_record(
             assert response.status_code == 422, (kind, missing, response.text)
             assert_problem(response, 422, "validation-failed")
         body = contact_body([], type=kind, agenda="Attendance", record="Agreed actions")
-        answer = await created(client, fam.headers, fam.id, "interventions", body)
+        answer = await add_to_case(client, fam.headers, fam.id, "interventions", body)
         assert (answer["agenda"], answer["record"]) == ("Attendance", "Agreed actions")
     # Other contacts need neither.
-    plain = await created(client, fam.headers, fam.id, "interventions", contact_body([fam.child]))
+    plain = await add_to_case(
+        client, fam.headers, fam.id, "interventions", contact_body([fam.child])
+    )
     assert (plain["agenda"], plain["record"]) == (None, None)
 
 
@@ -1234,7 +1174,7 @@ async def test_measures_filter_by_child_and_instrument(
         "c_well_5": measure_body(fam.child, "wellbeing_profile", 6, days_ago(5), domain="school"),
         "s_read_20": measure_body(fam.sibling, "reading_age", 6.5, days_ago(20)),
     }.items():
-        made[key] = (await created(client, fam.headers, fam.id, "measures", body))["id"]
+        made[key] = (await add_to_case(client, fam.headers, fam.id, "measures", body))["id"]
 
     async def ids(**params: str) -> list[str]:
         return [m["id"] for m in await listed(client, fam.headers, fam.id, "measures", **params)]
@@ -1281,7 +1221,7 @@ async def test_a_signpost_starts_as_a_suggestion(client: httpx.AsyncClient, worl
     assert entry["by"] == fam.actor
     assert entry["at"]
 
-    whole_family = await created(
+    whole_family = await add_to_case(
         client,
         fam.headers,
         fam.id,
@@ -1320,7 +1260,7 @@ async def test_every_allowed_signpost_transition(client: httpx.AsyncClient, worl
     fam = await family(client, world)
     service = await make_service(world)
     for path in ALLOWED_PATHS:
-        signpost = await created(
+        signpost = await add_to_case(
             client,
             fam.headers,
             fam.id,
@@ -1347,7 +1287,7 @@ async def test_every_allowed_signpost_transition(client: httpx.AsyncClient, worl
     assert statuses == [path[-1] for path in ALLOWED_PATHS]
 
     # The note is optional.
-    signpost = await created(
+    signpost = await add_to_case(
         client, fam.headers, fam.id, "signposts", {"service_id": service["id"], "reason": "x"}
     )
     response = await patch_signpost(client, fam.headers, fam.id, signpost["id"], "referred")
@@ -1371,7 +1311,7 @@ async def test_forbidden_signpost_transitions_are_409(
     fam = await family(client, world)
     service = await make_service(world)
     for path, refused in FORBIDDEN:
-        signpost = await created(
+        signpost = await add_to_case(
             client,
             fam.headers,
             fam.id,
@@ -1405,16 +1345,16 @@ async def test_plan_work_appears_in_the_chronology(client: httpx.AsyncClient, wo
     fam = await family(client, world)
     goal = await add_goal(client, fam.headers, fam.id, child_id=fam.child)
     await add_review(client, fam.headers, fam.id, days_ago(1), {goal["id"]: 4})
-    await created(client, fam.headers, fam.id, "interventions", contact_body([fam.child]))
+    await add_to_case(client, fam.headers, fam.id, "interventions", contact_body([fam.child]))
     timetable = {"steps": steps((days_ago(7), 10), (today() + timedelta(days=7), 32.5))}
     assert (
         await put_timetable(client, fam.headers, fam.id, fam.child, timetable)
     ).status_code == 200
-    await created(
+    await add_to_case(
         client, fam.headers, fam.id, "measures", measure_body(fam.child, "reading_age", 8.5)
     )
     service = await make_service(world)
-    signpost = await created(
+    signpost = await add_to_case(
         client, fam.headers, fam.id, "signposts", {"service_id": service["id"], "reason": "x"}
     )
     moved = await patch_signpost(client, fam.headers, fam.id, signpost["id"], "referred")
@@ -1449,20 +1389,7 @@ async def test_reviews_are_audited_with_the_children(
     fam = await family(client, world)
     auditor = await world.client_headers("audit:read", la_code="202")
     goal = await add_goal(client, fam.headers, fam.id, child_id=fam.child)
-    seen: set[str] = set()
-
-    async def new_events(pupil_id: str) -> list[dict[str, Any]]:
-        response = await client.get(
-            "/v1/audit-events", params={"pupil_id": pupil_id, "limit": 100}, headers=auditor
-        )
-        assert response.status_code == 200, response.text
-        fresh = [
-            e
-            for e in response.json()["items"]
-            if e["id"] not in seen and not e["action"].startswith("audit.")
-        ]
-        seen.update(e["id"] for e in response.json()["items"])
-        return fresh
+    new_events = AuditTrail(client, auditor).new_events
 
     await new_events(fam.child)
     review = await add_review(client, fam.headers, fam.id, days_ago(1), {goal["id"]: 4})

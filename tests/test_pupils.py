@@ -10,36 +10,9 @@ import pytest
 from fastapi import FastAPI
 
 from app.services.upn import check_letter
+from tests.builders.api import walk
+from tests.builders.schools import pupil, push_roster, upn
 from tests.conftest import World
-
-
-def upn(serial: int, estab: int = 2001) -> str:
-    body = f"202{estab:04d}24{serial:03d}"
-    return check_letter(body) + body
-
-
-def pupil(n: int, **fields: Any) -> dict[str, Any]:
-    return {
-        "mis_id": f"MIS-{n}",
-        "upn": upn(n),
-        "given_name": f"Child{n}",
-        "family_name": "Example",
-        "date_of_birth": "2015-03-14",
-        "year_group": "5",
-        **fields,
-    }
-
-
-async def push(
-    http: httpx.AsyncClient,
-    school: dict[str, Any],
-    rows: list[dict[str, Any]],
-    headers: dict[str, str],
-    **params: str,
-) -> httpx.Response:
-    return await http.put(
-        f"/v1/schools/{school['id']}/pupils", json={"pupils": rows}, headers=headers, params=params
-    )
 
 
 @pytest.fixture
@@ -61,12 +34,12 @@ async def test_first_push_creates_then_repush_is_unchanged(
     client: httpx.AsyncClient, school: dict[str, Any], mis: dict[str, str]
 ) -> None:
     rows = [pupil(n) for n in range(1, 4)]
-    first = await push(client, school, rows, mis)
+    first = await push_roster(client, school, rows, mis)
     assert first.status_code == 200
     assert first.json() == {
         "received": 3, "created": 3, "updated": 0, "unchanged": 0, "off_roll": 0, "rejected": []
     }  # fmt: skip
-    again = (await push(client, school, rows, mis)).json()
+    again = (await push_roster(client, school, rows, mis)).json()
     assert again["created"] == 0 and again["updated"] == 0 and again["unchanged"] == 3
 
 
@@ -76,9 +49,9 @@ async def test_changed_rows_are_updated(
     mis: dict[str, str],
     practitioner: dict[str, str],
 ) -> None:
-    await push(client, school, [pupil(1), pupil(2)], mis)
+    await push_roster(client, school, [pupil(1), pupil(2)], mis)
     result = (
-        await push(
+        await push_roster(
             client, school, [pupil(1, family_name="Renamed", looked_after=True), pupil(2)], mis
         )
     ).json()
@@ -94,8 +67,8 @@ async def test_flags_left_out_keep_their_value(
     mis: dict[str, str],
     practitioner: dict[str, str],
 ) -> None:
-    await push(client, school, [pupil(1, young_carer=True, free_school_meals=True)], mis)
-    result = (await push(client, school, [pupil(1)], mis)).json()
+    await push_roster(client, school, [pupil(1, young_carer=True, free_school_meals=True)], mis)
+    result = (await push_roster(client, school, [pupil(1)], mis)).json()
     assert result["unchanged"] == 1
     item = (await client.get("/v1/pupils", headers=practitioner)).json()["items"][0]
     assert item["young_carer"] is True and item["free_school_meals"] is True
@@ -122,7 +95,7 @@ async def test_bad_rows_are_rejected_and_good_rows_kept(
         pupil(10, date_of_birth="not-a-date"),
         pupil(11),
     ]
-    response = await push(client, school, rows, mis)
+    response = await push_roster(client, school, rows, mis)
     assert response.status_code == 200
     result = response.json()
     assert result["received"] == 11
@@ -151,14 +124,14 @@ async def test_temporary_and_lowercase_upns(
 ) -> None:
     body = "20220012400A"
     temporary = check_letter(body) + body
-    result = (await push(client, school, [pupil(1, upn=temporary.lower())], mis)).json()
+    result = (await push_roster(client, school, [pupil(1, upn=temporary.lower())], mis)).json()
     assert result["created"] == 1, result
 
 
 async def test_scottish_schools_do_not_take_upns(client: httpx.AsyncClient, world: World) -> None:
     school = await world.school(jurisdiction="scotland", code="5244439")
     mis = await world.client_headers("pupils:write", schools=[school])
-    result = (await push(client, school, [pupil(1), pupil(2, upn=None)], mis)).json()
+    result = (await push_roster(client, school, [pupil(1), pupil(2, upn=None)], mis)).json()
     assert result["created"] == 1
     assert "Scotland" in result["rejected"][0]["reason"]
 
@@ -169,9 +142,9 @@ async def test_full_push_takes_missing_pupils_off_roll_and_back(
     mis: dict[str, str],
     practitioner: dict[str, str],
 ) -> None:
-    await push(client, school, [pupil(1), pupil(2), pupil(3)], mis)
+    await push_roster(client, school, [pupil(1), pupil(2), pupil(3)], mis)
     # Pupil 3's row is rejected but named: it stays on roll. Pupil 2 is gone.
-    result = (await push(client, school, [pupil(1), pupil(3, upn="bad")], mis)).json()
+    result = (await push_roster(client, school, [pupil(1), pupil(3, upn="bad")], mis)).json()
     assert result["off_roll"] == 1
     items = (await client.get("/v1/pupils", headers=practitioner)).json()["items"]
     assert {p["mis_id"]: p["on_roll"] for p in items} == {
@@ -185,15 +158,15 @@ async def test_full_push_takes_missing_pupils_off_roll_and_back(
     ).json()
     assert [p["mis_id"] for p in on_roll["items"]] == ["MIS-1", "MIS-3"]
     # Back on roll when the school sends the pupil again.
-    result = (await push(client, school, [pupil(1), pupil(2), pupil(3)], mis)).json()
+    result = (await push_roster(client, school, [pupil(1), pupil(2), pupil(3)], mis)).json()
     assert (result["updated"], result["off_roll"]) == (1, 0)
 
 
 async def test_partial_push_never_takes_pupils_off_roll(
     client: httpx.AsyncClient, school: dict[str, Any], mis: dict[str, str]
 ) -> None:
-    await push(client, school, [pupil(1), pupil(2)], mis)
-    result = (await push(client, school, [pupil(3)], mis, mode="partial")).json()
+    await push_roster(client, school, [pupil(1), pupil(2)], mis)
+    result = (await push_roster(client, school, [pupil(3)], mis, mode="partial")).json()
     assert (result["created"], result["off_roll"]) == (1, 0)
 
 
@@ -219,10 +192,10 @@ async def test_push_needs_scope_and_reach(
 ) -> None:
     other = await world.school(la_code="203")
     la_mis = await world.client_headers("pupils:write", la_code="202")
-    assert (await push(client, school, [pupil(1)], la_mis)).status_code == 200
-    assert (await push(client, other, [pupil(1)], la_mis)).status_code == 404
+    assert (await push_roster(client, school, [pupil(1)], la_mis)).status_code == 200
+    assert (await push_roster(client, other, [pupil(1)], la_mis)).status_code == 404
     reader = await world.client_headers("pupils:read", la_code="202")
-    assert (await push(client, school, [pupil(1)], reader)).status_code == 403
+    assert (await push_roster(client, school, [pupil(1)], reader)).status_code == 403
 
 
 async def test_oversized_roster_is_413(
@@ -232,7 +205,7 @@ async def test_oversized_roster_is_413(
     limit = settings.roster_max_pupils
     object.__setattr__(settings, "roster_max_pupils", 2)
     try:
-        response = await push(client, school, [pupil(n) for n in range(3)], mis)
+        response = await push_roster(client, school, [pupil(n) for n in range(3)], mis)
     finally:
         object.__setattr__(settings, "roster_max_pupils", limit)
     assert response.status_code == 413
@@ -246,7 +219,7 @@ async def test_names_need_cases_read(
     mis: dict[str, str],
     practitioner: dict[str, str],
 ) -> None:
-    await push(client, school, [pupil(1)], mis)
+    await push_roster(client, school, [pupil(1)], mis)
     reader = await world.client_headers("pupils:read", schools=[school])
     item = (await client.get("/v1/pupils", headers=reader)).json()["items"][0]
     assert (
@@ -268,7 +241,7 @@ async def test_filters(
     mis: dict[str, str],
     practitioner: dict[str, str],
 ) -> None:
-    await push(
+    await push_roster(
         client,
         school,
         [
@@ -304,8 +277,8 @@ async def test_reads_are_limited_to_reach(
 ) -> None:
     other = await world.school(la_code="203")
     other_mis = await world.client_headers("pupils:write", schools=[other])
-    await push(client, school, [pupil(1)], mis)
-    await push(client, other, [pupil(2)], other_mis)
+    await push_roster(client, school, [pupil(1)], mis)
+    await push_roster(client, other, [pupil(2)], other_mis)
     ours = await world.headers(await world.staff("practitioner", schools=[school]))
     theirs = await world.headers(await world.staff("practitioner", la_code="203"))
     our_items = (await client.get("/v1/pupils", headers=ours)).json()["items"]
@@ -324,15 +297,7 @@ async def test_pupil_list_pages(
     mis: dict[str, str],
     practitioner: dict[str, str],
 ) -> None:
-    await push(client, school, [pupil(n) for n in range(1, 8)], mis)
-    seen: list[str] = []
-    cursor = None
-    for _ in range(10):
-        params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
-        page = (await client.get("/v1/pupils", params=params, headers=practitioner)).json()
-        seen += [p["mis_id"] for p in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    await push_roster(client, school, [pupil(n) for n in range(1, 8)], mis)
+    seen = [p["mis_id"] for p in await walk(client, "/v1/pupils", practitioner, limit=3)]
     assert sorted(seen) == sorted(f"MIS-{n}" for n in range(1, 8))
     assert len(seen) == 7

@@ -4,7 +4,6 @@ reach, triage decisions under If-Match, withdrawal and re-referral."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -13,12 +12,19 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Uuid, column, table, update
-from sqlmodel.sql.sqltypes import UTCDateTime
 
+from tests.builders.api import assert_problem, created, items, read_with_etag, walk
+from tests.builders.casework import (
+    FAMILY,
+    HUB_SCOPES,
+    REFERRAL_CONSENT,
+    casework,
+    hub,
+    referral_body,
+)
+from tests.builders.database import move_back
+from tests.builders.schools import Setup, flags, make_school, push_marks, upn
 from tests.conftest import World
-from tests.test_attendance import Setup, flags, make_school, push
-from tests.test_pupils import upn
 
 DEFAULT_CONCERNS = {
     "domestic_abuse", "parental_mental_health", "child_mental_health", "substance_misuse",
@@ -32,40 +38,6 @@ DEFAULT_LEVELS = [
     ("targeted_early_help", 3),
     ("specialist", 4),
 ]
-CONSENT = {
-    "given": True,
-    "given_by": "Alex Example (mother)",
-    "date": "2025-11-20",
-    "share_with": ["school", "school nursing"],
-}
-FAMILY = [
-    {
-        "name": "Alex Example",
-        "relationship": "mother",
-        "phone": "07700 900123",
-        "email": "alex@example.org",
-        "preferred_contact": "phone",
-        "language": "English",
-        "interpreter_needed": False,
-    }
-]
-HUB_SCOPES = "referrals:write referrals:read"
-_references = itertools.count(1)
-
-
-def referral(*children: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    """A valid referral body for `children`, each with its own external reference."""
-    return {
-        "external_reference": f"HUB-2026-{next(_references):04d}",
-        "children": list(children),
-        "family": FAMILY,
-        "concerns": ["attendance", "parental_mental_health"],
-        "level_of_need": "targeted_early_help",
-        "consent": CONSENT,
-        "urgency": "routine",
-        "summary": "Attendance has fallen since half term; mum says she is struggling.",
-        **fields,
-    }
 
 
 def by_name(n: int, **fields: str) -> dict[str, str]:
@@ -78,45 +50,22 @@ def by_name(n: int, **fields: str) -> dict[str, str]:
     }
 
 
-def problem(response: httpx.Response, status: int, slug: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["type"].startswith("urn:liaison:problem:")
-    if slug is not None:
-        assert body["type"] == f"urn:liaison:problem:{slug}", body
-    return body
-
-
-async def hub(world: World, la_code: str = "202") -> dict[str, str]:
-    """A hub: a client bound to an LA, with no schools of its own."""
-    return await world.client_headers(HUB_SCOPES, la_code=la_code)
-
-
 async def refer(
     http: httpx.AsyncClient, headers: dict[str, str], body: dict[str, Any]
 ) -> dict[str, Any]:
-    response = await http.post("/v1/referrals", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+    return await created(http, "/v1/referrals", body, headers)
 
 
 async def read(
     http: httpx.AsyncClient, headers: dict[str, str], referral_id: str
 ) -> tuple[dict[str, Any], str]:
-    response = await http.get(f"/v1/referrals/{referral_id}", headers=headers)
-    assert response.status_code == 200, response.text
-    return response.json(), response.headers["ETag"]
+    return await read_with_etag(http, f"/v1/referrals/{referral_id}", headers)
 
 
 async def listed(
     http: httpx.AsyncClient, headers: dict[str, str], **params: Any
 ) -> list[dict[str, Any]]:
-    response = await http.get("/v1/referrals", params=params, headers=headers)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
+    return await items(http, "/v1/referrals", headers, **params)
 
 
 async def post(
@@ -161,20 +110,6 @@ def to_statuses(body: dict[str, Any]) -> list[str]:
     return [h["to_status"] for h in body["history"] if h["to_status"] is not None]
 
 
-async def move_back(
-    application: FastAPI, table_name: str, time_column: str, row_id: str, by: timedelta
-) -> None:
-    """Set a row's timestamp to `by` ago: the only way to test a rule about elapsed time."""
-    rows = table(table_name, column("id", Uuid()), column(time_column, UTCDateTime()))
-    async with application.state.session_factory() as session:
-        await session.exec(
-            update(rows)
-            .where(rows.c.id == uuid.UUID(row_id))
-            .values({time_column: datetime.now(UTC) - by})
-        )
-        await session.commit()
-
-
 @dataclass
 class Desk:
     """A school in LA 202 with pupils P0.., a hub, and the school's practitioner and manager."""
@@ -195,16 +130,14 @@ class Desk:
 
 
 async def desk(world: World, http: httpx.AsyncClient, pupils: int = 3) -> Desk:
-    setup = await make_school(world, http, pupils=pupils)
-    practitioner = await world.staff("practitioner", schools=[setup.school])
-    manager = await world.staff("manager", schools=[setup.school])
+    work = await casework(world, http, pupils=pupils)
     return Desk(
-        setup,
+        work.setup,
         await hub(world),
-        await world.headers(practitioner),
-        practitioner["id"],
-        await world.headers(manager),
-        manager["id"],
+        work.headers,
+        work.practitioner["id"],
+        work.manager_headers,
+        work.manager["id"],
     )
 
 
@@ -242,7 +175,7 @@ async def test_an_las_admin_adds_its_own_concerns_and_levels(
         json={"code": "online_safety", "label": "Online safety"},
         headers=local_hub,
     )
-    problem(refused, 403)
+    assert_problem(refused, 403)
 
     created = await client.post(
         "/v1/referral-concerns",
@@ -260,7 +193,7 @@ async def test_an_las_admin_adds_its_own_concerns_and_levels(
         again = await client.post(
             "/v1/referral-concerns", json={"code": code, "label": "Again"}, headers=admin
         )
-        problem(again, 409, "conflict")
+        assert_problem(again, 409, "conflict")
     codes = {
         c["code"]
         for c in (await client.get("/v1/referral-concerns", headers=local_hub)).json()["items"]
@@ -279,7 +212,8 @@ async def test_an_las_admin_adds_its_own_concerns_and_levels(
             headers=admin,
         )
         assert (
-            problem(elsewhere, 403, "forbidden")["detail"] == f"LA {la_code} is outside your reach."
+            assert_problem(elsewhere, 403, "forbidden")["detail"]
+            == f"LA {la_code} is outside your reach."
         )
     own_303 = await client.post(
         "/v1/referral-concerns",
@@ -302,14 +236,14 @@ async def test_an_las_admin_adds_its_own_concerns_and_levels(
         json={"code": "early_support", "label": "Again", "rank": 3, "la_code": "303"},
         headers=admin_303,
     )
-    problem(duplicate, 409, "conflict")
+    assert_problem(duplicate, 409, "conflict")
     for body in (
         # LA 202's admin cannot change LA 303's set (or name an LA that does not exist).
         {"code": "b_only", "label": "B", "rank": 1, "la_code": "303"},
         {"code": "b_only", "label": "B", "rank": 1, "la_code": "999"},
     ):
-        problem(await client.post("/v1/levels-of-need", json=body, headers=admin), 403)
-    problem(
+        assert_problem(await client.post("/v1/levels-of-need", json=body, headers=admin), 403)
+    assert_problem(
         await client.post(
             "/v1/levels-of-need",
             json={"code": "other_level", "label": "Other", "rank": 5, "la_code": "303"},
@@ -331,19 +265,19 @@ async def test_an_las_admin_adds_its_own_concerns_and_levels(
         hidden = await client.get(
             "/v1/levels-of-need", params={"la_code": la_code}, headers=local_hub
         )
-        problem(hidden, 404, "not-found")
+        assert_problem(hidden, 404, "not-found")
     defaults = await client.get("/v1/levels-of-need", params={"la_code": "202"}, headers=admin)
     assert {i["code"] for i in defaults.json()["items"]} == {c for c, _ in DEFAULT_LEVELS}
 
     # A referral in LA 303 uses its own set: the default codes no longer validate there.
     setup_303 = await make_school(world, client, pupils=1, la_code="303")
     child = {"pupil_id": setup_303.pupil_ids["P0"]}
-    refused_level = await client.post("/v1/referrals", json=referral(child), headers=hub_303)
-    assert "targeted_early_help" in str(problem(refused_level, 422, "validation-failed"))
+    refused_level = await client.post("/v1/referrals", json=referral_body(child), headers=hub_303)
+    assert "targeted_early_help" in str(assert_problem(refused_level, 422, "validation-failed"))
     made = await refer(
         client,
         hub_303,
-        referral(child, level_of_need="intensive_support", concerns=["online_safety"]),
+        referral_body(child, level_of_need="intensive_support", concerns=["online_safety"]),
     )
     assert (made["level_of_need"], made["la_code"]) == ("intensive_support", "303")
     assert made["concerns"] == ["online_safety"]
@@ -352,10 +286,10 @@ async def test_an_las_admin_adds_its_own_concerns_and_levels(
     setup_202 = await make_school(world, client, pupils=1)
     wrong_la = await client.post(
         "/v1/referrals",
-        json=referral({"pupil_id": setup_202.pupil_ids["P0"]}, level_of_need="early_support"),
+        json=referral_body({"pupil_id": setup_202.pupil_ids["P0"]}, level_of_need="early_support"),
         headers=local_hub,
     )
-    assert "early_support" in str(problem(wrong_la, 422, "validation-failed"))
+    assert "early_support" in str(assert_problem(wrong_la, 422, "validation-failed"))
 
 
 # --- making a referral --------------------------------------------------------------------
@@ -367,7 +301,7 @@ async def test_a_hub_refers_children_in_every_shape(
     setup = await make_school(world, client, pupils=3)
     headers = await hub(world)
     unknown_child = {"given_name": "Sam", "family_name": "Jones", "date_of_birth": "2016-04-01"}
-    body = referral(
+    body = referral_body(
         {"pupil_id": setup.pupil_ids["P0"]},
         {"upn": upn(1), "school_code": setup.school["code"]},
         by_name(2),
@@ -391,7 +325,7 @@ async def test_a_hub_refers_children_in_every_shape(
     assert created["urgency"] == "routine"
     assert created["summary"] == body["summary"]
     assert created["family"] == FAMILY
-    assert created["consent"] == CONSENT
+    assert created["consent"] == REFERRAL_CONSENT
     # Whether a child was worked with before is for those who may read cases.
     assert (created["re_referral"], created["previous_case_id"]) == (None, None)
     assert created["decision"] is None and created["pending_decision"] is None
@@ -448,7 +382,7 @@ async def test_a_name_shared_by_two_pupils_links_nobody(
     made = await refer(
         client,
         await hub(world),
-        referral(by_name(0), by_name(0, date_of_birth="2015-03-15")),
+        referral_body(by_name(0), by_name(0, date_of_birth="2015-03-15")),
     )
     practitioner = await world.headers(await world.staff("practitioner", la_code="202"))
     children = (await read(client, practitioner, made["id"]))[0]["children"]
@@ -460,29 +394,31 @@ async def test_source_follows_the_referrer_and_the_flag(
 ) -> None:
     setup = await make_school(world, client, pupils=1)
     school_system = await world.client_headers(HUB_SCOPES, schools=[setup.school])
-    from_school = await refer(client, school_system, referral({"pupil_id": setup.pupil_ids["P0"]}))
+    from_school = await refer(
+        client, school_system, referral_body({"pupil_id": setup.pupil_ids["P0"]})
+    )
     assert from_school["source"] == "school"
 
-    await push(client, setup, setup.marks("P0", ["N", "N", "N"]))
+    await push_marks(client, setup, setup.marks("P0", ["N", "N", "N"]))
     (flag,) = await flags(client, setup)
     from_flag = await refer(
         client,
         await hub(world),
-        referral({"pupil_id": setup.pupil_ids["P0"]}, attendance_flag_id=flag["id"]),
+        referral_body({"pupil_id": setup.pupil_ids["P0"]}, attendance_flag_id=flag["id"]),
     )
     assert (from_flag["source"], from_flag["attendance_flag_id"]) == ("attendance_flag", flag["id"])
 
     # A flag outside the hub's reach is refused, and so is one that does not exist.
     elsewhere = await make_school(world, client, pupils=1, la_code="303")
-    await push(client, elsewhere, elsewhere.marks("P0", ["N", "N", "N"]))
+    await push_marks(client, elsewhere, elsewhere.marks("P0", ["N", "N", "N"]))
     (their_flag,) = await flags(client, elsewhere)
     for flag_id in (their_flag["id"], str(uuid.uuid4())):
         refused = await client.post(
             "/v1/referrals",
-            json=referral({"pupil_id": setup.pupil_ids["P0"]}, attendance_flag_id=flag_id),
+            json=referral_body({"pupil_id": setup.pupil_ids["P0"]}, attendance_flag_id=flag_id),
             headers=await hub(world),
         )
-        assert "attendance_flag_id" in str(problem(refused, 422, "validation-failed"))
+        assert "attendance_flag_id" in str(assert_problem(refused, 422, "validation-failed"))
 
 
 async def test_invalid_referrals_are_refused_and_nothing_is_created(
@@ -496,37 +432,41 @@ async def test_invalid_referrals_are_refused_and_nothing_is_created(
     unknown = ["attendance", "no_such_concern", "nor_this_one"]
     outside = {"pupil_id": elsewhere.pupil_ids["P0"]}
     cases: list[tuple[str, dict[str, Any], list[str]]] = [
-        ("unknown concerns", referral(p0, concerns=unknown), unknown[1:]),
-        ("no concerns", referral(p0, concerns=[]), []),
-        ("unknown level", referral(p0, level_of_need="no_such_level"), ["no_such_level"]),
-        ("no consent", referral(p0, consent={**CONSENT, "given": False}), []),
-        ("future consent", referral(p0, consent={**CONSENT, "date": tomorrow}), []),
-        ("pupil in another LA", referral(outside), ["children"]),
-        ("no such pupil", referral({"pupil_id": str(uuid.uuid4())}), ["children"]),
-        ("unknown school", referral({"upn": upn(0), "school_code": "999999"}), ["children"]),
+        ("unknown concerns", referral_body(p0, concerns=unknown), unknown[1:]),
+        ("no concerns", referral_body(p0, concerns=[]), []),
+        ("unknown level", referral_body(p0, level_of_need="no_such_level"), ["no_such_level"]),
+        ("no consent", referral_body(p0, consent={**REFERRAL_CONSENT, "given": False}), []),
+        ("future consent", referral_body(p0, consent={**REFERRAL_CONSENT, "date": tomorrow}), []),
+        ("pupil in another LA", referral_body(outside), ["children"]),
+        ("no such pupil", referral_body({"pupil_id": str(uuid.uuid4())}), ["children"]),
+        ("unknown school", referral_body({"upn": upn(0), "school_code": "999999"}), ["children"]),
         (
             "school in another LA",
-            referral({"upn": upn(0), "school_code": elsewhere.school["code"]}),
+            referral_body({"upn": upn(0), "school_code": elsewhere.school["code"]}),
             ["children"],
         ),
         (
             "upn not on the roll",
-            referral(p0, {"upn": upn(9), "school_code": setup.school["code"]}),
+            referral_body(p0, {"upn": upn(9), "school_code": setup.school["code"]}),
             ["children"],
         ),
-        ("no children", referral(), []),
-        ("too many children", referral(*[by_name(n) for n in range(21)]), []),
-        ("extra field", {**referral(p0), "colour": "blue"}, []),
-        ("extra child field", referral({**p0, "nickname": "Bud"}), []),
-        ("bad contact", referral(p0, family=[{**FAMILY[0], "preferred_contact": "pigeon"}]), []),
-        ("bad urgency", referral(p0, urgency="whenever"), []),
-        ("empty summary", referral(p0, summary=""), []),
-        ("summary too long", referral(p0, summary="x" * 10_001), []),
+        ("no children", referral_body(), []),
+        ("too many children", referral_body(*[by_name(n) for n in range(21)]), []),
+        ("extra field", {**referral_body(p0), "colour": "blue"}, []),
+        ("extra child field", referral_body({**p0, "nickname": "Bud"}), []),
+        (
+            "bad contact",
+            referral_body(p0, family=[{**FAMILY[0], "preferred_contact": "pigeon"}]),
+            [],
+        ),
+        ("bad urgency", referral_body(p0, urgency="whenever"), []),
+        ("empty summary", referral_body(p0, summary=""), []),
+        ("summary too long", referral_body(p0, summary="x" * 10_001), []),
     ]
     for what, body, named in cases:
         response = await client.post("/v1/referrals", json=body, headers=headers)
         assert response.status_code == 422, (what, response.text)
-        found = problem(response, 422, "validation-failed")
+        found = assert_problem(response, 422, "validation-failed")
         for text_ in named:
             assert text_ in str(found), (what, found)
     assert await listed(client, headers) == []
@@ -535,8 +475,8 @@ async def test_invalid_referrals_are_refused_and_nothing_is_created(
 async def test_creating_needs_referrals_write(client: httpx.AsyncClient, world: World) -> None:
     setup = await make_school(world, client, pupils=1)
     reader = await world.client_headers("referrals:read", la_code="202")
-    body = referral({"pupil_id": setup.pupil_ids["P0"]})
-    problem(await client.post("/v1/referrals", json=body, headers=reader), 403)
+    body = referral_body({"pupil_id": setup.pupil_ids["P0"]})
+    assert_problem(await client.post("/v1/referrals", json=body, headers=reader), 403)
     assert (await client.post("/v1/referrals", json=body)).status_code == 401
     assert (await client.get("/v1/referrals")).status_code == 401
 
@@ -550,7 +490,7 @@ async def test_the_same_idempotency_key_replays_the_first_answer(
     setup = await make_school(world, client, pupils=2)
     headers = await hub(world)
     key = {**headers, "Idempotency-Key": "hub-retry-1"}
-    body = referral({"pupil_id": setup.pupil_ids["P0"]})
+    body = referral_body({"pupil_id": setup.pupil_ids["P0"]})
     first = await client.post("/v1/referrals", json=body, headers=key)
     assert first.status_code == 201, first.text
     replay = await client.post("/v1/referrals", json=body, headers=key)
@@ -558,9 +498,9 @@ async def test_the_same_idempotency_key_replays_the_first_answer(
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json()["id"] == first.json()["id"]
     other = await client.post(
-        "/v1/referrals", json=referral({"pupil_id": setup.pupil_ids["P1"]}), headers=key
+        "/v1/referrals", json=referral_body({"pupil_id": setup.pupil_ids["P1"]}), headers=key
     )
-    problem(other, 422, "validation-failed")
+    assert_problem(other, 422, "validation-failed")
     assert [r["id"] for r in await listed(client, headers)] == [first.json()["id"]]
 
 
@@ -569,7 +509,7 @@ async def test_the_same_external_reference_finds_the_first_referral(
 ) -> None:
     setup = await make_school(world, client, pupils=1)
     first_hub, second_hub = await hub(world), await hub(world)
-    body = referral({"pupil_id": setup.pupil_ids["P0"]}, external_reference="HUB-2026-0042")
+    body = referral_body({"pupil_id": setup.pupil_ids["P0"]}, external_reference="HUB-2026-0042")
     first = await refer(client, first_hub, body)
 
     again = await client.post("/v1/referrals", json=body, headers=first_hub)
@@ -600,17 +540,21 @@ async def test_the_same_external_reference_finds_the_first_referral(
 async def test_a_hub_sees_only_its_own_referrals(client: httpx.AsyncClient, world: World) -> None:
     setup = await make_school(world, client, pupils=1)
     mine, theirs = await hub(world), await hub(world)
-    made = await refer(client, mine, referral({"pupil_id": setup.pupil_ids["P0"]}))
-    problem(await client.get(f"/v1/referrals/{made['id']}", headers=theirs), 404, "not-found")
+    made = await refer(client, mine, referral_body({"pupil_id": setup.pupil_ids["P0"]}))
+    assert_problem(
+        await client.get(f"/v1/referrals/{made['id']}", headers=theirs), 404, "not-found"
+    )
     assert await listed(client, theirs) == []
-    problem(await client.get(f"/v1/referrals/{uuid.uuid4()}", headers=mine), 404, "not-found")
+    assert_problem(
+        await client.get(f"/v1/referrals/{uuid.uuid4()}", headers=mine), 404, "not-found"
+    )
 
 
 async def test_staff_see_the_referrals_within_their_reach(
     client: httpx.AsyncClient, world: World
 ) -> None:
     setup = await make_school(world, client, pupils=1)
-    made = await refer(client, await hub(world), referral({"pupil_id": setup.pupil_ids["P0"]}))
+    made = await refer(client, await hub(world), referral_body({"pupil_id": setup.pupil_ids["P0"]}))
     of_the_school = await world.headers(await world.staff("practitioner", schools=[setup.school]))
     of_the_la = await world.headers(await world.staff("practitioner", la_code="202"))
     for headers in (of_the_school, of_the_la):
@@ -623,10 +567,14 @@ async def test_staff_see_the_referrals_within_their_reach(
 
     other_school = await world.school(la_code="303")
     outsider = await world.headers(await world.staff("practitioner", schools=[other_school]))
-    problem(await client.get(f"/v1/referrals/{made['id']}", headers=outsider), 404, "not-found")
+    assert_problem(
+        await client.get(f"/v1/referrals/{made['id']}", headers=outsider), 404, "not-found"
+    )
     assert await listed(client, outsider) == []
     other_la = await world.headers(await world.staff("practitioner", la_code="303"))
-    problem(await client.get(f"/v1/referrals/{made['id']}", headers=other_la), 404, "not-found")
+    assert_problem(
+        await client.get(f"/v1/referrals/{made['id']}", headers=other_la), 404, "not-found"
+    )
 
 
 async def test_staff_reach_follows_each_child_and_the_la(
@@ -637,23 +585,27 @@ async def test_staff_reach_follows_each_child_and_the_la(
     referrer = await hub(world)
     at_b = await world.headers(await world.staff("practitioner", schools=[b.school]))
     of_the_la = await world.headers(await world.staff("practitioner", la_code="202"))
-    only_a = await refer(client, referrer, referral({"pupil_id": a.pupil_ids["P0"]}))
+    only_a = await refer(client, referrer, referral_body({"pupil_id": a.pupil_ids["P0"]}))
     both = await refer(
         client,
         referrer,
-        referral({"pupil_id": a.pupil_ids["P0"]}, {"pupil_id": b.pupil_ids["P0"]}),
+        referral_body({"pupil_id": a.pupil_ids["P0"]}, {"pupil_id": b.pupil_ids["P0"]}),
     )
     off_roll = await refer(
         client,
         referrer,
-        referral({"given_name": "Sam", "family_name": "Jones", "date_of_birth": "2016-04-01"}),
+        referral_body({"given_name": "Sam", "family_name": "Jones", "date_of_birth": "2016-04-01"}),
     )
     assert off_roll["la_code"] == "202"
     # A practitioner of school B: not the referral about A's child alone, but the one about
     # a child at B too, and not the one about a child on no roll.
-    problem(await client.get(f"/v1/referrals/{only_a['id']}", headers=at_b), 404, "not-found")
+    assert_problem(
+        await client.get(f"/v1/referrals/{only_a['id']}", headers=at_b), 404, "not-found"
+    )
     assert [r["id"] for r in await listed(client, at_b)] == [both["id"]]
-    problem(await client.get(f"/v1/referrals/{off_roll['id']}", headers=at_b), 404, "not-found")
+    assert_problem(
+        await client.get(f"/v1/referrals/{off_roll['id']}", headers=at_b), 404, "not-found"
+    )
     # The LA's own staff see all three.
     assert [r["id"] for r in await listed(client, of_the_la)] == [
         only_a["id"],
@@ -666,7 +618,7 @@ async def test_staff_reach_follows_each_child_and_the_la(
 
 async def test_names_are_null_without_cases_read(client: httpx.AsyncClient, world: World) -> None:
     setup = await make_school(world, client, pupils=1)
-    made = await refer(client, await hub(world), referral({"pupil_id": setup.pupil_ids["P0"]}))
+    made = await refer(client, await hub(world), referral_body({"pupil_id": setup.pupil_ids["P0"]}))
     staff = await world.staff("practitioner", schools=[setup.school])
     narrow = await world.headers(staff, scope="referrals:read")
     body, _ = await read(client, narrow, made["id"])
@@ -689,9 +641,9 @@ async def test_list_filters_and_pages_oldest_first(
     b = await make_school(world, client, pupils=1)
     headers = await hub(world)
     practitioner = await world.headers(await world.staff("practitioner", la_code="202"))
-    first = await refer(client, headers, referral({"pupil_id": a.pupil_ids["P0"]}))
-    second = await refer(client, headers, referral({"pupil_id": b.pupil_ids["P0"]}))
-    third = await refer(client, headers, referral({"pupil_id": a.pupil_ids["P1"]}))
+    first = await refer(client, headers, referral_body({"pupil_id": a.pupil_ids["P0"]}))
+    second = await refer(client, headers, referral_body({"pupil_id": b.pupil_ids["P0"]}))
+    third = await refer(client, headers, referral_body({"pupil_id": a.pupil_ids["P1"]}))
     ids = [first["id"], second["id"], third["id"]]
     await change(client, practitioner, first["id"], "review")
     # The first arrived ten days ago.
@@ -725,22 +677,13 @@ async def test_list_filters_and_pages_oldest_first(
     assert ids_of(await listed(client, headers, status="received", school_id=a.school["id"])) == [
         third["id"]
     ]
-    problem(await client.get("/v1/referrals", params={"status": "pending"}, headers=headers), 422)
+    assert_problem(
+        await client.get("/v1/referrals", params={"status": "pending"}, headers=headers), 422
+    )
 
-    walked: list[str] = []
-    cursor: str | None = None
-    for _ in range(5):
-        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
-        response = await client.get("/v1/referrals", params=params, headers=headers)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert len(page["items"]) <= 1
-        walked += ids_of(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    walked = ids_of(await walk(client, "/v1/referrals", headers, limit=1, pages=5))
     assert walked == ids
-    problem(
+    assert_problem(
         await client.get("/v1/referrals", params={"cursor": "not-a-cursor"}, headers=headers), 400
     )
 
@@ -750,7 +693,7 @@ async def test_list_filters_and_pages_oldest_first(
 
 async def test_review_then_accept_opens_a_case(client: httpx.AsyncClient, world: World) -> None:
     d = await desk(world, client)
-    made = await refer(client, d.hub, referral(d.pupil("P0"), d.pupil("P1")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0"), d.pupil("P1")))
     _, etag = await read(client, d.practitioner, made["id"])
     reviewed = await post(client, d.practitioner, made["id"], "review", etag=etag)
     assert reviewed.status_code == 200, reviewed.text
@@ -806,7 +749,7 @@ async def test_accept_names_a_lead_practitioner_within_reach(
     client: httpx.AsyncClient, world: World
 ) -> None:
     d = await desk(world, client)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     colleague = await world.staff("practitioner", la_code="202")
     stranger = await world.staff("practitioner", la_code="303")
     dpo = await world.staff("dpo", la_code="202")  # in reach, but not a practitioner
@@ -820,7 +763,7 @@ async def test_accept_names_a_lead_practitioner_within_reach(
             decision("accept", lead_practitioner_id=lead),
             etag,
         )
-        problem(refused, 422, "validation-failed")
+        assert_problem(refused, 422, "validation-failed")
     accepted = await post(
         client,
         d.practitioner,
@@ -839,7 +782,7 @@ async def test_decision_seconds_count_from_receipt(
     client: httpx.AsyncClient, world: World, fresh_app: FastAPI
 ) -> None:
     d = await desk(world, client)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     await move_back(fresh_app, "referral", "received_at", made["id"], timedelta(hours=2))
     declined = await change(client, d.practitioner, made["id"], "decision", decision("decline"))
     assert 7200 <= declined["decision"]["decision_seconds"] < 7200 + 600
@@ -849,11 +792,11 @@ async def test_accept_joins_the_open_case_of_a_child(
     client: httpx.AsyncClient, world: World
 ) -> None:
     d = await desk(world, client)
-    first = await refer(client, d.hub, referral(d.pupil("P0")))
+    first = await refer(client, d.hub, referral_body(d.pupil("P0")))
     case_id = (await change(client, d.practitioner, first["id"], "decision", decision("accept")))[
         "decision"
     ]["case_id"]
-    second = await refer(client, d.hub, referral(d.pupil("P0"), d.pupil("P1")))
+    second = await refer(client, d.hub, referral_body(d.pupil("P0"), d.pupil("P1")))
     joined = await change(client, d.practitioner, second["id"], "decision", decision("accept"))
     assert joined["decision"]["case_id"] == case_id
     case = (await client.get(f"/v1/cases/{case_id}", headers=d.practitioner)).json()
@@ -868,11 +811,11 @@ async def test_decline_needs_a_reason_and_says_where_the_family_was_signposted(
     client: httpx.AsyncClient, world: World
 ) -> None:
     d = await desk(world, client)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     _, etag = await read(client, d.practitioner, made["id"])
     for body in ({"decision": "decline"}, {"decision": "decline", "reason": ""}):
         missing = await post(client, d.practitioner, made["id"], "decision", body, etag)
-        problem(missing, 422, "validation-failed")
+        assert_problem(missing, 422, "validation-failed")
     unknown = await post(
         client,
         d.practitioner,
@@ -881,7 +824,7 @@ async def test_decline_needs_a_reason_and_says_where_the_family_was_signposted(
         decision("decline", "Pastoral team.", signposted_service_ids=[str(uuid.uuid4())]),
         etag,
     )
-    assert problem(unknown, 422, "validation-failed")["errors"][0]["loc"] == [
+    assert assert_problem(unknown, 422, "validation-failed")["errors"][0]["loc"] == [
         "body",
         "signposted_service_ids",
         0,
@@ -922,10 +865,10 @@ async def test_redirect_names_where_the_referral_went(
     client: httpx.AsyncClient, world: World
 ) -> None:
     d = await desk(world, client)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     _, etag = await read(client, d.practitioner, made["id"])
     nowhere = await post(client, d.practitioner, made["id"], "decision", decision("redirect"), etag)
-    problem(nowhere, 422, "validation-failed")
+    assert_problem(nowhere, 422, "validation-failed")
     redirected = await post(
         client,
         d.practitioner,
@@ -945,7 +888,7 @@ async def test_a_practitioners_step_up_awaits_a_manager(
     client: httpx.AsyncClient, world: World
 ) -> None:
     d = await desk(world, client)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     asked = await change(
         client,
         d.practitioner,
@@ -965,7 +908,7 @@ async def test_a_practitioners_step_up_awaits_a_manager(
     self_approval = await post(
         client, d.practitioner, made["id"], "approval", {"approve": True, "note": "ok"}, etag
     )
-    problem(self_approval, 403)
+    assert_problem(self_approval, 403)
     assert (await read(client, d.practitioner, made["id"]))[0]["status"] == "awaiting_approval"
 
     approved = await change(
@@ -985,7 +928,7 @@ async def test_a_refused_step_up_goes_back_to_review(
     client: httpx.AsyncClient, world: World
 ) -> None:
     d = await desk(world, client)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     await change(client, d.practitioner, made["id"], "review")
     await change(client, d.practitioner, made["id"], "decision", decision("step_up"))
     refused = await change(
@@ -1005,7 +948,7 @@ async def test_a_refused_step_up_goes_back_to_review(
 
 async def test_a_managers_step_up_is_at_once(client: httpx.AsyncClient, world: World) -> None:
     d = await desk(world, client)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     stepped = await change(
         client, d.manager, made["id"], "decision", decision("step_up", "Immediate risk.")
     )
@@ -1017,10 +960,10 @@ async def test_a_managers_step_up_is_at_once(client: httpx.AsyncClient, world: W
 
 async def test_deciding_needs_referrals_decide(client: httpx.AsyncClient, world: World) -> None:
     d = await desk(world, client)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     _, etag = await read(client, d.hub, made["id"])
-    problem(await post(client, d.hub, made["id"], "review", etag=etag), 403)
-    problem(await post(client, d.hub, made["id"], "decision", decision("accept"), etag), 403)
+    assert_problem(await post(client, d.hub, made["id"], "review", etag=etag), 403)
+    assert_problem(await post(client, d.hub, made["id"], "decision", decision("accept"), etag), 403)
     assert (await read(client, d.hub, made["id"]))[0]["status"] == "received"
 
 
@@ -1028,15 +971,15 @@ async def test_impossible_transitions_are_409_saying_why(
     client: httpx.AsyncClient, world: World
 ) -> None:
     d = await desk(world, client, pupils=4)
-    accepted = await refer(client, d.hub, referral(d.pupil("P0")))
+    accepted = await refer(client, d.hub, referral_body(d.pupil("P0")))
     await change(client, d.practitioner, accepted["id"], "decision", decision("accept"))
-    declined = await refer(client, d.hub, referral(d.pupil("P1")))
+    declined = await refer(client, d.hub, referral_body(d.pupil("P1")))
     await change(client, d.practitioner, declined["id"], "decision", decision("decline"))
-    withdrawn = await refer(client, d.hub, referral(d.pupil("P2")))
+    withdrawn = await refer(client, d.hub, referral_body(d.pupil("P2")))
     await change(client, d.hub, withdrawn["id"], "withdrawal", {"reason": "Sent in error."})
-    reviewing = await refer(client, d.hub, referral(d.pupil("P3")))
+    reviewing = await refer(client, d.hub, referral_body(d.pupil("P3")))
     await change(client, d.practitioner, reviewing["id"], "review")
-    awaiting = await refer(client, d.hub, referral(d.pupil("P3"), by_name(0)))
+    awaiting = await refer(client, d.hub, referral_body(d.pupil("P3"), by_name(0)))
     await change(client, d.practitioner, awaiting["id"], "decision", decision("step_up"))
 
     attempts = [
@@ -1058,7 +1001,7 @@ async def test_impossible_transitions_are_409_saying_why(
     for what, headers, target, action, body in attempts:
         before, etag = await read(client, headers, target["id"])
         response = await post(client, headers, target["id"], action, body, etag)
-        found = problem(response, 409, "conflict")
+        found = assert_problem(response, 409, "conflict")
         assert found.get("detail"), (what, found)
         after, etag_after = await read(client, headers, target["id"])
         assert (after["status"], etag_after) == (before["status"], etag), what
@@ -1068,22 +1011,24 @@ async def test_if_match_is_required_and_must_be_current(
     client: httpx.AsyncClient, world: World
 ) -> None:
     d = await desk(world, client)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     _, first_etag = await read(client, d.practitioner, made["id"])
     for action, body in (
         ("review", None),
         ("decision", decision("accept")),
     ):
-        problem(await post(client, d.practitioner, made["id"], action, body), 428)
-    problem(await post(client, d.hub, made["id"], "withdrawal", {"reason": "Oops."}), 428)
-    problem(await post(client, d.practitioner, made["id"], "review", etag='"not-the-etag"'), 412)
+        assert_problem(await post(client, d.practitioner, made["id"], action, body), 428)
+    assert_problem(await post(client, d.hub, made["id"], "withdrawal", {"reason": "Oops."}), 428)
+    assert_problem(
+        await post(client, d.practitioner, made["id"], "review", etag='"not-the-etag"'), 412
+    )
     reviewed = await post(client, d.practitioner, made["id"], "review", etag=first_etag)
     assert reviewed.status_code == 200, reviewed.text
     stale = await post(
         client, d.practitioner, made["id"], "decision", decision("accept"), first_etag
     )
-    problem(stale, 412)
-    problem(
+    assert_problem(stale, 412)
+    assert_problem(
         await post(client, d.hub, made["id"], "withdrawal", {"reason": "Oops."}, first_etag), 412
     )
     current, etag = await read(client, d.practitioner, made["id"])
@@ -1097,7 +1042,7 @@ async def test_the_second_of_two_practitioners_gets_412(
     d = await desk(world, client)
     second = await world.staff("practitioner", schools=[d.school])
     second_headers = await world.headers(second)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     _, etag = await read(client, d.practitioner, made["id"])
     _, same = await read(client, second_headers, made["id"])
     assert same == etag
@@ -1111,7 +1056,7 @@ async def test_the_second_of_two_practitioners_gets_412(
     )
     assert first.status_code == 200, first.text
     late = await post(client, second_headers, made["id"], "decision", decision("accept"), etag)
-    problem(late, 412)
+    assert_problem(late, 412)
     final, _ = await read(client, second_headers, made["id"])
     assert final["status"] == "declined"
     assert final["decision"]["reason"] == "School can help."
@@ -1125,7 +1070,7 @@ async def test_two_decisions_at_once_exactly_one_wins(
 ) -> None:
     d = await desk(world, client)
     second = await world.headers(await world.staff("practitioner", schools=[d.school]))
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     _, etag = await read(client, d.practitioner, made["id"])
     accept, decline = await asyncio.gather(
         post(client, d.practitioner, made["id"], "decision", decision("accept"), etag),
@@ -1151,10 +1096,10 @@ async def test_only_the_referrer_withdraws_before_a_decision(
 ) -> None:
     d = await desk(world, client)
     other_hub = await hub(world)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     _, etag = await read(client, d.hub, made["id"])
     reason = {"reason": "The family has moved away."}
-    problem(await post(client, other_hub, made["id"], "withdrawal", reason, etag), 404)
+    assert_problem(await post(client, other_hub, made["id"], "withdrawal", reason, etag), 404)
     not_theirs = await post(client, d.practitioner, made["id"], "withdrawal", reason, etag)
     assert not_theirs.status_code in (403, 404), not_theirs.text
     assert (await read(client, d.hub, made["id"]))[0]["status"] == "received"
@@ -1170,7 +1115,7 @@ async def test_only_the_referrer_withdraws_before_a_decision(
     assert [r["status"] for r in await listed(client, d.practitioner)] == ["withdrawn"]
 
     # Under review is still before a decision.
-    reviewing = await refer(client, d.hub, referral(d.pupil("P1")))
+    reviewing = await refer(client, d.hub, referral_body(d.pupil("P1")))
     await change(client, d.practitioner, reviewing["id"], "review")
     again = await change(client, d.hub, reviewing["id"], "withdrawal", reason)
     assert again["status"] == "withdrawn"
@@ -1192,7 +1137,7 @@ async def test_a_child_on_a_case_closed_within_a_year_is_a_re_referral(
     client: httpx.AsyncClient, world: World, fresh_app: FastAPI
 ) -> None:
     d = await desk(world, client)
-    first = await refer(client, d.hub, referral(d.pupil("P0")))
+    first = await refer(client, d.hub, referral_body(d.pupil("P0")))
     assert (await seen_by(client, d.practitioner, first))[0] is False
     # The hub itself is not told about a child's earlier casework.
     assert (first["re_referral"], first["previous_case_id"]) == (None, None)
@@ -1200,7 +1145,7 @@ async def test_a_child_on_a_case_closed_within_a_year_is_a_re_referral(
     case_id = accepted["decision"]["case_id"]
 
     # While the case is open, a new referral is not a re-referral.
-    while_open = await refer(client, d.hub, referral(d.pupil("P0")))
+    while_open = await refer(client, d.hub, referral_body(d.pupil("P0")))
     assert await seen_by(client, d.practitioner, while_open) == (False, None)
 
     closed = await client.post(
@@ -1211,18 +1156,20 @@ async def test_a_child_on_a_case_closed_within_a_year_is_a_re_referral(
     assert closed.status_code == 200, closed.text
     assert closed.json()["status"] == "closed"
 
-    again = await refer(client, d.hub, referral({"upn": upn(0), "school_code": d.school["code"]}))
+    again = await refer(
+        client, d.hub, referral_body({"upn": upn(0), "school_code": d.school["code"]})
+    )
     assert await seen_by(client, d.practitioner, again) == (True, case_id)
-    with_a_sibling = await refer(client, d.hub, referral(d.pupil("P1"), by_name(0)))
+    with_a_sibling = await refer(client, d.hub, referral_body(d.pupil("P1"), by_name(0)))
     assert await seen_by(client, d.practitioner, with_a_sibling) == (True, case_id)
-    someone_else = await refer(client, d.hub, referral(d.pupil("P1")))
+    someone_else = await refer(client, d.hub, referral_body(d.pupil("P1")))
     assert await seen_by(client, d.practitioner, someone_else) == (False, None)
     hub_view, _ = await read(client, d.hub, again["id"])
     assert (hub_view["re_referral"], hub_view["previous_case_id"]) == (None, None)
 
     # Thirteen months on, it is a new referral again.
     await move_back(fresh_app, "early_help_case", "closed_at", case_id, timedelta(days=396))
-    later = await refer(client, d.hub, referral(d.pupil("P0")))
+    later = await refer(client, d.hub, referral_body(d.pupil("P0")))
     assert await seen_by(client, d.practitioner, later) == (False, None)
 
 
@@ -1232,7 +1179,7 @@ async def test_a_re_referral_names_the_most_recently_closed_case(
     d = await desk(world, client)
     closed: list[str] = []
     for mis_id in ("P0", "P1"):
-        made = await refer(client, d.hub, referral(d.pupil(mis_id)))
+        made = await refer(client, d.hub, referral_body(d.pupil(mis_id)))
         accepted = await change(client, d.practitioner, made["id"], "decision", decision("accept"))
         case_id = accepted["decision"]["case_id"]
         closing = await client.post(
@@ -1245,11 +1192,11 @@ async def test_a_re_referral_names_the_most_recently_closed_case(
     # P1's case closed two months ago, P0's three months ago.
     await move_back(fresh_app, "early_help_case", "closed_at", closed[0], timedelta(days=90))
     await move_back(fresh_app, "early_help_case", "closed_at", closed[1], timedelta(days=60))
-    both = await refer(client, d.hub, referral(d.pupil("P0"), d.pupil("P1")))
+    both = await refer(client, d.hub, referral_body(d.pupil("P0"), d.pupil("P1")))
     assert await seen_by(client, d.practitioner, both) == (True, closed[1])
     # The same with the older case made the more recent one.
     await move_back(fresh_app, "early_help_case", "closed_at", closed[0], timedelta(days=30))
-    again = await refer(client, d.hub, referral(d.pupil("P1"), d.pupil("P0")))
+    again = await refer(client, d.hub, referral_body(d.pupil("P1"), d.pupil("P0")))
     assert await seen_by(client, d.practitioner, again) == (True, closed[0])
 
 
@@ -1260,7 +1207,7 @@ async def test_referral_create_and_read_are_audited_naming_the_child(
     client: httpx.AsyncClient, world: World
 ) -> None:
     d = await desk(world, client)
-    made = await refer(client, d.hub, referral(d.pupil("P0")))
+    made = await refer(client, d.hub, referral_body(d.pupil("P0")))
     await read(client, d.practitioner, made["id"])
     await listed(client, d.practitioner)
     await change(client, d.practitioner, made["id"], "decision", decision("decline"))

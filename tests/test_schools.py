@@ -7,6 +7,7 @@ import uuid
 import httpx
 import pytest
 
+from tests.builders.api import walk
 from tests.conftest import World
 
 NEW_SCHOOL = {
@@ -127,16 +128,7 @@ async def test_reads_are_limited_to_reach(client: httpx.AsyncClient, world: Worl
 async def test_school_list_pages_with_cursor(client: httpx.AsyncClient, world: World) -> None:
     created = [(await world.school())["id"] for _ in range(5)]
     headers = await world.client_headers("pupils:write", la_code="202")
-    seen: list[str] = []
-    cursor = None
-    while True:
-        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-        page = (await client.get("/v1/schools", params=params, headers=headers)).json()
-        assert len(page["items"]) <= 2
-        seen += [s["id"] for s in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    seen = [s["id"] for s in await walk(client, "/v1/schools", headers, limit=2)]
     assert seen == created
     response = await client.get("/v1/schools", params={"cursor": "garbage!"}, headers=headers)
     assert response.status_code == 400

@@ -22,9 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jose import jwk, jwt
+from jose import jwt
 from pydantic import SecretStr, ValidationError
 
 from app import security
@@ -45,6 +44,7 @@ from app.security import (
     unknown_scopes,
     verify_secret,
 )
+from tests.builders.keys import pems, public_jwk
 
 SECRET = "s" * 40
 OTHER_SECRET = "o" * 40
@@ -144,27 +144,9 @@ def assert_rejected(settings: Settings, token: str) -> None:
 # --- External identity provider helpers --------------------------------------------------
 
 
-def _pem(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> tuple[str, bytes]:
-    private = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
-
-
-RSA_PRIVATE_PEM, RSA_PUBLIC_PEM = _pem(rsa.generate_private_key(65537, 2048))
-OTHER_RSA_PRIVATE_PEM, OTHER_RSA_PUBLIC_PEM = _pem(rsa.generate_private_key(65537, 2048))
-_, EC_PUBLIC_PEM = _pem(ec.generate_private_key(ec.SECP256R1()))
-
-
-def public_jwk(public_pem: bytes, algorithm: str, kid: str, **extra: Any) -> dict[str, Any]:
-    key = jwk.construct(public_pem, algorithm).to_dict()
-    key.update(kid=kid, **extra)
-    return {k: v for k, v in key.items() if v is not None}
+RSA_PRIVATE_PEM, RSA_PUBLIC_PEM = pems(rsa.generate_private_key(65537, 2048))
+OTHER_RSA_PRIVATE_PEM, OTHER_RSA_PUBLIC_PEM = pems(rsa.generate_private_key(65537, 2048))
+_, EC_PUBLIC_PEM = pems(ec.generate_private_key(ec.SECP256R1()))
 
 
 def external_claims(**overrides: Any) -> dict[str, Any]:

@@ -11,17 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
 
-from app.services.upn import check_letter
+from tests.builders.database import rows
+from tests.builders.schools import upn
 from tests.conftest import World
 
 CONSENT = {"given": True, "given_by": "Parent", "date": "2026-01-05"}
-
-
-def upn(la: str, serial: int) -> str:
-    body = f"{la}2001{24}{serial:03d}"
-    return check_letter(body) + body
 
 
 @dataclass
@@ -53,7 +48,7 @@ async def make_la(http: httpx.AsyncClient, world: World, code: str, name: str) -
     rows = [
         {
             "mis_id": f"{code}-{n}",
-            "upn": upn(code, n),
+            "upn": upn(n, la=code),
             "given_name": f"{name}{n}",
             "family_name": f"{name}son",
             "date_of_birth": "2015-03-14",
@@ -132,7 +127,7 @@ def leaks(response: httpx.Response, la: La) -> list[str]:
     """Any of `la`'s children's names, UPNs or ids in the answer."""
     found = [value for value in la.pupils.values() if value in response.text]
     found += [la.name] if la.name in response.text else []
-    found += [upn(la.code, n) for n in range(2) if upn(la.code, n) in response.text]
+    found += [upn(n, la=la.code) for n in range(2) if upn(n, la=la.code) in response.text]
     return found
 
 
@@ -268,12 +263,12 @@ async def test_re_referral_matching_stays_within_the_la(
     # By UPN at LA 886's school: refused exactly like an unknown UPN.
     foreign = await client.post(
         "/v1/referrals",
-        json=referral_body({"upn": upn("886", 0), "school_code": first.school["code"]}),
+        json=referral_body({"upn": upn(0, la="886"), "school_code": first.school["code"]}),
         headers=second.hub,
     )
     unknown = await client.post(
         "/v1/referrals",
-        json=referral_body({"upn": upn("886", 7), "school_code": first.school["code"]}),
+        json=referral_body({"upn": upn(7, la="886"), "school_code": first.school["code"]}),
         headers=second.hub,
     )
     assert foreign.status_code == 422
@@ -338,14 +333,14 @@ async def test_a_hub_sees_a_child_only_as_it_named_it(
     client: httpx.AsyncClient, las: tuple[La, La]
 ) -> None:
     first, _ = las
-    named = {"upn": upn("886", 1), "school_code": first.school["code"]}
+    named = {"upn": upn(1, la="886"), "school_code": first.school["code"]}
     made = await client.post("/v1/referrals", json=referral_body(named), headers=first.hub)
     assert made.status_code == 201, made.text
     read = await client.get(f"/v1/referrals/{made.json()['id']}", headers=first.hub)
     listed = await client.get("/v1/referrals", headers=first.hub)
     for answer in (made, read, listed):
         assert "Ottoline" not in answer.text and "2015-03-14" not in answer.text
-        assert upn("886", 1) in answer.text
+        assert upn(1, la="886") in answer.text
     (child,) = read.json()["children"]
     assert (child["given_name"], child["family_name"], child["date_of_birth"]) == (None,) * 3
     # The LA's practitioners, who read cases, see who the child is.
@@ -422,17 +417,13 @@ async def test_events_record_the_la_and_each_childs_school(
 ) -> None:
     first, _ = las
     await client.get(f"/v1/pupils/{first.pupils['886-1']}", headers=first.mis)
-    async with fresh_app.state.engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                text(
-                    "SELECT e.la_code, e.school_id, l.school_id FROM audit_event e "
-                    "JOIN audit_event_pupil l ON l.event_id = e.id WHERE e.action = 'pupil.read'"
-                )
-            )
-        ).all()
-    assert len(rows) == 1
-    la_code, school_id, child_school = rows[0]
+    found = await rows(
+        fresh_app,
+        "SELECT e.la_code, e.school_id, l.school_id FROM audit_event e "
+        "JOIN audit_event_pupil l ON l.event_id = e.id WHERE e.action = 'pupil.read'",
+    )
+    assert len(found) == 1
+    la_code, school_id, child_school = found[0]
     assert la_code == "886"  # the school-bound client's LA, from its school
     assert str(uuid.UUID(str(school_id))) == first.school["id"]
     assert str(uuid.UUID(str(child_school))) == first.school["id"]

@@ -13,25 +13,24 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from limits import parse
 from limits.aio.strategies import FixedWindowRateLimiter
 from sqlalchemy import text
 
 from app.db import create_engine, create_session_factory
-from app.main import create_app
 from app.ratelimit import DatabaseStorage
 from app.services import principals
 from app.services.token_attempts import TokenAttempts
+from tests.builders.api import standalone
 from tests.conftest import (
     TEST_SIGNING_KEY,
     Credentials,
@@ -82,19 +81,6 @@ async def _counters(application: FastAPI) -> list[tuple[str, int]]:
     async with application.state.engine.connect() as connection:
         rows = await connection.execute(text("SELECT key, hits FROM rate_limit_counter"))
         return [(row.key, row.hits) for row in rows]
-
-
-@asynccontextmanager
-async def _standalone(
-    database: DatabaseUnderTest, address: str = "127.0.0.1", **settings: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of a second app over the test database with settings of its own, calling
-    from `address`."""
-    application = create_app(settings_for(database.url, **settings))
-    async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application, client=(address, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
 
 
 async def test_the_storage_keeps_fixed_windows_for_the_limits_library(
@@ -224,33 +210,33 @@ async def test_the_address_limit_holds_across_identities(
     database: DatabaseUnderTest, fresh_app: FastAPI, world: World
 ) -> None:
     staff = await world.staff("practitioner")
-    async with _standalone(
-        database, "203.0.113.9", token_address_limits="4 per 15 minutes"
-    ) as http:
+    async with standalone(
+        database.url, address="203.0.113.9", token_address_limits="4 per 15 minutes"
+    ) as (_, http):
         for n in range(4):
             form = _password_form(f"someone-{n}@example.org", "spray")
             assert (await http.post("/oauth/token", data=form)).status_code == 400
         right = _password_form(staff["username"], staff["password"])
         _assert_slowed_down(await http.post("/oauth/token", data=right))
-    async with _standalone(
-        database, "198.51.100.20", token_address_limits="4 per 15 minutes"
-    ) as http:
+    async with standalone(
+        database.url, address="198.51.100.20", token_address_limits="4 per 15 minutes"
+    ) as (_, http):
         assert (await http.post("/oauth/token", data=right)).status_code == 200
 
 
 async def test_ipv6_addresses_count_by_their_64_block(
     database: DatabaseUnderTest, fresh_app: FastAPI
 ) -> None:
-    limits = {"token_address_limits": "2 per 15 minutes"}
+    limits: dict[str, Any] = {"token_address_limits": "2 per 15 minutes"}
     for n, address in enumerate(["2001:db8:1:2::a", "2001:db8:1:2:ffff::1"]):
-        async with _standalone(database, address, **limits) as http:
+        async with standalone(database.url, address=address, **limits) as (_, http):
             form = _password_form(f"someone-{n}@example.org", "spray")
             assert (await http.post("/oauth/token", data=form)).status_code == 400
-    async with _standalone(database, "2001:db8:1:2::77", **limits) as http:
+    async with standalone(database.url, address="2001:db8:1:2::77", **limits) as (_, http):
         _assert_slowed_down(
             await http.post("/oauth/token", data=_password_form("x@example.org", "y"))
         )
-    async with _standalone(database, "2001:db8:1:3::a", **limits) as http:
+    async with standalone(database.url, address="2001:db8:1:3::a", **limits) as (_, http):
         assert (
             await http.post("/oauth/token", data=_password_form("x@example.org", "y"))
         ).status_code == 400
@@ -277,7 +263,7 @@ async def test_retry_after_is_when_the_window_lets_an_attempt_through(
     database: DatabaseUnderTest, fresh_app: FastAPI, world: World
 ) -> None:
     target = await world.api_client("pupils:read")
-    async with _standalone(database, token_identity_limits="2 per 2 seconds") as http:
+    async with standalone(database.url, token_identity_limits="2 per 2 seconds") as (_, http):
         for _ in range(2):
             assert (
                 await _client_token(http, Credentials(target.client_id, "x"))
@@ -309,11 +295,8 @@ async def test_a_database_fault_in_the_limiter_is_503_not_500(database: Database
         if database.backend == "sqlite"
         else "postgresql+asyncpg://postgres@127.0.0.1:9/liaison"
     )
-    application = create_app(settings_for(unreachable, db_connect_timeout_seconds=2))
-    async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            response = await _client_token(http, Credentials("some-client", "some-secret"))
+    async with standalone(unreachable, db_connect_timeout_seconds=2) as (_, http):
+        response = await _client_token(http, Credentials("some-client", "some-secret"))
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "5"
     assert response.json()["type"] == "urn:liaison:problem:service-unavailable"

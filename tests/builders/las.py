@@ -8,14 +8,14 @@ of tenant isolation probe one LA's objects with the other LA's accounts; the nam
 and dates used here are distinctive so a leak can be found by searching an answer for them.
 
 `snapshot` reads an LA's objects back as that LA, so a test can prove a probe changed
-nothing. Only `tests.conftest` is imported: any test module may build on this one.
+nothing.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,7 +23,9 @@ import httpx
 from app.models.principal import StaffRole
 from app.security import ROLE_SCOPES, Scope
 from app.services import principals
-from app.services.upn import check_letter
+from tests.builders.casework import HUB_SCOPES
+from tests.builders.clock import today
+from tests.builders.schools import MIS_SCOPES, upn
 from tests.conftest import Credentials, World
 
 FIRST_LA = "886"
@@ -31,8 +33,6 @@ SECOND_LA = "887"
 # An LA code no school or account has: "another LA" that does not exist.
 NO_SUCH_LA = "999"
 
-MIS_SCOPES = "pupils:read pupils:write attendance:read attendance:write"
-HUB_SCOPES = "referrals:read referrals:write"
 EVERY_SCOPE = " ".join(s.value for s in Scope)
 # Every scope a school's own system could be given short of administering the service.
 SCHOOL_EVERY_SCOPE = " ".join(
@@ -49,18 +49,13 @@ CONSENT_DATE = "2026-09-01"
 MARK_DAYS = ("2026-11-02", "2026-11-03")  # a Monday and a Tuesday of this autumn term
 
 
-def upn(la: str, estab: int, serial: int) -> str:
-    """A valid UPN (check letter included) of the LA, establishment and serial."""
-    body = f"{int(la):03d}{estab:04d}25{serial:03d}"
-    return check_letter(body) + body
+def _upn(la: str, estab: int, serial: int) -> str:
+    """A UPN of this world: allocated in 2025."""
+    return upn(serial, estab, la=la, year=25)
 
 
 def consent(given_by: str) -> dict[str, Any]:
     return {"given": True, "given_by": given_by, "date": CONSENT_DATE, "share_with": ["school"]}
-
-
-def today() -> date:
-    return datetime.now(UTC).date()
 
 
 @dataclass
@@ -542,12 +537,12 @@ async def build_first_la(world: World) -> LocalAuthority:
     practitioner, manager, admin = (la.accounts[n] for n in ("practitioner", "manager", "admin"))
 
     a1 = [
-        Child("A1-0001", "Zephyrine", "Quillfeather", "2013-02-27", sa1, upn(FIRST_LA, 4101, 1)),
-        Child("A1-0002", "Bartholomew", "Vexley", "2014-11-03", sa1, upn(FIRST_LA, 4101, 2)),
-        Child("A1-0003", "Isolde", "Marchbanks", "2015-07-19", sa1, upn(FIRST_LA, 4101, 3)),
-        Child("A1-0004", "Perpetua", "Hollowgrange", "2012-05-21", sa1, upn(FIRST_LA, 4101, 4)),
+        Child("A1-0001", "Zephyrine", "Quillfeather", "2013-02-27", sa1, _upn(FIRST_LA, 4101, 1)),
+        Child("A1-0002", "Bartholomew", "Vexley", "2014-11-03", sa1, _upn(FIRST_LA, 4101, 2)),
+        Child("A1-0003", "Isolde", "Marchbanks", "2015-07-19", sa1, _upn(FIRST_LA, 4101, 3)),
+        Child("A1-0004", "Perpetua", "Hollowgrange", "2012-05-21", sa1, _upn(FIRST_LA, 4101, 4)),
     ]
-    a2 = [Child("A2-0001", "Ottoline", "Fairquince", "2016-01-30", sa2, upn(FIRST_LA, 4102, 1))]
+    a2 = [Child("A2-0001", "Ottoline", "Fairquince", "2016-01-30", sa2, _upn(FIRST_LA, 4102, 1))]
     await build.roster(mis_a1, sa1, a1)
     await build.roster(mis_a2, sa2, a2)
     on_case, closed_child, flagged, by_name = a1
@@ -654,8 +649,8 @@ async def build_second_la(world: World) -> LocalAuthority:
     admin = await build.staff("admin", StaffRole.admin, la_code=SECOND_LA)
 
     b1 = [
-        Child("B1-0001", "Rosamund", "Thistlewood", "2013-06-14", sb1, upn(SECOND_LA, 5101, 1)),
-        Child("B1-0002", "Evander", "Blackthorne", "2014-04-08", sb1, upn(SECOND_LA, 5101, 2)),
+        Child("B1-0001", "Rosamund", "Thistlewood", "2013-06-14", sb1, _upn(SECOND_LA, 5101, 1)),
+        Child("B1-0002", "Evander", "Blackthorne", "2014-04-08", sb1, _upn(SECOND_LA, 5101, 2)),
     ]
     await build.roster(mis, sb1, b1)
     await build.unexplained_absence(mis, b1[1])
