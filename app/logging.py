@@ -11,6 +11,8 @@ import sys
 from typing import Any
 
 import structlog
+from fastapi.exceptions import RequestValidationError, ResponseValidationError
+from pydantic import ValidationError
 
 from app.config import Settings
 from app.db_errors import chain, is_driver_error, withheld
@@ -44,12 +46,34 @@ class WithholdDriverMessages:
         exc = exc_info[1]
         drivers = {
             (type(error).__name__, str(error)): withheld(error)
-            for error in (chain(exc) if isinstance(exc, BaseException) else ())
             if is_driver_error(error)
+            else _validation_summary(error)
+            for error in (chain(exc) if isinstance(exc, BaseException) else ())
+            if is_driver_error(error) or isinstance(error, _QUOTING_VALIDATION)
         }
         if drivers:
             _withhold(stacks, drivers)
         return stacks
+
+
+# Validation errors quote the value they refused (a response that failed its model, a
+# body): in a log that could be a child's name.
+_QUOTING_VALIDATION = (ValidationError, RequestValidationError, ResponseValidationError)
+
+
+def _validation_summary(error: BaseException) -> str:
+    """Where and why validation failed, without the values."""
+    found: Any = getattr(error, "errors", list)()
+    places = [
+        f"{'.'.join(str(p) for p in e.get('loc', ()))} ({e.get('type', '?')})"
+        for e in found
+        if isinstance(e, dict)
+    ]
+    return (
+        f"{type(error).__name__}: {len(places)} error(s) at "
+        + (", ".join(places[:10]) or "?")
+        + "; values withheld"
+    )
 
 
 def _withhold(stacks: list[dict[str, Any]], drivers: dict[tuple[str, str], str]) -> None:

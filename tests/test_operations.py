@@ -90,6 +90,30 @@ async def test_unexpected_errors_are_500_problems_without_internals(
         assert "Traceback" not in response.text
 
 
+async def test_validation_errors_reach_the_log_without_their_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A response that fails its model is a bug (500), and pydantic's message quotes the
+    value it refused: the log keeps where and why, never the value."""
+    from pydantic import BaseModel
+
+    class Child(BaseModel):
+        date_of_birth: int
+
+    async with standalone(f"sqlite+aiosqlite:///{tmp_path}/x.db") as (application, http):
+
+        @application.get("/bad-answer", response_model=Child)
+        async def bad_answer() -> dict[str, str]:
+            return {"date_of_birth": "Ada Lovelace-Example born 2015-03-14"}
+
+        capsys.readouterr()
+        response = await http.get("/bad-answer")
+        logged = capsys.readouterr().out
+        assert response.status_code == 500
+        assert "ResponseValidationError" in logged and "date_of_birth" in logged
+        assert "Ada Lovelace" not in logged and "2015-03-14" not in logged
+
+
 async def test_body_over_the_limit_is_413(tmp_path: Path) -> None:
     async with standalone(f"sqlite+aiosqlite:///{tmp_path}/x.db", max_body_bytes=2048) as (
         _app,
