@@ -51,9 +51,6 @@ class Expected:
         )
 
 
-ANY_VERSION = Expected(None)
-
-
 async def claim_version(
     session: AsyncSession, model: Any, record_id: uuid.UUID, version: int
 ) -> None:

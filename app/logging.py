@@ -29,13 +29,15 @@ def _redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]
     return event
 
 
-class WithholdDriverMessages:
+class WithholdQuotedValues:
     """Renders an exception's frames (never their locals) as structlog does, with the message
-    of every database driver exception in the chain replaced by its class and SQLSTATE.
+    of every exception in the chain that quotes values replaced by a summary without them:
+    a database driver's (class and SQLSTATE) and a validation error's (where and why).
 
     `hide_parameters` keeps values out of SQLAlchemy's own text, but the driver's message
-    still quotes them ("invalid input for query argument $1: <value>", a key's value).
-    Any other exception in the chain whose message repeats a driver's is withheld too.
+    still quotes them ("invalid input for query argument $1: <value>", a key's value), and
+    pydantic's quotes the input it refused. Any other exception in the chain whose message
+    repeats one of these is withheld too.
     """
 
     def __init__(self) -> None:
@@ -44,15 +46,15 @@ class WithholdDriverMessages:
     def __call__(self, exc_info: Any) -> list[dict[str, Any]]:
         stacks = self._transform(exc_info)
         exc = exc_info[1]
-        drivers = {
+        quoting = {
             (type(error).__name__, str(error)): withheld(error)
             if is_driver_error(error)
             else _validation_summary(error)
             for error in (chain(exc) if isinstance(exc, BaseException) else ())
             if is_driver_error(error) or isinstance(error, _QUOTING_VALIDATION)
         }
-        if drivers:
-            _withhold(stacks, drivers)
+        if quoting:
+            _withhold(stacks, quoting)
         return stacks
 
 
@@ -76,18 +78,18 @@ def _validation_summary(error: BaseException) -> str:
     )
 
 
-def _withhold(stacks: list[dict[str, Any]], drivers: dict[tuple[str, str], str]) -> None:
-    messages = [message for _, message in drivers if message]
+def _withhold(stacks: list[dict[str, Any]], quoting: dict[tuple[str, str], str]) -> None:
+    messages = [message for _, message in quoting if message]
     for stack in stacks:
         key = (stack.get("exc_type", ""), stack.get("exc_value", ""))
-        if key in drivers:
-            stack["exc_value"] = drivers[key]
+        if key in quoting:
+            stack["exc_value"] = quoting[key]
             stack["exc_notes"] = []
         elif any(message in stack.get("exc_value", "") for message in messages):
-            stack["exc_value"] = f"{key[0]}: message withheld (it repeats a driver's)"
+            stack["exc_value"] = f"{key[0]}: message withheld (it repeats one that quotes values)"
             stack["exc_notes"] = []
         for member in stack.get("exceptions") or []:  # an exception group's, one list each
-            _withhold(member, drivers)
+            _withhold(member, quoting)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -116,8 +118,8 @@ def configure_logging(settings: Settings) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 # Frames only: a frame's local variables hold tokens, request bodies and
-                # children's details, and never reach the log; nor do driver messages.
-                structlog.processors.ExceptionRenderer(WithholdDriverMessages()),
+                # children's details, and never reach the log; nor do messages quoting values.
+                structlog.processors.ExceptionRenderer(WithholdQuotedValues()),
                 renderer,
             ],
         )

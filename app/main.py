@@ -17,7 +17,7 @@ from app import __version__
 from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
 from app.deps import storable_parameters
-from app.errors import Problem, install_exception_handlers, problem_responses
+from app.errors import Problem, install_exception_handlers
 from app.logging import configure_logging
 from app.middleware import (
     BodySizeLimitMiddleware,
@@ -25,7 +25,7 @@ from app.middleware import (
     Metrics,
     RequestContextMiddleware,
 )
-from app.openapi import declare_scope_alternatives
+from app.openapi import declare_problems, declare_scope_alternatives
 from app.routers import (
     attendance,
     audit_events,
@@ -56,34 +56,6 @@ Every error is `application/problem+json` (RFC 9457).
 
 def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
-
-
-_FRAMEWORK_422 = "#/components/schemas/HTTPValidationError"
-
-
-def _declare_problems(schema: dict[str, Any]) -> None:
-    """Every operation declares the problems any request can meet, on top of those its route
-    declares: 422 (a parameter, the text check of `storable_parameters`), 500 and 503; with a
-    body, 400 (not JSON), 413 (too large) and 415 (not JSON's media type); with a token, 401
-    and 403; with an id in its path, 404. FastAPI's own `HTTPValidationError` 422, which the
-    handlers never send, is replaced by the problem document they do send."""
-    for path, operations in schema["paths"].items():
-        for operation in operations.values():
-            statuses = {422, 500, 503}
-            if "requestBody" in operation:
-                statuses |= {400, 413, 415}
-            if operation.get("security"):
-                statuses |= {401, 403}
-            if "{" in path:
-                statuses.add(404)
-            responses = operation["responses"]
-            for status, declared in problem_responses(*sorted(statuses)).items():
-                current = responses.get(str(status))
-                if current is None or _FRAMEWORK_422 in json.dumps(current):
-                    responses[str(status)] = declared
-    schemas = schema["components"]["schemas"]
-    for framework_only in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(framework_only, None)
 
 
 @asynccontextmanager
@@ -157,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             schemas.update(problem.pop("$defs", {}))
             schemas["Problem"] = problem
             declare_scope_alternatives(schema)
-            _declare_problems(schema)
+            declare_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

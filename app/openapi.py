@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from app.errors import problem_responses
 
 # A route that admits any one of several scope sets checks them itself and says so with this
 # key in its `openapi_extra`; the generated `security` (any token) is replaced by the sets.
@@ -15,3 +18,31 @@ def declare_scope_alternatives(schema: dict[str, Any]) -> None:
             alternatives = operation.pop(SCOPES_ANY_OF, None)
             if alternatives is not None:
                 operation["security"] = [{"OAuth2": list(scopes)} for scopes in alternatives]
+
+
+_FRAMEWORK_422 = "#/components/schemas/HTTPValidationError"
+
+
+def declare_problems(schema: dict[str, Any]) -> None:
+    """Every operation declares the problems any request can meet, on top of those its route
+    declares: 422 (a parameter, the text check of `storable_parameters`), 500 and 503; with a
+    body, 400 (not JSON), 413 (too large) and 415 (not JSON's media type); with a token, 401
+    and 403; with an id in its path, 404. FastAPI's own `HTTPValidationError` 422, which the
+    handlers never send, is replaced by the problem document they do send."""
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            statuses = {422, 500, 503}
+            if "requestBody" in operation:
+                statuses |= {400, 413, 415}
+            if operation.get("security"):
+                statuses |= {401, 403}
+            if "{" in path:
+                statuses.add(404)
+            responses = operation["responses"]
+            for status, declared in problem_responses(*sorted(statuses)).items():
+                current = responses.get(str(status))
+                if current is None or _FRAMEWORK_422 in json.dumps(current):
+                    responses[str(status)] = declared
+    schemas = schema["components"]["schemas"]
+    for framework_only in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(framework_only, None)

@@ -56,12 +56,6 @@ def casework_in_reach(
     return or_(*conditions)
 
 
-def la_in_reach(la_code: str, reach: Reach | Principal) -> bool:
-    if isinstance(reach, Principal):
-        reach = reach.reach
-    return reach.la_code == la_code
-
-
 def writable_la(principal: Principal, requested: str | None = None) -> str:
     """The LA whose own records (reference data, directory entries) the principal writes:
     its own LA and no other. Any other LA, real or not, gets the same answer; the national

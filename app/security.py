@@ -178,11 +178,10 @@ def use_test_hashing(enabled: bool) -> None:
     environment only (`create_app` turns it on there), where thousands of accounts are made
     and a strong hash buys nothing. Production always hashes at the standard cost."""
     global _secrets
-    _secrets = (
-        _Secrets(Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1))
-        if (enabled)
-        else _STANDARD
-    )
+    if enabled:
+        _secrets = _Secrets(Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1))
+    else:
+        _secrets = _STANDARD
 
 
 def hash_secret(secret: str) -> str:

@@ -712,10 +712,8 @@ async def _upsert(
     changed = any(
         getattr(row, name) != value for name, value in values.items() if name != "updated_at"
     )
-    if row.owner_la_code != owner and changed:
-        what = model.__tablename__.removeprefix("directory_").replace("_", " ")
-        _check_owner(row, owner, what)
     if changed:
+        _check_owner(row, owner, model.__tablename__.removeprefix("directory_").replace("_", " "))
         row.sqlmodel_update(values)
 
 

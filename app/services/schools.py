@@ -8,11 +8,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import add_unique
-from app.errors import Forbidden, NotFound, ValidationFailed
+from app.errors import NotFound, ValidationFailed
 from app.models.base import utcnow
 from app.models.school import Jurisdiction, School, SchoolCreate, SchoolUpdate, check_school_code
 from app.pagination import Page, keyset
-from app.reach import la_in_reach, within_reach
+from app.reach import within_reach, writable_la
 from app.security import Principal
 
 
@@ -44,8 +44,10 @@ async def get_all(
 
 
 def _check_la(principal: Principal | None, la_code: str) -> None:
-    if principal is not None and not la_in_reach(la_code, principal):
-        raise Forbidden(f"LA {la_code} is outside your reach.")
+    """A school belongs to its LA: only that LA's accounts put one there (the operator's CLI,
+    with no principal, anywhere)."""
+    if principal is not None:
+        writable_la(principal, la_code)
 
 
 async def create(
