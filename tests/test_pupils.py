@@ -301,3 +301,58 @@ async def test_pupil_list_pages(
     seen = [p["mis_id"] for p in await walk(client, "/v1/pupils", practitioner, limit=3)]
     assert sorted(seen) == sorted(f"MIS-{n}" for n in range(1, 8))
     assert len(seen) == 7
+
+
+async def test_identity_changes_are_kept_not_overwritten(
+    world: World, client: httpx.AsyncClient, school: dict[str, Any], mis: dict[str, str]
+) -> None:
+    """The rectification trail: a push that changes a child's names, birth date or UPN keeps
+    the values before and after, in order; other changes and repeats add nothing."""
+    await push_roster(client, school, [pupil(1), pupil(2)], mis)
+    await push_roster(client, school, [pupil(1, family_name="Renamed"), pupil(2)], mis)
+    await push_roster(
+        client,
+        school,
+        [
+            pupil(1, family_name="Renamed", date_of_birth="2015-03-15", upn=upn(9)),
+            pupil(2, year_group="6", looked_after=True),
+        ],
+        mis,
+    )
+    await push_roster(client, school, [pupil(1, family_name="Renamed", upn=upn(9))], mis)
+    dpo = await world.headers(await world.staff("dpo", schools=[school]))
+    found = (await client.get("/v1/pupils", params={"upn": upn(9)}, headers=dpo)).json()
+    pupil_id = found["items"][0]["id"]
+    trail = await client.get(f"/v1/pupils/{pupil_id}/identity-changes", headers=dpo)
+    assert trail.status_code == 200
+    changes = [(c["field"], c["previous"], c["current"]) for c in trail.json()["items"]]
+    assert changes == [
+        ("family_name", "Example", "Renamed"),
+        ("date_of_birth", "2015-03-14", "2015-03-15"),
+        ("upn", upn(1), upn(9)),
+        ("date_of_birth", "2015-03-15", "2015-03-14"),
+    ]
+    assert {c["source"] for c in trail.json()["items"]} == {"roster"}
+    assert all(c["changed_by"].startswith("client:") for c in trail.json()["items"])
+    other = (await client.get("/v1/pupils", params={"upn": upn(2)}, headers=dpo)).json()
+    untouched = await client.get(
+        f"/v1/pupils/{other['items'][0]['id']}/identity-changes", headers=dpo
+    )
+    assert untouched.json()["items"] == []
+
+
+async def test_identity_changes_need_the_audit_scope_and_reach(
+    world: World, client: httpx.AsyncClient, school: dict[str, Any], mis: dict[str, str]
+) -> None:
+    await push_roster(client, school, [pupil(1)], mis)
+    dpo = await world.headers(await world.staff("dpo", schools=[school]))
+    pupil_id = (await client.get("/v1/pupils", headers=dpo)).json()["items"][0]["id"]
+    route = f"/v1/pupils/{pupil_id}/identity-changes"
+    practitioner = await world.headers(await world.staff("practitioner", schools=[school]))
+    assert (await client.get(route, headers=practitioner)).status_code == 403
+    elsewhere = await world.school(la_code="303")
+    other_dpo = await world.headers(await world.staff("dpo", schools=[elsewhere]))
+    assert (await client.get(route, headers=other_dpo)).status_code == 404
+    assert (await client.get(route, headers=dpo)).status_code == 200
+    trail = await client.get("/v1/audit-events", params={"pupil_id": pupil_id}, headers=dpo)
+    assert "pupil.identity_changes.read" in {e["action"] for e in trail.json()["items"]}

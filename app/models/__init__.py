@@ -27,7 +27,7 @@ from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure, MeasureInstrument
 from app.models.plan import Goal, OutcomeCategory, Review, ReviewScore
 from app.models.principal import ApiClient, ApiClientSchool, StaffMember, StaffMemberSchool
-from app.models.pupil import Pupil
+from app.models.pupil import Pupil, PupilIdentityChange
 from app.models.ratelimit import RateLimitCounter
 from app.models.referral import NeedLevel, Referral, ReferralChild, ReferralConcern
 from app.models.school import School
@@ -63,6 +63,7 @@ __all__ = [
     "OutboxEvent",
     "OutcomeCategory",
     "Pupil",
+    "PupilIdentityChange",
     "RateLimitCounter",
     "Referral",
     "ReferralChild",

@@ -9,14 +9,17 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field as ColumnField
+from sqlmodel import SQLModel
 
-from app.models.base import InputModel, IsoDate, Timestamped, new_id
+from app.models.base import InputModel, IsoDate, Moment, Timestamped, new_id, utcnow
 
 # Nursery, reception, National Curriculum years 1-14 (England and Wales), and Scotland's
 # primary and secondary stages.
 YEAR_GROUP_PATTERN = r"^(N1|N2|R|[1-9]|1[0-4]|P[1-7]|S[1-6])$"
 
 PUPIL_FLAGS = ("free_school_meals", "looked_after", "young_carer", "forces_family", "send")
+# What identifies a child: a change to any of these is kept in the rectification trail.
+IDENTITY_FIELDS = ("given_name", "family_name", "date_of_birth", "upn")
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -43,6 +46,24 @@ class Pupil(Timestamped, table=True):
     send: bool = False
     on_roll: bool = True
     off_roll_at: datetime | None = None
+
+
+class PupilIdentityChange(SQLModel, table=True):
+    """One change to how a child is identified (name, date of birth, UPN): the value before
+    and after, who made it and when. The rectification trail: nothing is overwritten
+    silently, and the trail goes only with the pupil record itself."""
+
+    __tablename__ = "pupil_identity_change"
+    __table_args__ = (Index("ix_pupil_identity_change_pupil_id_id", "pupil_id", "id"),)
+
+    id: uuid.UUID = ColumnField(default_factory=new_id, primary_key=True)
+    pupil_id: uuid.UUID = ColumnField(foreign_key="pupil.id", ondelete="CASCADE")
+    changed_at: datetime = ColumnField(default_factory=utcnow)
+    changed_by: str = ColumnField(max_length=300)
+    source: str = ColumnField(max_length=16)
+    field: str = ColumnField(max_length=32)
+    previous: str | None = ColumnField(default=None, max_length=100)
+    current: str | None = ColumnField(default=None, max_length=100)
 
 
 class PupilRecord(InputModel):
@@ -112,3 +133,22 @@ class PupilRead(BaseModel):
 class PupilPage(BaseModel):
     items: list[PupilRead]
     next_cursor: str | None
+
+
+class IdentityChangeRead(BaseModel):
+    """A change to how a child is identified. Dates are ISO 8601 text, as recorded."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    changed_at: Moment
+    changed_by: str = Field(description="`staff:<id>` or `client:<id>`.")
+    source: str = Field(description="`roster`: a push from the school's MIS.")
+    field: str = Field(description="`given_name`, `family_name`, `date_of_birth` or `upn`.")
+    previous: str | None
+    current: str | None
+
+
+class IdentityChangeList(BaseModel):
+    pupil_id: uuid.UUID
+    items: list[IdentityChangeRead]

@@ -8,9 +8,24 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from app.deps import AuditorDep, PageDep, PupilsReader, PupilsWriter, SessionDep, SettingsDep
+from app.deps import (
+    AuditorDep,
+    AuditReader,
+    PageDep,
+    PupilsReader,
+    PupilsWriter,
+    SessionDep,
+    SettingsDep,
+)
 from app.errors import InsufficientScope, PayloadTooLarge, problem_responses
-from app.models.pupil import YEAR_GROUP_PATTERN, PupilPage, PupilRead, PupilRecord, RosterResult
+from app.models.pupil import (
+    YEAR_GROUP_PATTERN,
+    IdentityChangeList,
+    PupilPage,
+    PupilRead,
+    PupilRecord,
+    RosterResult,
+)
 from app.security import Scope
 from app.services import pupils, schools
 from app.services.children import Identity, identity_for
@@ -110,3 +125,17 @@ async def read_pupil(
     pupil_id: uuid.UUID, principal: PupilsReader, auditor: AuditorDep
 ) -> PupilRead:
     return pupils.present(await pupils.get(auditor, pupil_id), principal)
+
+
+@router.get(
+    "/v1/pupils/{pupil_id}/identity-changes",
+    response_model=IdentityChangeList,
+    responses=problem_responses(404, 422),
+)
+async def read_identity_changes(
+    pupil_id: uuid.UUID, _principal: AuditReader, auditor: AuditorDep
+) -> IdentityChangeList:
+    """The rectification trail (for a data protection officer): every change a roster push
+    made to the pupil's names, date of birth or UPN, with the value before and after."""
+    items = await pupils.identity_changes(auditor, pupil_id)
+    return IdentityChangeList(pupil_id=pupil_id, items=items)

@@ -15,8 +15,11 @@ from app.audit import Auditor
 from app.errors import NotFound
 from app.models.base import new_id, utcnow
 from app.models.pupil import (
+    IDENTITY_FIELDS,
     PUPIL_FLAGS,
+    IdentityChangeRead,
     Pupil,
+    PupilIdentityChange,
     PupilRead,
     PupilRecord,
     RosterRejection,
@@ -88,6 +91,30 @@ def _validate(rows: list[dict[str, Any]], school: School) -> _Push:
     return push
 
 
+def _as_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _identity_changes(
+    pupil: Pupil, changes: dict[str, Any], actor: str, at: Any
+) -> list[dict[str, Any]]:
+    """The rectification trail's rows for one pupil's update: one per identifying field."""
+    return [
+        {
+            "id": new_id(),
+            "pupil_id": pupil.id,
+            "changed_at": at,
+            "changed_by": actor,
+            "source": "roster",
+            "field": name,
+            "previous": _as_text(getattr(pupil, name)),
+            "current": _as_text(changes[name]),
+        }
+        for name in IDENTITY_FIELDS
+        if name in changes
+    ]
+
+
 def _changes(pupil: Pupil, record: PupilRecord) -> dict[str, Any]:
     supplied = record.model_dump(exclude_unset=True)
     changes = {
@@ -117,6 +144,7 @@ async def push_roster(
     now = utcnow()
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    trail: list[dict[str, Any]] = []
     unchanged = 0
     for mis_id, record in push.accepted.items():
         pupil = existing.get(mis_id)
@@ -130,6 +158,7 @@ async def push_roster(
             changes.update(on_roll=True, off_roll_at=None)
         if changes:
             updates.append({"id": pupil.id, **changes})
+            trail.extend(_identity_changes(pupil, changes, auditor.principal.subject, now))
         else:
             unchanged += 1
     gone = []
@@ -147,6 +176,8 @@ async def push_roster(
             row["updated_at"] = now
         if batch:
             await session.exec(update(Pupil), params=batch)
+    if trail:
+        await session.exec(insert(PupilIdentityChange), params=trail)
     written = [row["id"] for row in (*inserts, *updates, *gone)]
     await auditor.record(
         "pupil.roster.push",
@@ -160,6 +191,7 @@ async def push_roster(
             "updated": len(updates),
             "off_roll": len(gone),
             "rejected": len(push.rejected),
+            "identity_changes": len(trail),
         },
     )
     return RosterResult(
@@ -244,3 +276,25 @@ async def get_all(
         },
     )
     return items, next_cursor
+
+
+async def identity_changes(auditor: Auditor, pupil_id: uuid.UUID) -> list[IdentityChangeRead]:
+    """The rectification trail of a pupil within reach, oldest first: every name, date of
+    birth or UPN it has had. Reading it is audited like reading the pupil."""
+    session, principal = auditor.session, auditor.principal
+    pupil = (
+        await session.exec(
+            select(Pupil.id).where(Pupil.id == pupil_id, within_reach(Pupil.school_id, principal))
+        )
+    ).first()
+    if pupil is None:
+        raise NotFound("No such pupil.")
+    rows = (
+        await session.exec(
+            select(PupilIdentityChange)
+            .where(PupilIdentityChange.pupil_id == pupil_id)
+            .order_by(col(PupilIdentityChange.id))
+        )
+    ).all()
+    await auditor.record("pupil.identity_changes.read", "pupil", pupil_id, pupil_ids=[pupil_id])
+    return [IdentityChangeRead.model_validate(row) for row in rows]
