@@ -136,7 +136,12 @@ def _check_values(form: dict[str, str], credentials: ClientCredentials | None) -
     summary="Obtain an access token",
     response_model=TokenResponse,
     responses={
-        400: {"model": OAuthErrorResponse, "description": "RFC 6749 §5.2 error."},
+        400: {
+            "model": OAuthErrorResponse,
+            "description": (
+                "RFC 6749 §5.2 error; a body that is not form-encoded is `invalid_request`."
+            ),
+        },
         401: {"model": OAuthErrorResponse, "description": "invalid_client."},
         429: {
             "model": OAuthErrorResponse,
@@ -151,7 +156,7 @@ def _check_values(form: dict[str, str], credentials: ClientCredentials | None) -
                 }
             },
         },
-        **problem_responses(413, 415, 500, 503),
+        **problem_responses(413, 500, 503),
     },
     openapi_extra={
         "requestBody": {

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import anyio
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -116,11 +117,17 @@ def _reach(schools: Sequence[tuple[uuid.UUID, str]], la_code: str | None) -> Rea
     )
 
 
+async def _verified(secret: str, secret_hash: str | None) -> bool:
+    """Argon2 takes about 0.1 s of CPU by design: in a worker thread (argon2-cffi releases
+    the GIL), so one sign-in does not stall every other request on this worker."""
+    return await anyio.to_thread.run_sync(verify_secret, secret, secret_hash)
+
+
 async def authenticate_client(
     session: AsyncSession, client_id: str, client_secret: str
 ) -> ApiClient | None:
     client = (await session.exec(select(ApiClient).where(ApiClient.client_id == client_id))).first()
-    valid = verify_secret(client_secret, client.secret_hash if client else None)
+    valid = await _verified(client_secret, client.secret_hash if client else None)
     if client is None or not valid or not client.is_active:
         return None
     client.last_used_at = utcnow()
@@ -133,7 +140,7 @@ async def authenticate_staff(
     staff = (
         await session.exec(select(StaffMember).where(StaffMember.username == username.lower()))
     ).first()
-    valid = verify_secret(password, staff.password_hash if staff else None)
+    valid = await _verified(password, staff.password_hash if staff else None)
     if staff is None or not valid or not staff.is_active:
         return None
     return staff
