@@ -1,0 +1,179 @@
+"""Writing an export as it is read: JSON text or a zip of CSV files, piece by piece.
+
+An export is a header (its `subject` and `generated_at`) and sections, each a name, its
+columns and a way to stream its rows. Nothing here holds more than one buffer of output
+(`CHUNK_BYTES`) and one row at a time: a child with seven years of marks is written in the
+memory of a few hundred rows.
+
+The zip is written to a sink that cannot seek, so `zipfile` puts each member's sizes in a
+data descriptor after it; members are zip64 because a stream cannot know its size first.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+import zipfile
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+
+from app.models.base import as_utc
+
+CHUNK_BYTES = 64 * 1024
+JSON_FILE = "subject_access.json"
+README_FILE = "README.txt"
+_JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
+
+Rows = Callable[[], AsyncIterator[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One record type: its name (the JSON key, the CSV file's stem), its columns (the CSV
+    header) and its rows, streamed afresh on each call."""
+
+    name: str
+    description: str
+    columns: tuple[str, ...]
+    rows: Rows
+
+
+@dataclass(frozen=True)
+class Export:
+    header: dict[str, Any]
+    sections: list[Section]
+    title: str
+
+
+def _text(value: Any) -> str:
+    """What orjson leaves to us: asyncpg's own UUID type (equal to `uuid.UUID`, not one)."""
+    if isinstance(value, uuid.UUID) or type(value).__name__ == "UUID":
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not exported")
+
+
+def dumps(value: Any) -> bytes:
+    """JSON as the export writes it: times in UTC with their offset, ids as text."""
+    return orjson.dumps(value, default=_text, option=_JSON_OPTIONS)
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable file collecting what is written until it is taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts: list[bytes] = []
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._parts.append(chunk)
+        self.size += len(chunk)
+        return len(chunk)
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        self.size = 0
+        return data
+
+
+async def json_chunks(export: Export) -> AsyncIterator[bytes]:
+    """The export as one JSON object, in chunks of about `CHUNK_BYTES`."""
+    sink = _Sink()
+    sink.write(b"{")
+    for n, (key, value) in enumerate(export.header.items()):
+        sink.write((b"," if n else b"") + dumps(key) + b":" + dumps(value))
+    for section in export.sections:
+        sink.write(b"," + dumps(section.name) + b":[")
+        first = True
+        async for row in section.rows():
+            sink.write((b"" if first else b",") + dumps(row))
+            first = False
+            if sink.size >= CHUNK_BYTES:
+                yield sink.take()
+        sink.write(b"]")
+    sink.write(b"}")
+    yield sink.take()
+
+
+def cell(value: Any) -> str:
+    """A value as a CSV cell: nested values as JSON text, times in UTC, booleans as
+    `true`/`false`, nothing as empty. Text that a spreadsheet would run as a formula is
+    quoted with a leading apostrophe (records hold free text)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return dumps(value).decode()
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, date | uuid.UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, str):
+        return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    return str(value)
+
+
+def readme(export: Export) -> str:
+    lines = [
+        export.title,
+        "",
+        f"{JSON_FILE}: the whole export as JSON (the same as the API's JSON answer).",
+        "Each CSV file below is one record type: one row per record, the header row naming",
+        "the columns. Nested values are JSON text; times are UTC (ISO 8601); true/false are",
+        "booleans; an empty cell is no value. Text starting with = + - @ is shown with a",
+        "leading apostrophe so that a spreadsheet does not run it as a formula.",
+        "",
+    ]
+    for section in export.sections:
+        lines.append(f"{section.name}.csv: {section.description}")
+        lines.append("  columns: " + ", ".join(section.columns))
+    return "\r\n".join(lines) + "\r\n"
+
+
+async def zip_chunks(export: Export) -> AsyncIterator[bytes]:
+    """The export as a zip: README.txt, one CSV per section, and the JSON."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(README_FILE, "w") as member:
+            member.write(readme(export).encode())
+        for section in export.sections:
+            with archive.open(f"{section.name}.csv", "w", force_zip64=True) as member:
+                text = io.StringIO()
+                writer = csv.writer(text, lineterminator="\r\n")
+                writer.writerow(section.columns)
+                async for row in section.rows():
+                    writer.writerow([cell(row[c]) for c in section.columns])
+                    if text.tell() >= CHUNK_BYTES:
+                        member.write(text.getvalue().encode())
+                        text.seek(0)
+                        text.truncate()
+                        if sink.size >= CHUNK_BYTES:
+                            yield sink.take()
+                member.write(text.getvalue().encode())
+            if sink.size >= CHUNK_BYTES:
+                yield sink.take()
+        with archive.open(JSON_FILE, "w", force_zip64=True) as member:
+            async for piece in json_chunks(export):
+                member.write(piece)
+                if sink.size >= CHUNK_BYTES:
+                    yield sink.take()
+    yield sink.take()
+
+
+def csv_columns(files: Iterable[Section]) -> dict[str, tuple[str, ...]]:
+    """Each CSV file's name and columns, as the README names them."""
+    return {f"{s.name}.csv": s.columns for s in files}
