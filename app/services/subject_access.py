@@ -442,16 +442,7 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                 col(Signpost.child_id).is_(None) | col(Signpost.child_id).in_(pupils),
                 order_by=[col(Signpost.case_id), col(Signpost.id)],
             ),
-            _table(
-                session,
-                "chronology",
-                CaseworkEvent,
-                or_(
-                    col(CaseworkEvent.case_id).in_(cases),
-                    col(CaseworkEvent.referral_id).in_(referrals),
-                ),
-                order_by=[col(CaseworkEvent.occurred_at), col(CaseworkEvent.id)],
-            ),
+            _section("chronology", _chronology(session, scope)),
             _section("audit_events", _stream(session, _audit_events(principal, scope))),
         ]
         return Export(
@@ -461,6 +452,63 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
         )
 
     return build
+
+
+# Casework event details that name a record of the case, by its kind.
+_RECORD_KEYS = ("goal_id", "signpost_id", "measure_id", "intervention_id")
+
+
+async def _other_childrens_records(session: AsyncSession, scope: ChildScope) -> set[str]:
+    """Ids of the records on the child's cases that are specific to another child."""
+    pupils, cases = scope.pupil_ids, scope.case_ids
+    found: set[str] = set()
+    for model in (Goal, Signpost, Measure):
+        rows = await session.exec(
+            select(model.id).where(
+                col(model.case_id).in_(cases),
+                col(model.child_id).is_not(None),
+                col(model.child_id).not_in(pupils),
+            )
+        )
+        found.update(str(i) for i in rows.all())
+    named = {str(p) for p in pupils}
+    contacts = await session.exec(
+        select(Intervention.id, Intervention.child_ids).where(col(Intervention.case_id).in_(cases))
+    )
+    found.update(str(i) for i, children in contacts.all() if children and not named & set(children))
+    return found
+
+
+def _chronology(session: AsyncSession, scope: ChildScope) -> Rows:
+    """The casework events of the child's referrals and cases, in time order, but for
+    those about a record specific to another child (a sibling's goal added, their
+    timetable set): the event would disclose the sibling's record."""
+    statement = (
+        core_select(*_columns(CaseworkEvent, "chronology"))
+        .where(
+            or_(
+                col(CaseworkEvent.case_id).in_(scope.case_ids),
+                col(CaseworkEvent.referral_id).in_(scope.referral_ids),
+            )
+        )
+        .order_by(col(CaseworkEvent.occurred_at), col(CaseworkEvent.id))
+    )
+    named = {str(p) for p in scope.pupil_ids}
+
+    async def rows() -> AsyncIterator[dict[str, Any]]:
+        others = await _other_childrens_records(session, scope)
+
+        def about_this_child(row: dict[str, Any]) -> bool:
+            details = row["details"] or {}
+            child = details.get("child_id")
+            if child is not None and str(child) not in named:
+                return False
+            return not any(str(details.get(key)) in others for key in _RECORD_KEYS)
+
+        async for row in _stream(session, statement, about_this_child)():
+            yield row
+
+    return rows
 
 
 def _audit_events(principal: Principal, scope: ChildScope) -> Executable:
