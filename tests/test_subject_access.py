@@ -22,7 +22,6 @@ from tests.builders.subject_access import (
     FAMILY_MEMBER,
     NAMED_CHILD,
     SIBLING_MARK,
-    RecordedFamily,
     recorded_family,
     unzip,
 )
