@@ -9,6 +9,7 @@ then brought up to date for the pupils whose marks changed, from those running c
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -675,6 +676,7 @@ async def _held(
 # --- figures ------------------------------------------------------------------------------
 
 
+@functools.cache
 def easter_sunday(year: int) -> date:
     """Gregorian Easter (the anonymous algorithm): spring term ends at Easter."""
     a, b, c = year % 19, year // 100, year % 100

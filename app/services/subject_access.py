@@ -74,7 +74,7 @@ from app.security import Principal
 from app.services.access import case_in_reach, cases_in_reach, get_referral, referral_visible_to
 from app.services.attendance import TermTally
 from app.services.audit_events import event_in_reach
-from app.services.export_files import Export, Rows, Section, json_chunks, zip_chunks
+from app.services.export_files import Batch, Export, Rows, Section, json_chunks, zip_chunks
 
 log = structlog.get_logger("liaison.subject_access")
 
@@ -224,15 +224,16 @@ def _stream(
     statement: Executable,
     keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Rows:
-    """Rows of `statement` through a server-side cursor, as dicts, read afresh per call."""
+    """Rows of `statement` through a server-side cursor, as dicts in batches of at most
+    `YIELD_PER`, read afresh per call."""
 
-    async def rows() -> AsyncIterator[dict[str, Any]]:
+    async def rows() -> AsyncIterator[Batch]:
         result = await session.stream(statement.execution_options(yield_per=YIELD_PER))
         try:
-            async for row in result.mappings():
-                record = dict(row)
-                if keep is None or keep(record):
-                    yield record
+            names = list(result.keys())
+            async for partition in result.partitions():
+                batch = [dict(zip(names, row, strict=True)) for row in partition]
+                yield batch if keep is None else [row for row in batch if keep(row)]
         finally:
             await result.close()
 
@@ -269,13 +270,16 @@ def _terms(session: AsyncSession, pupil_ids: list[uuid.UUID]) -> Rows:
         .order_by(col(AttendanceMark.pupil_id))
     )
 
-    async def rows() -> AsyncIterator[dict[str, Any]]:
+    async def rows() -> AsyncIterator[Batch]:
         tallies: dict[uuid.UUID, TermTally] = defaultdict(TermTally)
-        async for mark in _stream(session, marks)():
-            tallies[mark["pupil_id"]].add(mark["date"], mark["category"], mark["late"])
-        for pupil_id, tally in sorted(tallies.items()):
-            for figures in tally.figures():
-                yield {"pupil_id": pupil_id, **figures.model_dump()}
+        async for batch in _stream(session, marks)():
+            for mark in batch:
+                tallies[mark["pupil_id"]].add(mark["date"], mark["category"], mark["late"])
+        yield [
+            {"pupil_id": pupil_id, **figures.model_dump()}
+            for pupil_id, tally in sorted(tallies.items())
+            for figures in tally.figures()
+        ]
 
     return rows
 
@@ -495,7 +499,7 @@ def _chronology(session: AsyncSession, scope: ChildScope) -> Rows:
     )
     named = {str(p) for p in scope.pupil_ids}
 
-    async def rows() -> AsyncIterator[dict[str, Any]]:
+    async def rows() -> AsyncIterator[Batch]:
         others = await _other_childrens_records(session, scope)
 
         def about_this_child(row: dict[str, Any]) -> bool:
@@ -505,8 +509,8 @@ def _chronology(session: AsyncSession, scope: ChildScope) -> Rows:
                 return False
             return not any(str(details.get(key)) in others for key in _RECORD_KEYS)
 
-        async for row in _stream(session, statement, about_this_child)():
-            yield row
+        async for batch in _stream(session, statement, about_this_child)():
+            yield batch
 
     return rows
 
@@ -616,6 +620,17 @@ async def for_family_member(auditor: Auditor, query: FamilyMemberQuery) -> Famil
     return FamilyScope(query, tuple(referral_ids), case_ids)
 
 
+FAMILY_ENTRY_KEYS = (
+    "name",
+    "relationship",
+    "phone",
+    "email",
+    "preferred_contact",
+    "language",
+    "interpreter_needed",
+)
+
+
 def family_export(scope: FamilyScope) -> Callable[[AsyncSession], Export]:
     query = scope.query
 
@@ -632,28 +647,17 @@ def family_export(scope: FamilyScope) -> Callable[[AsyncSession], Export]:
             referrals.c.id.in_(scope.referral_ids)
         )
 
-        async def entries() -> AsyncIterator[dict[str, Any]]:
-            async for row in _stream(session, lists.order_by(referrals.c.id))():
-                for position, entry in enumerate(row["family"] or []):
-                    if names_person(entry, query):
-                        yield {
-                            "referral_id": row["id"],
-                            "position": position,
-                            **{
-                                key: entry.get(key)
-                                for key in (
-                                    "name",
-                                    "relationship",
-                                    "phone",
-                                    "email",
-                                    "preferred_contact",
-                                    "language",
-                                    "interpreter_needed",
-                                )
-                            },
-                        }
+        async def entries() -> AsyncIterator[Batch]:
+            async for batch in _stream(session, lists.order_by(referrals.c.id))():
+                yield [
+                    {"referral_id": row["id"], "position": position}
+                    | {key: entry.get(key) for key in FAMILY_ENTRY_KEYS}
+                    for row in batch
+                    for position, entry in enumerate(row["family"] or [])
+                    if names_person(entry, query)
+                ]
 
-        async def consents() -> AsyncIterator[dict[str, Any]]:
+        async def consents() -> AsyncIterator[Batch]:
             # Two short lists (a person's referrals and cases): read one after the other.
             for kind, table, ids in (
                 ("referral", referrals, scope.referral_ids),
@@ -664,17 +668,19 @@ def family_export(scope: FamilyScope) -> Callable[[AsyncSession], Export]:
                     .where(table.c.id.in_(ids))
                     .order_by(table.c.id)
                 )
-                async for row in _stream(session, statement)():
-                    consent = row["consent"] or {}
-                    if gave_consent(consent, query.name):
-                        yield {
+                async for batch in _stream(session, statement)():
+                    yield [
+                        {
                             "record_type": kind,
                             "record_id": row["id"],
-                            "given": consent.get("given"),
-                            "given_by": consent.get("given_by"),
-                            "date": consent.get("date"),
-                            "share_with": consent.get("share_with") or [],
+                            "given": row["consent"].get("given"),
+                            "given_by": row["consent"].get("given_by"),
+                            "date": row["consent"].get("date"),
+                            "share_with": row["consent"].get("share_with") or [],
                         }
+                        for row in batch
+                        if row["consent"] and gave_consent(row["consent"], query.name)
+                    ]
 
         subject = FamilyMemberSubject(name=query.name, phone=query.phone, email=query.email)
         return Export(
