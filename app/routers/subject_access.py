@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from app.deps import AuditorDep, AuditReader, SessionDep, SessionFactoryDep
 from app.errors import NotAcceptable, problem_responses
 from app.models.subject_access import ChildExport, FamilyMemberExport, FamilyMemberQuery
-from app.services import subject_access
+from app.services import export_files, subject_access, subject_access_family
 
 router = APIRouter(tags=["subject access"], responses=problem_responses(401, 403, 500, 503))
 
@@ -76,7 +76,7 @@ async def pupil_subject_access(
     # first, and the export reads in a session of its own.
     await session.commit()
     build = subject_access.child_export(auditor.principal, scope)
-    return _streamed(subject_access.stream(factory, build, as_zip=as_zip), as_zip)
+    return _streamed(export_files.stream(factory, build, as_zip=as_zip), as_zip)
 
 
 @router.get(
@@ -101,7 +101,7 @@ async def referral_child_subject_access(
     scope = await subject_access.for_referral_child(auditor, referral_id, position)
     await session.commit()
     build = subject_access.child_export(auditor.principal, scope)
-    return _streamed(subject_access.stream(factory, build, as_zip=as_zip), as_zip)
+    return _streamed(export_files.stream(factory, build, as_zip=as_zip), as_zip)
 
 
 @router.post(
@@ -122,7 +122,7 @@ async def family_member_subject_access(
     their entries, the consents they gave, and the cases those referrals led to. Audited as
     `family_member.subject_access` with counts and ids, never the name."""
     as_zip = _wants_zip(request)
-    scope = await subject_access.for_family_member(auditor, query)
+    scope = await subject_access_family.for_family_member(auditor, query)
     await session.commit()
-    build = subject_access.family_export(scope)
-    return _streamed(subject_access.stream(factory, build, as_zip=as_zip), as_zip)
+    build = subject_access_family.family_export(scope)
+    return _streamed(export_files.stream(factory, build, as_zip=as_zip), as_zip)

@@ -6,7 +6,8 @@ reach (404 otherwise), the records about them are pinned down by id (their pupil
 the referrals and cases naming them) and the export is audited; the request commits that.
 Then the answer streams from a session of its own, in one read-only snapshot (REPEATABLE
 READ on PostgreSQL), reading each record type with a server-side cursor: nothing is held
-in memory beyond one buffer of output.
+in memory beyond one batch of rows and one buffer of output (app/services/export_files.py).
+A family member's export is app/services/subject_access_family.py.
 
 What counts as about the child (docs/data-protection.md says the same to a DPO):
 - pupil-level records (roster record and its rectification trail, marks, weekly and
@@ -27,21 +28,19 @@ ignored); their audit events are those about the referrals and cases naming them
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from sqlalchemy import ColumnElement, Executable, and_, func, null, or_, union
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
-from app.db import SessionFactory, is_postgresql, table_of
+from app.db import table_of
 from app.errors import NotFound
 from app.models.attendance import (
     AttendanceCode,
@@ -63,24 +62,15 @@ from app.models.school import School
 from app.models.signpost import Signpost
 from app.models.subject_access import (
     CHILD_RECORDS,
-    FAMILY_RECORDS,
     ChildSubject,
-    FamilyMemberQuery,
-    FamilyMemberSubject,
     columns_of,
 )
 from app.reach import within_reach
 from app.security import Principal
-from app.services.access import case_in_reach, cases_in_reach, get_referral, referral_visible_to
+from app.services.access import case_in_reach, get_referral, referral_visible_to
 from app.services.attendance import TermTally
 from app.services.audit_events import event_in_reach
-from app.services.export_files import Batch, Export, Rows, Section, json_chunks, zip_chunks
-
-log = structlog.get_logger("liaison.subject_access")
-
-# Rows fetched per round trip of a server-side cursor.
-YIELD_PER = 1000
-
+from app.services.export_files import Batch, Export, Rows, Section, rows_of, section
 
 # --- who the export is about -------------------------------------------------------------
 
@@ -128,17 +118,24 @@ async def _casework_naming(
     return ChildScope(scope.subject, tuple(referral_ids.all()), tuple(case_ids.all()))
 
 
-async def _audit_child(auditor: Auditor, scope: ChildScope, action: str, **where: Any) -> None:
+async def _audit(
+    auditor: Auditor,
+    scope: ChildScope,
+    action: str,
+    resource: tuple[str, uuid.UUID | None],
+    **details: Any,
+) -> None:
+    """The export's audit event: the child's pupil records, and the ids (never the content)
+    of the referrals and cases it covers."""
     await auditor.record(
         action,
-        where.pop("resource_type", "pupil"),
-        where.pop("resource_id", scope.pupil_ids[0] if scope.pupil_ids else None),
+        *resource,
         pupil_ids=scope.pupil_ids,
         details={
             "pupil_records": len(scope.pupil_ids),
             "referral_ids": [str(r) for r in scope.referral_ids],
             "case_ids": [str(c) for c in scope.case_ids],
-            **where,
+            **details,
         },
     )
 
@@ -168,7 +165,7 @@ async def for_pupil(auditor: Auditor, pupil_id: uuid.UUID) -> ChildScope:
         upn=pupil.upn,
     )
     scope = await _casework_naming(session, principal, ChildScope(subject, (), ()))
-    await _audit_child(auditor, scope, "pupil.subject_access")
+    await _audit(auditor, scope, "pupil.subject_access", ("pupil", pupil.id))
     return scope
 
 
@@ -200,12 +197,11 @@ async def for_referral_child(auditor: Auditor, referral_id: uuid.UUID, position:
         position=position,
     )
     scope = await _casework_naming(session, principal, ChildScope(subject, (), ()))
-    await _audit_child(
+    await _audit(
         auditor,
         scope,
         "referral_child.subject_access",
-        resource_type="referral",
-        resource_id=referral.id,
+        ("referral", referral.id),
         position=position,
     )
     return scope
@@ -219,30 +215,8 @@ def _columns(table_model: Any, name: str) -> list[Any]:
     return [table.c[column] for column in columns_of(CHILD_RECORDS.get(name) or table_model)]
 
 
-def _stream(
-    session: AsyncSession,
-    statement: Executable,
-    keep: Callable[[dict[str, Any]], bool] | None = None,
-) -> Rows:
-    """Rows of `statement` through a server-side cursor, as dicts in batches of at most
-    `YIELD_PER`, read afresh per call."""
-
-    async def rows() -> AsyncIterator[Batch]:
-        result = await session.stream(statement.execution_options(yield_per=YIELD_PER))
-        try:
-            names = list(result.keys())
-            async for partition in result.partitions():
-                batch = [dict(zip(names, row, strict=True)) for row in partition]
-                yield batch if keep is None else [row for row in batch if keep(row)]
-        finally:
-            await result.close()
-
-    return rows
-
-
-def _section(name: str, rows: Rows, records: dict[str, Any] = CHILD_RECORDS) -> Section:
-    model = records[name]
-    return Section(name, (model.__doc__ or "").strip(), columns_of(model), rows)
+def _records(name: str, rows: Rows) -> Section:
+    return section(name, CHILD_RECORDS[name], rows)
 
 
 def _table(
@@ -254,7 +228,7 @@ def _table(
     keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Section:
     statement = core_select(*_columns(table_model, name)).where(*where).order_by(*order_by)
-    return _section(name, _stream(session, statement, keep))
+    return section(name, CHILD_RECORDS[name], rows_of(session, statement, keep))
 
 
 def _terms(session: AsyncSession, pupil_ids: list[uuid.UUID]) -> Rows:
@@ -272,7 +246,7 @@ def _terms(session: AsyncSession, pupil_ids: list[uuid.UUID]) -> Rows:
 
     async def rows() -> AsyncIterator[Batch]:
         tallies: dict[uuid.UUID, TermTally] = defaultdict(TermTally)
-        async for batch in _stream(session, marks)():
+        async for batch in rows_of(session, marks)():
             for mark in batch:
                 tallies[mark["pupil_id"]].add(mark["date"], mark["category"], mark["late"])
         yield [
@@ -349,7 +323,7 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                 col(AttendanceWeek.pupil_id).in_(pupils),
                 order_by=[col(AttendanceWeek.pupil_id), col(AttendanceWeek.week_start)],
             ),
-            _section("attendance_terms", _terms(session, pupils)),
+            _records("attendance_terms", _terms(session, pupils)),
             _table(
                 session,
                 "attendance_flags",
@@ -446,8 +420,12 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                 col(Signpost.child_id).is_(None) | col(Signpost.child_id).in_(pupils),
                 order_by=[col(Signpost.case_id), col(Signpost.id)],
             ),
-            _section("chronology", _chronology(session, scope)),
-            _section("audit_events", _stream(session, _audit_events(principal, scope))),
+            _records("chronology", _chronology(session, scope)),
+            section(
+                "audit_events",
+                CHILD_RECORDS["audit_events"],
+                rows_of(session, _audit_events(principal, scope)),
+            ),
         ]
         return Export(
             header={"subject": scope.subject.model_dump(mode="json"), "generated_at": utcnow()},
@@ -509,7 +487,7 @@ def _chronology(session: AsyncSession, scope: ChildScope) -> Rows:
                 return False
             return not any(str(details.get(key)) in others for key in _RECORD_KEYS)
 
-        async for batch in _stream(session, statement, about_this_child)():
+        async for batch in rows_of(session, statement, about_this_child)():
             yield batch
 
     return rows
@@ -547,185 +525,3 @@ def _audit_events(principal: Principal, scope: ChildScope) -> Executable:
         .where(about, event_in_reach(principal))
         .order_by(event.c.id)
     )
-
-
-# --- a family member ---------------------------------------------------------------------
-
-
-def _plain(text: str | None) -> str:
-    return " ".join((text or "").split()).casefold()
-
-
-def _digits(text: str | None) -> str:
-    return re.sub(r"\D", "", text or "")
-
-
-def names_person(entry: dict[str, Any], query: FamilyMemberQuery) -> bool:
-    """A referral's family entry is the person's: the same name (case and spacing ignored),
-    and the same phone (digits compared) and email (case ignored) where they are given."""
-    if _plain(entry.get("name")) != _plain(query.name):
-        return False
-    if query.phone is not None and _digits(entry.get("phone")) != _digits(query.phone):
-        return False
-    return query.email is None or _plain(entry.get("email")) == _plain(query.email)
-
-
-def gave_consent(consent: dict[str, Any] | None, name: str) -> bool:
-    """A consent was given by the person: `given_by` is their name, alone or followed by a
-    note in brackets ("Alex Example (mother)")."""
-    given_by = _plain((consent or {}).get("given_by"))
-    wanted = _plain(name)
-    return given_by == wanted or (given_by.startswith(wanted + " (") and given_by.endswith(")"))
-
-
-@dataclass(frozen=True)
-class FamilyScope:
-    query: FamilyMemberQuery
-    referral_ids: tuple[uuid.UUID, ...]
-    case_ids: tuple[uuid.UUID, ...]
-
-
-async def for_family_member(auditor: Auditor, query: FamilyMemberQuery) -> FamilyScope:
-    """The referrals within reach whose family list names the person, and the cases within
-    reach they led to; audited as `family_member.subject_access` with counts and ids (never
-    the name)."""
-    session, principal = auditor.session, auditor.principal
-    candidates = (
-        select(col(Referral.id), col(Referral.family), col(Referral.case_id))
-        .where(referral_visible_to(principal))
-        .order_by(col(Referral.id))
-    )
-    referral_ids: list[uuid.UUID] = []
-    led_to: list[uuid.UUID] = []
-    result = await session.stream(candidates.execution_options(yield_per=YIELD_PER))
-    async for referral_id, family, case_id in result:
-        if any(names_person(entry, query) for entry in family or []):
-            referral_ids.append(referral_id)
-            if case_id is not None:
-                led_to.append(case_id)
-    reachable = await cases_in_reach(session, principal, led_to)
-    case_ids = tuple(sorted(reachable))
-    await auditor.record(
-        "family_member.subject_access",
-        "family_member",
-        details={
-            "referrals": len(referral_ids),
-            "cases": len(case_ids),
-            "referral_ids": [str(r) for r in referral_ids],
-            "case_ids": [str(c) for c in case_ids],
-            "phone_given": query.phone is not None,
-            "email_given": query.email is not None,
-        },
-    )
-    return FamilyScope(query, tuple(referral_ids), case_ids)
-
-
-FAMILY_ENTRY_KEYS = (
-    "name",
-    "relationship",
-    "phone",
-    "email",
-    "preferred_contact",
-    "language",
-    "interpreter_needed",
-)
-
-
-def family_export(scope: FamilyScope) -> Callable[[AsyncSession], Export]:
-    query = scope.query
-
-    def build(session: AsyncSession) -> Export:
-        referrals = table_of(Referral)
-        cases = table_of(Case)
-
-        def whole(name: str, table: Any, ids: Sequence[uuid.UUID]) -> Section:
-            columns = [table.c[c] for c in columns_of(FAMILY_RECORDS[name])]
-            statement = core_select(*columns).where(table.c.id.in_(ids)).order_by(table.c.id)
-            return _section(name, _stream(session, statement), FAMILY_RECORDS)
-
-        lists = core_select(referrals.c.id, referrals.c.family).where(
-            referrals.c.id.in_(scope.referral_ids)
-        )
-
-        async def entries() -> AsyncIterator[Batch]:
-            async for batch in _stream(session, lists.order_by(referrals.c.id))():
-                yield [
-                    {"referral_id": row["id"], "position": position}
-                    | {key: entry.get(key) for key in FAMILY_ENTRY_KEYS}
-                    for row in batch
-                    for position, entry in enumerate(row["family"] or [])
-                    if names_person(entry, query)
-                ]
-
-        async def consents() -> AsyncIterator[Batch]:
-            # Two short lists (a person's referrals and cases): read one after the other.
-            for kind, table, ids in (
-                ("referral", referrals, scope.referral_ids),
-                ("case", cases, scope.case_ids),
-            ):
-                statement = (
-                    core_select(table.c.id, table.c.consent)
-                    .where(table.c.id.in_(ids))
-                    .order_by(table.c.id)
-                )
-                async for batch in _stream(session, statement)():
-                    yield [
-                        {
-                            "record_type": kind,
-                            "record_id": row["id"],
-                            "given": row["consent"].get("given"),
-                            "given_by": row["consent"].get("given_by"),
-                            "date": row["consent"].get("date"),
-                            "share_with": row["consent"].get("share_with") or [],
-                        }
-                        for row in batch
-                        if row["consent"] and gave_consent(row["consent"], query.name)
-                    ]
-
-        subject = FamilyMemberSubject(name=query.name, phone=query.phone, email=query.email)
-        return Export(
-            header={"subject": subject.model_dump(mode="json"), "generated_at": utcnow()},
-            sections=[
-                whole("referrals", referrals, scope.referral_ids),
-                _section("family_entries", entries, FAMILY_RECORDS),
-                _section("consents", consents, FAMILY_RECORDS),
-                whole("cases", cases, scope.case_ids),
-            ],
-            title="Subject access export: what Liaison holds about one family member.",
-        )
-
-    return build
-
-
-# --- streaming ---------------------------------------------------------------------------
-
-
-async def _snapshot(session: AsyncSession) -> None:
-    """Begin the export's one read-only snapshot. SQLite's transaction already reads one
-    snapshot (WAL) from its first read to its end."""
-    if is_postgresql(session):
-        await session.connection(
-            execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-        )
-    else:
-        await session.connection()
-
-
-async def stream(
-    factory: SessionFactory,
-    build: Callable[[AsyncSession], Export],
-    *,
-    as_zip: bool,
-) -> AsyncIterator[bytes]:
-    """The export's bytes, read in a session of its own (the request's has been committed
-    and closed by the time a streamed body is sent). A failure part way can no longer
-    change the status: it ends the stream (the client gets truncated JSON or a zip without
-    its central directory) and is logged by its type alone, never with a record's values."""
-    write = zip_chunks if as_zip else json_chunks
-    try:
-        async with factory() as session:
-            await _snapshot(session)
-            async for chunk in write(build(session)):
-                yield chunk
-    except Exception as exc:
-        log.error("subject_access.stream_failed", error=type(exc).__name__)
