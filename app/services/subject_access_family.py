@@ -33,7 +33,7 @@ from app.models.subject_access import (
     columns_of,
 )
 from app.services.access import cases_in_reach, referral_visible_to
-from app.services.export_files import YIELD_PER, Batch, Export, Section, rows_of, section
+from app.services.export_files import Batch, Export, Section, rows_of, section
 
 
 def _plain(text: str | None) -> str:
@@ -81,12 +81,13 @@ async def for_family_member(auditor: Auditor, query: FamilyMemberQuery) -> Famil
     )
     referral_ids: list[uuid.UUID] = []
     led_to: list[uuid.UUID] = []
-    result = await session.stream(candidates.execution_options(yield_per=YIELD_PER))
-    async for referral_id, family, case_id in result:
-        if any(names_person(entry, query) for entry in family or []):
-            referral_ids.append(referral_id)
-            if case_id is not None:
-                led_to.append(case_id)
+    # Family lists are JSON: matched here, a cursor's batch at a time.
+    async for batch in rows_of(session, candidates)():
+        for row in batch:
+            if any(names_person(entry, query) for entry in row["family"] or []):
+                referral_ids.append(row["id"])
+                if row["case_id"] is not None:
+                    led_to.append(row["case_id"])
     reachable = await cases_in_reach(session, principal, led_to)
     case_ids = tuple(sorted(reachable))
     await auditor.record(
