@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.db import run
 from app.services import export_files, subject_access
 from tests.builders.api import assert_problem, created, expect
 from tests.builders.casework import hub, referral_body
@@ -25,7 +29,7 @@ from tests.builders.subject_access import (
     recorded_family,
     unzip,
 )
-from tests.conftest import World
+from tests.conftest import DatabaseUnderTest, World
 
 ZIP = {"Accept": "application/zip"}
 CHILD_SECTIONS = [
@@ -365,6 +369,34 @@ async def test_a_failure_mid_stream_ends_the_stream_and_logs_no_child_data(
     failures = [r for r in caplog.records if "subject_access.stream_failed" in r.getMessage()]
     assert len(failures) == 2
     assert all("Child0" not in r.getMessage() and fam.child not in r.getMessage() for r in failures)
+    pool = fresh_app.state.engine.pool
+    if hasattr(pool, "checkedout"):
+        assert pool.checkedout() == 0
+
+
+async def test_the_export_reads_one_read_only_snapshot(
+    fresh_app: FastAPI, database: DatabaseUnderTest
+) -> None:
+    """On PostgreSQL the export's own session is REPEATABLE READ and read-only; either way
+    its connection goes back to the pool as it came."""
+
+    def build(session: AsyncSession) -> export_files.Export:
+        async def rows() -> AsyncIterator[export_files.Batch]:
+            if database.backend == "postgresql":
+                isolation = (await run(session, text("SHOW transaction_isolation"))).scalar()
+                read_only = (await run(session, text("SHOW transaction_read_only"))).scalar()
+                yield [{"isolation": isolation, "read_only": read_only}]
+            else:
+                yield [{"isolation": "serializable", "read_only": "on"}]
+
+        kept = export_files.Section("snapshot", "How it read.", ("isolation", "read_only"), rows)
+        return export_files.Export({"subject": None}, [kept], "Probe")
+
+    factory = fresh_app.state.session_factory
+    body = b"".join([c async for c in export_files.stream(factory, build, as_zip=False)])
+    [seen] = json.loads(body)["snapshot"]
+    if database.backend == "postgresql":
+        assert seen == {"isolation": "repeatable read", "read_only": "on"}
     pool = fresh_app.state.engine.pool
     if hasattr(pool, "checkedout"):
         assert pool.checkedout() == 0
