@@ -1,5 +1,5 @@
-"""Subject access: everything Liaison holds about one child or one family member, within the
-data protection officer's reach, streamed as JSON or as a zip of CSV files.
+"""Subject access for a child: everything Liaison holds about them, within the data
+protection officer's reach, streamed as JSON or as a zip of CSV files.
 
 An export runs in two steps. In the request's own transaction the subject is found within
 reach (404 otherwise), the records about them are pinned down by id (their pupil records,
