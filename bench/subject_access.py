@@ -421,7 +421,15 @@ async def main(others: int, exports: int, audit_events: int) -> None:
             print(f"built in {time.perf_counter() - started:.0f} s (not timed below)")
 
             route = f"/v1/pupils/{child}/subject-access"
+            pid = server.pid
+            cold = status_mb(pid, "VmRSS")
+            reset_peak(pid)
             first = await ok(await http.get(route, headers=dpo))
+            print(
+                f"the first export (cold): server RSS {cold:.0f} MB before, peak "
+                f"{status_mb(pid, 'VmHWM'):.0f} MB during (growth "
+                f"{status_mb(pid, 'VmHWM') - cold:.1f} MB)"
+            )
             counts = {k: len(v) for k, v in first.items() if isinstance(v, list)}
             total = sum(counts.values())
             print(
@@ -435,7 +443,6 @@ async def main(others: int, exports: int, audit_events: int) -> None:
             events_held = await raw.fetchval("SELECT count(*) FROM audit_event")
             print(f"database: {marks_held} marks, {events_held} audit events")
 
-            pid = server.pid
             results: dict[str, tuple[list[float], int, float, float]] = {}
             for label, accept in (("JSON", "application/json"), ("zip", "application/zip")):
                 headers = {**dpo, "Accept": accept}
