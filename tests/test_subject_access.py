@@ -406,3 +406,35 @@ async def test_the_export_reads_one_read_only_snapshot(
     pool = fresh_app.state.engine.pool
     if hasattr(pool, "checkedout"):
         assert pool.checkedout() == 0
+
+
+async def test_a_child_whose_pupil_record_is_outside_reach(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A DPO of one school, asked about a child on one of its referrals whose pupil record is
+    at another school: the casework within reach naming that record, no pupil records."""
+    fam = await recorded_family(world, client)
+    other_school = await world.school(la_code="202")
+    mis = await world.client_headers("pupils:write pupils:read", schools=[other_school])
+    expect(await push_roster(client, other_school, [roll_row(7, given_name="Cross")], mis))
+    [elsewhere] = expect(await client.get("/v1/pupils", headers=mis))["items"]
+    body = referral_body({"pupil_id": fam.child}, {"pupil_id": elsewhere["id"]})
+    referral = await created(client, "/v1/referrals", body, await hub(world))
+    found = await export(client, child_route(referral["id"], 1), fam.dpo)
+    subject = found["subject"]
+    assert (subject["kind"], subject["pupil_ids"], subject["linked_pupil_id"]) == (
+        "linked_child",
+        [],
+        elsewhere["id"],
+    )
+    assert [(c["pupil_id"], c["position"]) for c in found["referral_children"]] == [
+        (elsewhere["id"], 1)
+    ]
+    assert ids(found["referrals"]) == {referral["id"]}
+    for none in ("pupils", "attendance_marks", "identity_changes", "cases"):
+        assert found[none] == [], none
+    assert "referral_child.subject_access" in {e["action"] for e in found["audit_events"]}
+    # The same child asked about by a DPO who reaches their school: the pupil's export.
+    la_dpo = await world.headers(await world.staff("dpo", la_code="202"))
+    whole = await export(client, child_route(referral["id"], 1), la_dpo)
+    assert (whole["subject"]["kind"], whole["subject"]["pupil_ids"]) == ("pupil", [elsewhere["id"]])

@@ -129,10 +129,15 @@ CHILD_RECORDS: dict[str, Any] = {
 class ChildSubject(BaseModel):
     """Who a child's export is about. A child on a roll is every pupil record of theirs
     within reach (the same UPN); a child known only by name is matched by given name,
-    family name and date of birth on referrals and cases."""
+    family name and date of birth on referrals and cases; a child on a referral whose pupil
+    record is at a school outside reach (a cross-border pupil) is matched by that record's
+    id on referrals and cases, and no pupil-level record is exported."""
 
-    kind: Literal["pupil", "named_child"]
+    kind: Literal["pupil", "named_child", "linked_child"]
     pupil_ids: list[uuid.UUID] = Field(description="The child's pupil records exported.")
+    linked_pupil_id: uuid.UUID | None = Field(
+        default=None, description="For a linked child: the pupil record outside reach."
+    )
     given_name: str
     family_name: str
     date_of_birth: date | None

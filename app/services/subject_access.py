@@ -23,7 +23,10 @@ What counts as about the child (docs/data-protection.md says the same to a DPO):
 - the casework events (the chronology) of those referrals and cases.
 A child known only by name (never on a roll) is every referral or case entry, within
 reach, with no pupil record and the same given name, family name and date of birth (case
-ignored); their audit events are those about the referrals and cases naming them.
+ignored); a child on a referral whose pupil record is at a school outside reach (a
+cross-border pupil) is every entry within reach linked to that record, and no pupil-level
+record is exported. For both, the audit events are those about the referrals and cases
+naming them.
 """
 
 from __future__ import annotations
@@ -85,12 +88,20 @@ class ChildScope:
 
     @property
     def pupil_ids(self) -> list[uuid.UUID]:
+        """The pupil records whose own records (marks, flags, audit links) are exported."""
         return self.subject.pupil_ids
+
+    @property
+    def child_ids(self) -> list[uuid.UUID]:
+        """The ids records on referrals and cases name this child by (`child_id`,
+        `child_ids`, `pupil_id`): none for a child known only by name."""
+        linked = self.subject.linked_pupil_id
+        return [*self.pupil_ids, *([linked] if linked is not None else [])]
 
     def names_child(self, model: type[ReferralChild] | type[CaseChild]) -> ColumnElement[bool]:
         """A referral's or case's entry for this child."""
-        if self.subject.kind == "pupil":
-            return col(model.pupil_id).in_(self.pupil_ids)
+        if self.subject.kind != "named_child":
+            return col(model.pupil_id).in_(self.child_ids)
         return and_(
             col(model.pupil_id).is_(None),
             func.lower(col(model.given_name)) == self.subject.given_name.lower(),
@@ -171,8 +182,9 @@ async def for_pupil(auditor: Auditor, pupil_id: uuid.UUID) -> ChildScope:
 
 async def for_referral_child(auditor: Auditor, referral_id: uuid.UUID, position: int) -> ChildScope:
     """The child at `position` on a referral within reach (404 otherwise). A child linked to
-    a pupil gets the pupil's export; a child known only by name is exported from every
-    referral and case within reach naming them, audited as `referral_child.subject_access`."""
+    a pupil within reach gets the pupil's export; a child known only by name, or linked to a
+    pupil record at a school outside reach, is exported from every referral and case within
+    reach naming them, audited as `referral_child.subject_access`."""
     session, principal = auditor.session, auditor.principal
     referral = await get_referral(session, principal, referral_id)
     child = (
@@ -184,11 +196,17 @@ async def for_referral_child(auditor: Auditor, referral_id: uuid.UUID, position:
     ).first()
     if child is None:
         raise NotFound("No such child on this referral.")
-    if child.pupil_id is not None:
-        return await for_pupil(auditor, child.pupil_id)
+    linked = child.pupil_id
+    if linked is not None:
+        on_roll = select(Pupil.id).where(
+            Pupil.id == linked, within_reach(Pupil.school_id, principal)
+        )
+        if (await session.exec(on_roll)).first() is not None:
+            return await for_pupil(auditor, linked)
     subject = ChildSubject(
-        kind="named_child",
+        kind="named_child" if linked is None else "linked_child",
         pupil_ids=[],
+        linked_pupil_id=linked,
         given_name=child.given_name,
         family_name=child.family_name,
         date_of_birth=child.date_of_birth,
@@ -273,10 +291,11 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
         jurisdictions = select(School.jurisdiction).where(
             col(School.id).in_(select(used_schools.c.school_id))
         )
-        for_child = col(Goal.child_id).is_(None) | col(Goal.child_id).in_(pupils)
+        children = scope.child_ids
+        for_child = col(Goal.child_id).is_(None) | col(Goal.child_id).in_(children)
         goals = select(Goal.id).where(col(Goal.case_id).in_(cases), for_child)
         reviews = select(Review.id).where(col(Review.case_id).in_(cases))
-        named = {str(p) for p in pupils}
+        named = {str(c) for c in children}
         sections = [
             _table(session, "pupils", Pupil, col(Pupil.id).in_(pupils), order_by=[col(Pupil.id)]),
             _table(
@@ -401,7 +420,7 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                 "measures",
                 Measure,
                 col(Measure.case_id).in_(cases),
-                col(Measure.child_id).in_(pupils),
+                col(Measure.child_id).in_(children),
                 order_by=[col(Measure.case_id), col(Measure.measured_on), col(Measure.id)],
             ),
             _table(
@@ -409,7 +428,7 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                 "timetables",
                 Timetable,
                 col(Timetable.case_id).in_(cases),
-                col(Timetable.child_id).in_(pupils),
+                col(Timetable.child_id).in_(children),
                 order_by=[col(Timetable.case_id), col(Timetable.child_id)],
             ),
             _table(
@@ -417,7 +436,7 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                 "signposts",
                 Signpost,
                 col(Signpost.case_id).in_(cases),
-                col(Signpost.child_id).is_(None) | col(Signpost.child_id).in_(pupils),
+                col(Signpost.child_id).is_(None) | col(Signpost.child_id).in_(children),
                 order_by=[col(Signpost.case_id), col(Signpost.id)],
             ),
             _records("chronology", _chronology(session, scope)),
@@ -442,18 +461,18 @@ _RECORD_KEYS = ("goal_id", "signpost_id", "measure_id", "intervention_id")
 
 async def _other_childrens_records(session: AsyncSession, scope: ChildScope) -> set[str]:
     """Ids of the records on the child's cases that are specific to another child."""
-    pupils, cases = scope.pupil_ids, scope.case_ids
+    children, cases = scope.child_ids, scope.case_ids
     found: set[str] = set()
     for model in (Goal, Signpost, Measure):
         rows = await session.exec(
             select(model.id).where(
                 col(model.case_id).in_(cases),
                 col(model.child_id).is_not(None),
-                col(model.child_id).not_in(pupils),
+                col(model.child_id).not_in(children),
             )
         )
         found.update(str(i) for i in rows.all())
-    named = {str(p) for p in pupils}
+    named = {str(c) for c in children}
     contacts = await session.exec(
         select(Intervention.id, Intervention.child_ids).where(col(Intervention.case_id).in_(cases))
     )
@@ -475,7 +494,7 @@ def _chronology(session: AsyncSession, scope: ChildScope) -> Rows:
         )
         .order_by(col(CaseworkEvent.occurred_at), col(CaseworkEvent.id))
     )
-    named = {str(p) for p in scope.pupil_ids}
+    named = {str(c) for c in scope.child_ids}
 
     async def rows() -> AsyncIterator[Batch]:
         others = await _other_childrens_records(session, scope)
@@ -495,8 +514,8 @@ def _chronology(session: AsyncSession, scope: ChildScope) -> Rows:
 
 def _audit_events(principal: Principal, scope: ChildScope) -> Executable:
     """The trail about the child: events naming their pupil records (read within reach as
-    the audit trail is), or, for a child known by name, events about the referrals and
-    cases naming them."""
+    the audit trail is), or, for a child with none within reach, events about the
+    referrals and cases naming them."""
     event = table_of(AuditEvent)
     columns = [event.c[c] for c in columns_of(CHILD_RECORDS["audit_events"]) if c != "pupil_id"]
     if scope.subject.kind == "pupil":
