@@ -228,8 +228,9 @@ async def test_reach_scope_and_media_types(client: httpx.AsyncClient, world: Wor
     assert_problem(
         await client.get(child_route(fam.referral["id"], 7), headers=fam.dpo), 404, "not-found"
     )
-    refused = await client.get(route(fam.child), headers={**fam.dpo, "Accept": "text/csv"})
-    assert_problem(refused, 406, "not-acceptable")
+    for refused in ("text/csv", "application/zip;q=0, text/html"):
+        answer = await client.get(route(fam.child), headers={**fam.dpo, "Accept": refused})
+        assert_problem(answer, 406, "not-acceptable")
     for accept in ("application/json", "*/*", "application/json, text/plain;q=0.5"):
         assert (await export(client, route(fam.child), fam.dpo, Accept=accept))["pupils"]
     family = "/v1/subject-access/family-members"

@@ -30,16 +30,26 @@ Position = Annotated[
 ]
 
 
+def _accepted(header: str) -> list[str]:
+    """The media ranges of an `Accept` header, but those refused outright (`q=0`)."""
+    ranges = []
+    for part in header.split(","):
+        media, *parameters = (p.strip().lower() for p in part.split(";"))
+        refused = any(
+            p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in parameters
+        )
+        if media and not refused:
+            ranges.append(media)
+    return ranges
+
+
 def _wants_zip(request: Request) -> bool:
     """Whether `Accept` asks for the zip; JSON is the default. Anything else is a 406, before
     any work is done or audited."""
-    ranges = [
-        part.split(";", 1)[0].strip().lower()
-        for part in request.headers.get("accept", "").split(",")
-        if part.strip()
-    ]
-    if not ranges:
+    header = request.headers.get("accept", "")
+    if not header.strip():
         return False
+    ranges = _accepted(header)
     if ZIP in ranges:
         return True
     if any(r in (JSON, "application/*", "*/*") for r in ranges):
