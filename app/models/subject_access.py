@@ -78,49 +78,65 @@ class AuditEventRow(BaseModel):
 
 # The record types of a child's export, in the order they are written, and their rows.
 CHILD_RECORDS: dict[str, Any] = {
-    "pupils": row_of(Pupil, "SarPupil", "The child's pupil record(s) on a school's roll."),
-    "identity_changes": row_of(
-        PupilIdentityChange, "SarIdentityChange", "The rectification trail of those records."
+    "pupils": row_of(
+        Pupil, "SubjectAccessPupil", "The child's pupil record(s) on a school's roll."
     ),
-    "attendance_marks": row_of(AttendanceMark, "SarAttendanceMark", "Session marks."),
+    "identity_changes": row_of(
+        PupilIdentityChange,
+        "SubjectAccessIdentityChange",
+        "The rectification trail of those records.",
+    ),
+    "attendance_marks": row_of(AttendanceMark, "SubjectAccessAttendanceMark", "Session marks."),
     "attendance_codes": row_of(
         AttendanceCode,
-        "SarAttendanceCode",
+        "SubjectAccessAttendanceCode",
         "The statutory code table rows (every version) of the codes the marks use.",
     ),
     "school_attendance_codes": row_of(
-        SchoolCodeMapping, "SarSchoolAttendanceCode", "The schools' display-code maps."
+        SchoolCodeMapping, "SubjectAccessSchoolAttendanceCode", "The schools' display-code maps."
     ),
-    "attendance_weeks": row_of(AttendanceWeek, "SarAttendanceWeek", "Running counts by week."),
+    "attendance_weeks": row_of(
+        AttendanceWeek, "SubjectAccessAttendanceWeek", "Running counts by week."
+    ),
     "attendance_terms": AttendanceTermRow,
-    "attendance_flags": row_of(AttendanceFlag, "SarAttendanceFlag", "Absence flags."),
+    "attendance_flags": row_of(AttendanceFlag, "SubjectAccessAttendanceFlag", "Absence flags."),
     "attendance_flag_events": row_of(
-        AttendanceFlagEvent, "SarAttendanceFlagEvent", "The history of those flags."
+        AttendanceFlagEvent, "SubjectAccessAttendanceFlagEvent", "The history of those flags."
     ),
     "referrals": row_of(
-        Referral, "SarReferral", "Referrals naming the child, with family and consent."
+        Referral, "SubjectAccessReferral", "Referrals naming the child, with family and consent."
     ),
     "referral_children": row_of(
-        ReferralChild, "SarReferralChild", "How each referral names this child."
+        ReferralChild, "SubjectAccessReferralChild", "How each referral names this child."
     ),
-    "cases": row_of(Case, "SarCase", "Early-help cases naming the child."),
-    "case_children": row_of(CaseChild, "SarCaseChild", "How each case names this child."),
-    "goals": row_of(Goal, "SarGoal", "Goals of those cases: the child's own and the family's."),
-    "reviews": row_of(Review, "SarReview", "Reviews of those cases."),
+    "cases": row_of(Case, "SubjectAccessCase", "Early-help cases naming the child."),
+    "case_children": row_of(CaseChild, "SubjectAccessCaseChild", "How each case names this child."),
+    "goals": row_of(
+        Goal, "SubjectAccessGoal", "Goals of those cases: the child's own and the family's."
+    ),
+    "reviews": row_of(Review, "SubjectAccessReview", "Reviews of those cases."),
     "review_scores": row_of(
-        ReviewScore, "SarReviewScore", "Each review's scores (every respondent's) of those goals."
+        ReviewScore,
+        "SubjectAccessReviewScore",
+        "Each review's scores (every respondent's) of those goals.",
     ),
     "interventions": row_of(
         Intervention,
-        "SarIntervention",
+        "SubjectAccessIntervention",
         "Contacts and interventions with the child or the whole family, with their written "
         "records and action plans.",
     ),
-    "measures": row_of(Measure, "SarMeasure", "The child's measures."),
-    "timetables": row_of(Timetable, "SarTimetable", "The child's re-integration timetables."),
-    "signposts": row_of(Signpost, "SarSignpost", "Signposts for the child or the family."),
+    "measures": row_of(Measure, "SubjectAccessMeasure", "The child's measures."),
+    "timetables": row_of(
+        Timetable, "SubjectAccessTimetable", "The child's re-integration timetables."
+    ),
+    "signposts": row_of(
+        Signpost, "SubjectAccessSignpost", "Signposts for the child or the family."
+    ),
     "chronology": row_of(
-        CaseworkEvent, "SarCaseworkEvent", "Every step of those referrals' and cases' lives."
+        CaseworkEvent,
+        "SubjectAccessCaseworkEvent",
+        "Every step of those referrals' and cases' lives.",
     ),
     "audit_events": AuditEventRow,
 }
@@ -205,13 +221,13 @@ class ConsentRow(BaseModel):
 FAMILY_RECORDS: dict[str, Any] = {
     "referrals": row_of(
         Referral,
-        "SarFamilyReferral",
+        "SubjectAccessFamilyReferral",
         "Referrals naming the person (their family list is in `family_entries`).",
         without=("family",),
     ),
     "family_entries": FamilyEntryRow,
     "consents": ConsentRow,
-    "cases": row_of(Case, "SarFamilyCase", "The cases those referrals led to."),
+    "cases": row_of(Case, "SubjectAccessFamilyCase", "The cases those referrals led to."),
 }
 
 
