@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.config import Settings
+from app.db import SessionFactory
 from app.errors import (
     IF_MATCH_REQUIRED,
     InsufficientScope,
@@ -94,6 +95,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_session_factory(request: Request) -> SessionFactory:
+    """The app's session factory, for a streamed answer that reads after the request's own
+    session has been committed and closed."""
+    factory: SessionFactory = request.app.state.session_factory
+    return factory
+
+
+SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]
 
 
 async def authenticate(

@@ -120,6 +120,10 @@ class MethodNotAllowed(LiaisonError):
     status, slug, title = 405, "method-not-allowed", "Method not allowed"
 
 
+class NotAcceptable(LiaisonError):
+    status, slug, title = 406, "not-acceptable", "Not acceptable"
+
+
 class Conflict(LiaisonError):
     status, slug, title = 409, "conflict", "Conflict"
 
@@ -359,6 +363,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "The token lacks a required scope.",
         404: "No such resource within the caller's reach.",
         405: "Method not allowed.",
+        406: "None of the media types in `Accept` can be given.",
         409: "Conflict with the resource's current state.",
         412: "The If-Match precondition failed.",
         413: "The request body is larger than the configured limit.",

@@ -39,6 +39,7 @@ from app.routers import (
     referrals,
     reports,
     schools,
+    subject_access,
 )
 from app.security import JwksCache, use_test_hashing
 from app.services.token_attempts import TokenAttempts
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         directory.router,
         oruk.router,
         audit_events.router,
+        subject_access.router,
         health.router,
     ):
         app.include_router(router)

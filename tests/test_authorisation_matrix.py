@@ -85,6 +85,9 @@ ID_KINDS: dict[str, str] = {
     "mis_id": "mis_id",
     "la_code": "la",
     "name": "pupil_name",  # a query filter only: body fields called `name` are not ids
+    # A child's place on a referral: probed through the referral it is on (the caller's own
+    # referral's first child otherwise).
+    "position": "child_position",
     # The directory: public information, but each record has an owner.
     "service_id": "directory_service",
     "signposted_service_ids": "directory_service",
@@ -584,6 +587,7 @@ def own_objects(la: LocalAuthority) -> dict[str, str]:
         "staff": la.id("staff", "practitioner"),
         "actor": f"staff:{la.id('staff', 'practitioner')}",
         "la": la.code,
+        "child_position": "0",
     }
     for kind in DIRECTORY_KINDS:
         if la.ids(kind):
@@ -700,7 +704,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "hub HA2 (same LA)",
         {"hub_HA2": first.accounts["hub_HA2"]},
         {"referral": ha1_referrals},
-        {"referral": first.ids("referral_of_HA2")[0], **directory},
+        {"referral": first.ids("referral_of_HA2")[0], "child_position": "0", **directory},
         [],
         hub_secrets,
     )
@@ -730,7 +734,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "client of SA2 (same LA)",
         {"client_SA2_every_scope": first.accounts["client_SA2_every_scope"]},
         sibling_foreign,
-        {**_pupil_kinds(sa2_child), **directory},
+        {**_pupil_kinds(sa2_child), "child_position": "0", **directory},
         [{k: v for k, v in f.items() if k in sibling_foreign} for f in families[:1]],
         school_secrets,
     )

@@ -27,7 +27,7 @@ class AuditFilters:
     until: datetime | None = None
 
 
-def _event_in_reach(principal: Principal) -> ColumnElement[bool]:
+def event_in_reach(principal: Principal) -> ColumnElement[bool]:
     """An event is the principal's to read when it was about their LA's or their schools'
     data, or touched a child at one of their schools (at the time)."""
     reach = principal.reach
@@ -50,7 +50,7 @@ async def get_all(
     read is itself audited."""
     session = auditor.session
     principal = auditor.principal
-    query = select(AuditEvent).where(_event_in_reach(principal))
+    query = select(AuditEvent).where(event_in_reach(principal))
     if filters.pupil_id is not None:
         query = query.where(
             col(AuditEvent.id).in_(
