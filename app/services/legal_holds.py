@@ -223,7 +223,7 @@ async def place(auditor: Auditor, new: LegalHoldCreate) -> LegalHoldRead:
         "legal_hold",
         hold.id,
         pupil_ids=await _children(auditor, [hold]),
-        details={"kind": hold.kind.value},
+        details={"kind": str(hold.kind)},
         la_code=la_code,
         school_id=school_id,
     )
@@ -267,7 +267,7 @@ async def lift(auditor: Auditor, hold_id: uuid.UUID, reason: str) -> LegalHoldRe
         "legal_hold",
         hold.id,
         pupil_ids=await _children(auditor, [hold]),
-        details={"kind": hold.kind.value},
+        details={"kind": str(hold.kind)},
         la_code=hold.la_code,
         school_id=hold.school_id,
     )

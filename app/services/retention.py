@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as clock_time
@@ -32,6 +33,7 @@ from sqlalchemy import (
     Delete,
     Update,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -48,7 +50,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
-from app.db import SessionFactory, is_postgresql, run
+from app.db import SessionFactory, is_postgresql, run, table_of
 from app.models.attendance import (
     AttendanceFlag,
     AttendanceFlagEvent,
@@ -82,6 +84,9 @@ RETENTION_PRINCIPAL = Principal(
     reach=Reach(),
 )
 DEFAULT_BATCH_SIZE = 500
+# When the current run began: the audit trail's disposal never reaches the run's own events,
+# whatever day the run is told it is.
+_run_started: ContextVar[datetime | None] = ContextVar("retention_run_started", default=None)
 
 
 def _moment(day: date) -> datetime:
@@ -256,6 +261,31 @@ _CHILD_IDENTITY = {
 }
 
 
+WITHHELD = "withheld: de-identified under the retention schedule"
+
+
+async def _withhold_consent_givers(session: AsyncSession, model: Any, ids: Sequence[Any]) -> None:
+    """Consent keeps whether it was given, when, and with whom it may be shared (what the
+    reports and an inquiry ask); who gave it, a family member's name, goes."""
+    table = table_of(model)
+    rows = (
+        await run(session, select(table.c.id, table.c.consent).where(table.c.id.in_(ids)))
+    ).all()
+    changed = [
+        {"row_id": row_id, "new_consent": {**consent, "given_by": WITHHELD}}
+        for row_id, consent in rows
+        if isinstance(consent, dict) and consent.get("given_by")
+    ]
+    if changed:
+        await run(
+            session,
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(consent=bindparam("new_consent", type_=table.c.consent.type)),
+            changed,
+        )
+
+
 async def _deidentify_referrals(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[str, int]:
     """Names, narrative, family, consent and the casework events go; la, school, source,
     status, dates, concerns, level of need, urgency, decision and reasons stay."""
@@ -268,6 +298,7 @@ async def _deidentify_referrals(session: AsyncSession, ids: Sequence[uuid.UUID])
         .where(col(ReferralChild.referral_id).in_(ids))
         .values(**_CHILD_IDENTITY, supplied=None),
     )
+    await _withhold_consent_givers(session, Referral, ids)
     count = await _count(
         session,
         update(Referral)
@@ -275,7 +306,6 @@ async def _deidentify_referrals(session: AsyncSession, ids: Sequence[uuid.UUID])
         .values(
             summary="",
             family=[],
-            consent={},
             external_reference=None,
             pending_decision=None,
             deidentified_at=utcnow(),
@@ -368,6 +398,7 @@ class Cases(Disposal):
                 session, ReferralChild, col(ReferralChild.referral_id), referrals
             )
             gone |= await _deidentify_referrals(session, referrals)
+        await _withhold_consent_givers(session, Case, ids)
         count = await _count(
             session,
             update(Case)
@@ -375,7 +406,6 @@ class Cases(Disposal):
             .values(
                 summary=None,
                 closure_note=None,
-                consent={},
                 pending_closure=None,
                 deidentified_at=utcnow(),
                 version=Case.version + 1,
@@ -484,6 +514,12 @@ class Pupils(Disposal):
     audit_first = True
 
 
+def _audit_before(cutoff: date) -> datetime:
+    before = _moment(cutoff)
+    started = _run_started.get()
+    return before if started is None else min(before, started)
+
+
 class AuditEvents(Disposal):
     """The audit trail's own disposal, under a permit that covers only events older than
     the cutoff and exists only inside this transaction."""
@@ -499,7 +535,7 @@ class AuditEvents(Disposal):
                 col(AuditEventPupil.pupil_id).in_(held_pupils()),
             )
         )
-        return [col(AuditEvent.occurred_at) < _moment(cutoff), ~exists(held_link)]
+        return [col(AuditEvent.occurred_at) < _audit_before(cutoff), ~exists(held_link)]
 
     def due(self, rule: Rule, cutoff: date, *, held: bool) -> Any:
         rows = self._rows(cutoff)
@@ -522,7 +558,8 @@ class AuditEvents(Disposal):
         ids = list(keys)
         permit = new_id()
         await run(
-            session, insert(AuditDisposalPermit).values(id=permit, disposes_before=_moment(cutoff))
+            session,
+            insert(AuditDisposalPermit).values(id=permit, disposes_before=_audit_before(cutoff)),
         )
         links = await _count(
             session, delete(AuditEventPupil).where(col(AuditEventPupil.event_id).in_(ids))
@@ -691,6 +728,10 @@ async def _one_batch(
             done = await disposal.dispose(session, keys, rule, cutoff)
         else:
             done = await disposal.dispose(session, keys, rule, cutoff)
+            if not done.rows:
+                # Another run disposed of them between our read and our lock: nothing went.
+                await session.commit()
+                return done
             await auditor.record(
                 "retention.dispose",
                 disposal.name,
@@ -717,6 +758,7 @@ async def run_retention(
     hooks = hooks or Hooks()
     today = today or utcnow().date()
     summary = RunSummary(today=today, dry_run=dry_run)
+    _run_started.set(utcnow())
     started = time.perf_counter()
     for rule in schedule.rules:
         disposal = DISPOSALS[rule.record_type.name]
