@@ -272,9 +272,9 @@ async def _withhold_consent_givers(session: AsyncSession, model: Any, ids: Seque
         await run(session, select(table.c.id, table.c.consent).where(table.c.id.in_(ids)))
     ).all()
     changed = [
-        {"row_id": row_id, "new_consent": {**consent, "given_by": WITHHELD}}
-        for row_id, consent in rows
-        if isinstance(consent, dict) and consent.get("given_by")
+        {"row_id": row[0], "new_consent": {**row[1], "given_by": WITHHELD}}
+        for row in rows
+        if isinstance(row[1], dict) and row[1].get("given_by")
     ]
     if changed:
         await run(
