@@ -268,9 +268,8 @@ async def _withhold_consent_givers(session: AsyncSession, model: Any, ids: Seque
     """Consent keeps whether it was given, when, and with whom it may be shared (what the
     reports and an inquiry ask); who gave it, a family member's name, goes."""
     table = table_of(model)
-    rows = (
-        await run(session, select(table.c.id, table.c.consent).where(table.c.id.in_(ids)))
-    ).all()
+    found = await run(session, select(table.c.id, table.c.consent).where(table.c.id.in_(ids)))
+    rows: list[Any] = list(found.all())
     changed = [
         {"row_id": row[0], "new_consent": {**row[1], "given_by": WITHHELD}}
         for row in rows
