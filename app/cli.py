@@ -599,8 +599,9 @@ def retention_run_command(
     summary = asyncio.run(main())
     title = f"Retention {'dry run' if dry_run else 'run'} as on {summary.today.isoformat()}"
     table = Table(title=title)
-    for name in ("record type", "jurisdiction", "action", "cutoff", "due", "disposed", "held"):
-        table.add_column(name, justify="right" if name in ("due", "disposed", "held") else "left")
+    counts = ("due", "disposed", "held", "seconds")
+    for name in ("record type", "jurisdiction", "action", "cutoff", *counts):
+        table.add_column(name, justify="right" if name in counts else "left")
     for part in summary.types:
         table.add_row(
             part.record_type,
@@ -610,6 +611,7 @@ def retention_run_command(
             str(part.due),
             str(part.disposed),
             str(part.held),
+            f"{part.seconds:.2f}",
         )
     Console(width=160).print(table)
     out.print(
