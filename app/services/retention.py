@@ -116,6 +116,7 @@ class Disposed:
     rows: int
     pupil_ids: list[uuid.UUID] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    last_key: Any = None  # the last key claimed: the next batch starts after it
 
 
 class Disposal:
@@ -128,7 +129,7 @@ class Disposal:
         """A count of the rows past their period: kept because held, or not held."""
         raise NotImplementedError
 
-    def claim(self, rule: Rule, cutoff: date, limit: int) -> Any:
+    def claim(self, rule: Rule, cutoff: date, limit: int, after: Any = None) -> Any:
         raise NotImplementedError
 
     async def dispose(
@@ -139,6 +140,12 @@ class Disposal:
 
 def _locked(query: Any, *, of: Any, key_share: bool = False) -> Any:
     return query.with_for_update(skip_locked=True, of=of, key_share=key_share)
+
+
+def _after(query: Any, key: Any, after: Any) -> Any:
+    """Resume past the last key this run claimed: rows before it are done, or were skipped
+    because another run holds them (that run disposes of them, or the next run does)."""
+    return query if after is None else query.where(key > after)
 
 
 async def _count(session: AsyncSession, statement: Delete | Update) -> int:
@@ -168,7 +175,7 @@ class PupilRows(Disposal):
             query = query.join(Pupil, col(Pupil.id) == col(self.table.pupil_id))
         return query.where(held_rows if held else ~held_rows)
 
-    def claim(self, rule: Rule, cutoff: date, limit: int) -> Any:
+    def claim(self, rule: Rule, cutoff: date, limit: int, after: Any = None) -> Any:
         rows = (
             select(literal(1))
             .select_from(self.table)
@@ -180,7 +187,7 @@ class PupilRows(Disposal):
             .order_by(col(Pupil.id))
             .limit(limit)
         )
-        return _locked(query, of=Pupil, key_share=True)
+        return _locked(_after(query, col(Pupil.id), after), of=Pupil, key_share=True)
 
     async def dispose(
         self, session: AsyncSession, keys: Sequence[Any], rule: Rule, cutoff: date
@@ -225,14 +232,14 @@ class Flags(Disposal):
             .where(*self._rows(rule, cutoff), held_rows if held else ~held_rows)
         )
 
-    def claim(self, rule: Rule, cutoff: date, limit: int) -> Any:
+    def claim(self, rule: Rule, cutoff: date, limit: int, after: Any = None) -> Any:
         query = (
             select(col(AttendanceFlag.id), col(AttendanceFlag.pupil_id))
             .where(*self._rows(rule, cutoff), col(AttendanceFlag.pupil_id).not_in(held_pupils()))
             .order_by(col(AttendanceFlag.id))
             .limit(limit)
         )
-        return _locked(query, of=AttendanceFlag)
+        return _locked(_after(query, col(AttendanceFlag.id), after), of=AttendanceFlag)
 
     async def dispose(
         self, session: AsyncSession, keys: Sequence[Any], rule: Rule, cutoff: date
@@ -348,14 +355,14 @@ class Cases(Disposal):
             .where(*self._rows(rule, cutoff), held_rows if held else ~held_rows)
         )
 
-    def claim(self, rule: Rule, cutoff: date, limit: int) -> Any:
+    def claim(self, rule: Rule, cutoff: date, limit: int, after: Any = None) -> Any:
         query = (
             select(col(Case.id))
             .where(*self._rows(rule, cutoff), col(Case.id).not_in(held_cases()))
             .order_by(col(Case.id))
             .limit(limit)
         )
-        return _locked(query, of=Case, key_share=True)
+        return _locked(_after(query, col(Case.id), after), of=Case, key_share=True)
 
     async def dispose(
         self, session: AsyncSession, keys: Sequence[Any], rule: Rule, cutoff: date
@@ -435,14 +442,14 @@ class Referrals(Disposal):
             .where(*self._rows(rule, cutoff), held_rows if held else ~held_rows)
         )
 
-    def claim(self, rule: Rule, cutoff: date, limit: int) -> Any:
+    def claim(self, rule: Rule, cutoff: date, limit: int, after: Any = None) -> Any:
         query = (
             select(col(Referral.id))
             .where(*self._rows(rule, cutoff), col(Referral.id).not_in(held_referrals()))
             .order_by(col(Referral.id))
             .limit(limit)
         )
-        return _locked(query, of=Referral, key_share=True)
+        return _locked(_after(query, col(Referral.id), after), of=Referral, key_share=True)
 
     async def dispose(
         self, session: AsyncSession, keys: Sequence[Any], rule: Rule, cutoff: date
@@ -492,14 +499,14 @@ class Pupils(Disposal):
             .where(*self._rows(rule, cutoff), held_rows if held else ~held_rows)
         )
 
-    def claim(self, rule: Rule, cutoff: date, limit: int) -> Any:
+    def claim(self, rule: Rule, cutoff: date, limit: int, after: Any = None) -> Any:
         query = (
             select(col(Pupil.id))
             .where(*self._rows(rule, cutoff), col(Pupil.id).not_in(held_pupils()))
             .order_by(col(Pupil.id))
             .limit(limit)
         )
-        return _locked(query, of=Pupil)
+        return _locked(_after(query, col(Pupil.id), after), of=Pupil)
 
     async def dispose(
         self, session: AsyncSession, keys: Sequence[Any], rule: Rule, cutoff: date
@@ -542,14 +549,14 @@ class AuditEvents(Disposal):
             rows = [rows[0], ~rows[1]]
         return select(func.count()).select_from(AuditEvent).where(*rows)
 
-    def claim(self, rule: Rule, cutoff: date, limit: int) -> Any:
+    def claim(self, rule: Rule, cutoff: date, limit: int, after: Any = None) -> Any:
         query = (
             select(col(AuditEvent.id))
             .where(*self._rows(cutoff))
             .order_by(col(AuditEvent.id))
             .limit(limit)
         )
-        return _locked(query, of=AuditEvent)
+        return _locked(_after(query, col(AuditEvent.id), after), of=AuditEvent)
 
     async def dispose(
         self, session: AsyncSession, keys: Sequence[Any], rule: Rule, cutoff: date
@@ -585,7 +592,8 @@ class Expired(Disposal):
             return select(literal(0))
         return select(func.count()).select_from(self.table).where(*self._rows(cutoff))
 
-    def claim(self, rule: Rule, cutoff: date, limit: int) -> Any:
+    def claim(self, rule: Rule, cutoff: date, limit: int, after: Any = None) -> Any:
+        # No resume cursor over composite keys: what was disposed no longer matches anyway.
         query = select(*self.keys).where(*self._rows(cutoff)).order_by(*self.keys).limit(limit)
         return _locked(query, of=self.table)
 
@@ -700,11 +708,16 @@ async def _record_cutoff(session: AsyncSession, rule: Rule, cutoff: date) -> Non
 
 
 async def _one_batch(
-    sessions: SessionFactory, disposal: Disposal, rule: Rule, cutoff: date, limit: int
+    sessions: SessionFactory,
+    disposal: Disposal,
+    rule: Rule,
+    cutoff: date,
+    limit: int,
+    after: Any,
 ) -> Disposed | None:
     async with sessions() as session:
         await _begin_writing(session)
-        rows = (await run(session, disposal.claim(rule, cutoff, limit))).all()
+        rows = (await run(session, disposal.claim(rule, cutoff, limit, after))).all()
         if not rows:
             await session.rollback()
             return None
@@ -725,8 +738,10 @@ async def _one_batch(
                 details={**details, "count": len(keys), "ids": [str(k) for k in keys]},
             )
             done = await disposal.dispose(session, keys, rule, cutoff)
+            done.last_key = rows[-1][0]
         else:
             done = await disposal.dispose(session, keys, rule, cutoff)
+            done.last_key = rows[-1][0]
             if not done.rows:
                 # Another run disposed of them between our read and our lock: nothing went.
                 await session.commit()
@@ -773,10 +788,12 @@ async def run_retention(
         if dry_run:
             continue
         began = time.perf_counter()
+        after = None
         while True:
-            done = await _one_batch(sessions, disposal, rule, cutoff, batch_size)
+            done = await _one_batch(sessions, disposal, rule, cutoff, batch_size, after)
             if done is None:
                 break
+            after = done.last_key
             part.disposed += done.rows
             part.batches += 1
             hooks.disposed(part, done.rows)
