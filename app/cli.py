@@ -545,6 +545,12 @@ def retention_run_command(
     only: Annotated[
         list[str] | None, typer.Option("--only", help="Only this record type (repeatable).")
     ] = None,
+    pause_ms: Annotated[
+        int,
+        typer.Option(
+            min=0, max=60_000, help="Wait between batches, to leave the database to requests."
+        ),
+    ] = 0,
 ) -> None:
     """Dispose of (delete, or de-identify) every record past its retention period, in
     batches, skipping held records; safe to run from cron on several machines at once."""
@@ -592,6 +598,7 @@ def retention_run_command(
                     batch_size=batch_size,
                     only=only,
                     hooks=Bar(progress),
+                    pause=pause_ms / 1000,
                 )
         finally:
             await engine.dispose()

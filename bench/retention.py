@@ -15,7 +15,8 @@ Then, on two identical copies of that database (`CREATE DATABASE ... TEMPLATE`):
 2. copy B: the same marks and weekly figures go with one raw `DELETE` each (what the run
    does per batch, without batches, holds, audit or locks).
 
-    .venv/bin/python bench/retention.py [--scale 0.1] [--batch-size 500] [--reads 300]
+    .venv/bin/python bench/retention.py [--scale 0.1] [--batch-size 50] [--pause-ms 100]
+        [--reads 300] [--schools 20]
 """
 
 from __future__ import annotations
@@ -236,7 +237,7 @@ def summary_rows(output: str) -> dict[str, tuple[int, float]]:
     return found
 
 
-async def main(scale: float, batch_size: int, reads: int, schools: int) -> None:
+async def main(scale: float, batch_size: int, reads: int, schools: int, pause_ms: int) -> None:
     pupils, cases, years = int(20_000 * scale), int(5_000 * scale), 7
     today = datetime.now(UTC).date()
     print(host_speed())
@@ -288,6 +289,8 @@ async def main(scale: float, batch_size: int, reads: int, schools: int) -> None:
                 "run",
                 "--batch-size",
                 str(batch_size),
+                "--pause-ms",
+                str(pause_ms),
                 env={**env, "COLUMNS": "200"},
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
@@ -325,7 +328,8 @@ async def main(scale: float, batch_size: int, reads: int, schools: int) -> None:
     )
 
     print(
-        f"retention run (batch size {batch_size}): {total} rows disposed in {run_seconds:.1f} s "
+        f"retention run (batch size {batch_size}, pause {pause_ms} ms): {total} rows disposed "
+        f"in {run_seconds:.1f} s "
         f"wall ({total / run_seconds:.0f} rows/s, process start and counting included)"
     )
     for name, (rows, seconds) in sorted(per_type.items()):
@@ -356,7 +360,16 @@ if __name__ == "__main__":
     )
     parser.add_argument("--scale", type=float, default=0.1)
     parser.add_argument("--schools", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--reads", type=int, default=300)
+    parser.add_argument("--pause-ms", type=int, default=100)
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.scale, arguments.batch_size, arguments.reads, arguments.schools))
+    asyncio.run(
+        main(
+            arguments.scale,
+            arguments.batch_size,
+            arguments.reads,
+            arguments.schools,
+            arguments.pause_ms,
+        )
+    )

@@ -19,6 +19,7 @@ cutoff, never content) and commits. So:
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -765,10 +766,12 @@ async def run_retention(
     batch_size: int = DEFAULT_BATCH_SIZE,
     only: Sequence[str] | None = None,
     hooks: Hooks | None = None,
+    pause: float = 0.0,
 ) -> RunSummary:
     """Dispose of everything past its period on `today` (the service's clock by default),
-    record type by record type, in batches of `batch_size` claimed keys. With `dry_run`
-    nothing changes: the summary says what would go and what is held."""
+    record type by record type, in batches of `batch_size` claimed keys, waiting `pause`
+    seconds between batches so that the requests served beside the run keep their pace.
+    With `dry_run` nothing changes: the summary says what would go and what is held."""
     hooks = hooks or Hooks()
     today = today or utcnow().date()
     summary = RunSummary(today=today, dry_run=dry_run)
@@ -798,6 +801,8 @@ async def run_retention(
             part.batches += 1
             hooks.disposed(part, done.rows)
             await hooks.after_batch(part)
+            if pause:
+                await asyncio.sleep(pause)
         async with sessions() as session:
             await _record_cutoff(session, rule, cutoff)
             await session.commit()
