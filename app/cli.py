@@ -548,9 +548,12 @@ def retention_run_command(
     pause_ms: Annotated[
         int,
         typer.Option(
-            min=0, max=60_000, help="Wait between batches, to leave the database to requests."
+            min=0,
+            max=60_000,
+            help="Wait between batches, so requests served meanwhile keep their pace "
+            "(bench/retention.py: p99 of reads 1.7x idle at 100 ms, 8x with no pause).",
         ),
-    ] = 0,
+    ] = 100,
 ) -> None:
     """Dispose of (delete, or de-identify) every record past its retention period, in
     batches, skipping held records; safe to run from cron on several machines at once."""
