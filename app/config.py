@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     sharp_decline_min_sessions: int = Field(default=20, ge=1)
     # Family plans are reviewed every 6 to 12 weeks.
     review_interval_weeks: int = Field(default=6, ge=6, le=12)
+    # A JSON file overriding the retention schedule's default periods
+    # (`app/services/retention_schedule.py`); checked when a retention command starts.
+    retention_schedule: str | None = None
 
     @field_validator("token_identity_limits", "token_address_limits")
     @classmethod

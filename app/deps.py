@@ -156,6 +156,7 @@ Admin = Annotated[Principal, Security(authenticate, scopes=[Scope.admin])]
 PupilsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.pupils_read])]
 PupilsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.pupils_write])]
 AuditReader = Annotated[Principal, Security(authenticate, scopes=[Scope.audit_read])]
+HoldWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.holds_write])]
 CaseReader = Annotated[Principal, Security(authenticate, scopes=[Scope.cases_read])]
 CaseWriter = Annotated[
     Principal, Security(authenticate, scopes=[Scope.cases_read, Scope.cases_write])

@@ -32,6 +32,7 @@ from app.routers import (
     cases,
     directory,
     health,
+    legal_holds,
     oauth,
     oruk,
     plans,
@@ -42,6 +43,7 @@ from app.routers import (
     subject_access,
 )
 from app.security import JwksCache, use_test_hashing
+from app.services import retention_schedule
 from app.services.token_attempts import TokenAttempts
 
 log = structlog.get_logger("liaison")
@@ -84,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
     use_test_hashing(settings.environment == "test")
+    # A retention schedule file that does not validate stops the service at start, with why.
+    retention_schedule.load(settings.retention_schedule)
     app = FastAPI(
         title="Liaison",
         version=__version__,
@@ -110,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         oruk.router,
         audit_events.router,
         subject_access.router,
+        legal_holds.router,
         health.router,
     ):
         app.include_router(router)

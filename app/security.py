@@ -46,6 +46,7 @@ class Scope(StrEnum):
     directory_write = "directory:write"
     reports_read = "reports:read"
     audit_read = "audit:read"
+    holds_write = "holds:write"
     admin = "admin"
 
 
@@ -63,6 +64,7 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.directory_write: "Maintain the service directory",
     Scope.reports_read: "Read reports",
     Scope.audit_read: "Read the audit trail",
+    Scope.holds_write: "Place and lift legal holds",
     Scope.admin: "Administer schools and accounts",
 }
 
@@ -86,6 +88,7 @@ ROLE_SCOPES: dict[StaffRole, frozenset[str]] = {
             Scope.cases_read,
             Scope.reports_read,
             Scope.audit_read,
+            Scope.holds_write,
         }
     ),
     StaffRole.admin: frozenset({Scope.admin, Scope.directory_write, Scope.reports_read}),

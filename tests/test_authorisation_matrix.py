@@ -78,6 +78,7 @@ ID_KINDS: dict[str, str] = {
     "child_id": "child",
     "child_ids": "child",
     "goal_id": "goal",
+    "hold_id": "legal_hold",
     "lead_practitioner_id": "staff",
     "actor": "actor",
     "upn": "upn",
@@ -193,7 +194,15 @@ def bodies() -> dict[str, list[dict[str, Any]]]:
             "service_at_locations": [{"location_id": SLOT, "service_id": SLOT}],
         },
     ]
+    hold = {"reason": "Probe hold."}
     return {
+        "legal-holds-place_legal_hold": [
+            {**hold, "kind": "child", "pupil_id": SLOT},
+            {**hold, "kind": "case", "case_id": SLOT},
+            {**hold, "kind": "family", "case_id": SLOT},
+            {**hold, "kind": "family", "referral_id": SLOT},
+        ],
+        "legal-holds-lift_legal_hold": [{"reason": "Probe lift."}],
         "referrals-create_referral": [
             {**referral, "children": [{"pupil_id": SLOT}], "attendance_flag_id": SLOT},
             {**referral, "children": [{"upn": SLOT, "school_code": SLOT}]},
@@ -614,7 +623,7 @@ def secrets_of(
 
 def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
     casework = ["case", "referral", "referral_of_HA2", "goal", "review", "intervention"]
-    casework += ["measure", "signpost", "flag"]
+    casework += ["measure", "signpost", "flag", "legal_hold"]
     pupils = list(first.pupils.values())
     everything = secrets_of(first, [*casework, "school", "staff", "client"], pupils=pupils)
     for child in first.not_on_roll:
@@ -672,6 +681,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "flag": first.ids("flag"),
         "goal": first.ids("goal"),
         "signpost": first.ids("signpost"),
+        "legal_hold": first.ids("legal_hold"),
         "staff": staff,
         "actor": [f"staff:{s}" for s in staff]
         + [f"client:{first.id('client', c)}" for c in ("hub_HA1", "mis_SA1")],

@@ -24,12 +24,14 @@ from app.models.directory import (
 from app.models.event import OutboxEvent
 from app.models.idempotency import IdempotentRequest
 from app.models.intervention import Intervention, Timetable
+from app.models.legal_hold import LegalHold
 from app.models.measure import Measure, MeasureInstrument
 from app.models.plan import Goal, OutcomeCategory, Review, ReviewScore
 from app.models.principal import ApiClient, ApiClientSchool, StaffMember, StaffMemberSchool
 from app.models.pupil import Pupil, PupilIdentityChange
 from app.models.ratelimit import RateLimitCounter
 from app.models.referral import NeedLevel, Referral, ReferralChild, ReferralConcern
+from app.models.retention import AuditDisposalPermit, RetentionCutoff
 from app.models.school import School
 from app.models.signpost import Signpost
 
@@ -41,6 +43,7 @@ __all__ = [
     "AttendanceFlagEvent",
     "AttendanceMark",
     "AttendanceWeek",
+    "AuditDisposalPermit",
     "AuditEvent",
     "AuditEventPupil",
     "Case",
@@ -57,6 +60,7 @@ __all__ = [
     "Goal",
     "IdempotentRequest",
     "Intervention",
+    "LegalHold",
     "Measure",
     "MeasureInstrument",
     "NeedLevel",
@@ -68,6 +72,7 @@ __all__ = [
     "Referral",
     "ReferralChild",
     "ReferralConcern",
+    "RetentionCutoff",
     "Review",
     "ReviewScore",
     "School",

@@ -320,6 +320,11 @@ class PupilAttendance(Figures):
     to_date: date = Field(alias="to")
     weeks: list[WeekFigures]
     terms: list[TermFigures]
+    detail_disposed_before: date | None = Field(
+        default=None,
+        description="Marks dated before this day have been disposed of under the retention "
+        "schedule (a held child's apart): figures for earlier dates count only what is left.",
+    )
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 

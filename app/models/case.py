@@ -64,6 +64,9 @@ class Case(SQLModel, table=True):
     closed_at: datetime | None = ColumnField(default=None, index=True)
     closure_reason: ClosureReason | None = ColumnField(default=None, sa_type=String(32))
     closure_note: str | None = ColumnField(default=None, sa_type=Text)
+    # When the retention run de-identified the case (names, narratives, consent gone; the
+    # figures reports count kept). Null while the case holds its full record.
+    deidentified_at: datetime | None = None
     pending_closure: dict[str, Any] | None = ColumnField(default=None, sa_type=Json)
     reopened_count: int = 0
     updated_at: datetime = ColumnField(default_factory=utcnow)

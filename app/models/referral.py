@@ -169,6 +169,8 @@ class Referral(SQLModel, table=True):
     pending_decision: dict[str, Any] | None = ColumnField(default=None, sa_type=Json)
     withdrawn_at: datetime | None = None
     withdrawal_reason: str | None = ColumnField(default=None, max_length=2000)
+    # When the retention run de-identified the referral (see `Case.deidentified_at`).
+    deidentified_at: datetime | None = None
 
 
 class NamedChild(SQLModel):

@@ -48,7 +48,7 @@ from app.models.school import Jurisdiction, School
 from app.pagination import decode_position, encode_position
 from app.reach import within_reach
 from app.security import Principal
-from app.services import attendance_flags
+from app.services import attendance_flags, retention
 from app.services.attendance_codes import CodeBook, Meaning
 
 SCHOOL_TIME = ZoneInfo("Europe/London")
@@ -803,15 +803,17 @@ async def pupil_figures(
 ) -> PupilAttendance:
     session, principal = auditor.session, auditor.principal
     start, end = default_range(start, end)
-    school_id = (
+    found = (
         await session.exec(
-            select(col(Pupil.school_id)).where(
-                col(Pupil.id) == pupil_id, within_reach(Pupil.school_id, principal)
-            )
+            select(col(Pupil.school_id), col(School.jurisdiction))
+            .join(School, col(School.id) == col(Pupil.school_id))
+            .where(col(Pupil.id) == pupil_id, within_reach(Pupil.school_id, principal))
         )
     ).first()
-    if school_id is None:
+    if found is None:
         raise NotFound("No such pupil.")
+    school_id, jurisdiction = found
+    disposed = await retention.disposed_before(session, "attendance_mark", jurisdiction)
     rows = await session.exec(
         select(
             col(AttendanceMark.date), col(AttendanceMark.category), col(AttendanceMark.late)
@@ -838,6 +840,7 @@ async def pupil_figures(
     return PupilAttendance(
         pupil_id=pupil_id,
         school_id=school_id,
+        detail_disposed_before=disposed if disposed is not None and disposed > start else None,
         from_date=start,
         to_date=end,
         **total.figures(),

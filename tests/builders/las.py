@@ -626,6 +626,13 @@ async def build_first_la(world: World) -> LocalAuthority:
         f"/v1/cases/{closed['id']}/closure",
         {"reason": "needs_met", "note": f"{mark} closure note"},
     )
+    hold = await build.json(
+        la.accounts["dpo"],
+        "POST",
+        "/v1/legal-holds",
+        {"kind": "case", "case_id": closed["id"], "reason": f"{mark} hold reason"},
+    )
+    la.add("legal_hold", "closed_case", hold["id"])
     return la
 
 
