@@ -29,7 +29,7 @@ from app.models.pupil import Pupil
 from app.models.referral import Referral
 from app.services.retention import Hooks, TypeSummary
 from app.services.retention_schedule import Period, ScheduleError, ScheduleFile, build, load
-from tests.builders.api import expect, items, read_with_etag
+from tests.builders.api import assert_problem, expect, items, read_with_etag
 from tests.builders.casework import (
     Casework,
     add_goal,
@@ -259,6 +259,15 @@ async def test_closed_cases_are_deidentified_and_report_figures_stay(
     case = expect(await client.get(f"/v1/cases/{gone['id']}", headers=work.manager_headers))
     assert case["summary"] is None and case["status"] == "closed"
     assert case["closure_reason"] == "needs_met" and case["level_of_need"]
+    assert case["deidentified_at"] is not None
+    # What is gone cannot come back: a de-identified case is not reopened.
+    _, etag = await read_with_etag(client, f"/v1/cases/{gone['id']}", work.manager_headers)
+    reopened = await client.post(
+        f"/v1/cases/{gone['id']}/reopen",
+        json={"reason": "The family asked for help again."},
+        headers={**work.manager_headers, "If-Match": etag},
+    )
+    assert_problem(reopened, 409, "conflict")
     case_id = uuid.UUID(gone["id"])
     assert await count(fresh_app, Intervention, Intervention.case_id == case_id) == 0
     names = CaseChild.case_id == case_id
@@ -308,6 +317,7 @@ async def test_declined_referrals_are_deidentified_unless_the_family_is_held(
     assert row == 1
     read = expect(await client.get(f"/v1/referrals/{made[0]['id']}", headers=work.headers))
     assert read["status"] == "declined" and read["decision"]["reason"]
+    assert read["deidentified_at"] is not None
     assert "Alex" not in json.dumps(read)
 
 

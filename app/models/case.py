@@ -166,6 +166,10 @@ class CaseRead(BaseModel):
     closure_note: str | None
     pending_closure: PendingClosure | None
     reopened_count: int
+    deidentified_at: Moment | None = Field(
+        description="When the retention run de-identified the closed case (names, narratives "
+        "and contact records gone; reasons, dates and scores kept). Such a case is not reopened."
+    )
     referral_ids: list[uuid.UUID]
     last_review_on: date | None
     next_review_due: date = Field(

@@ -357,6 +357,10 @@ class ReferralRead(BaseModel):
     pending_decision: PendingDecision | None
     withdrawn_at: Moment | None
     withdrawal_reason: str | None
+    deidentified_at: Moment | None = Field(
+        description="When the retention run de-identified the referral (names, narrative "
+        "and family gone; source, status, reasons and dates kept)."
+    )
     history: list[HistoryItem] | None = Field(
         default=None, description="On the single-referral read only."
     )

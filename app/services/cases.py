@@ -493,6 +493,11 @@ async def reopen(
     version = expected.check(case.version)
     if case.status != CaseStatus.closed:
         raise Conflict("Only a closed case can be reopened; this one is open.")
+    if case.deidentified_at is not None:
+        raise Conflict(
+            "This case was de-identified under the retention schedule and cannot be reopened; "
+            "open a new case."
+        )
     await _bump(session, case, version)
     was = case.closure_reason
     case.status = CaseStatus.open
