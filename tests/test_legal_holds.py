@@ -169,3 +169,54 @@ async def test_a_family_hold_keeps_every_case_and_referral_naming_its_children(
     after = await retain(fresh_app, FAR, only=["attendance_mark", "early_help_case"])
     assert disposed(after, "early_help_case") == 1
     assert disposed(after, "attendance_mark") == 4
+
+
+async def test_a_family_hold_keeps_the_referrals_of_a_child_known_only_by_name(
+    client: httpx.AsyncClient,
+    fresh_app: FastAPI,
+    world: World,
+    work: Casework,
+    dpo: dict[str, str],
+) -> None:
+    """A child never on a roll is recognised by names and birth date (case ignored): a family
+    hold on one referral about them keeps every other referral naming them, and nothing
+    about another child."""
+    sender = await hub(world)
+    # A referral naming no child on a roll is the LA's: staff of the LA see it.
+    la_code = work.school["la_code"]
+    decider = await world.headers(await world.staff("practitioner", la_code=la_code))
+    la_dpo = await world.headers(await world.staff("dpo", la_code=la_code))
+    robin = {"given_name": "Robin", "family_name": "Hidden", "date_of_birth": "2016-01-02"}
+    again = {**robin, "given_name": "ROBIN", "family_name": "hidden"}
+    sky = {**robin, "given_name": "Sky"}
+    made = []
+    for child in (robin, again, sky):
+        referral = expect(
+            await client.post("/v1/referrals", json=referral_body(child), headers=sender), 201
+        )
+        path = f"/v1/referrals/{referral['id']}"
+        _, etag = await read_with_etag(client, path, decider)
+        expect(
+            await client.post(
+                f"{path}/decision",
+                json={"decision": "decline", "reason": "Below threshold for early help."},
+                headers={**decider, "If-Match": etag},
+            )
+        )
+        made.append(uuid.UUID(referral["id"]))
+    hold = await place_hold(client, la_dpo, "family", referral_id=str(made[0]))
+    on_day = today().replace(year=today().year + 7)
+
+    summary = await retain(fresh_app, on_day, only=["referral_not_taken_up"])
+
+    assert (disposed(summary, "referral_not_taken_up"), held(summary, "referral_not_taken_up")) == (
+        1,
+        2,
+    )
+    for referral_id, kept in zip(made, (True, True, False), strict=True):
+        intact = Referral.id == referral_id, Referral.summary != ""
+        assert await count(fresh_app, Referral, *intact) == int(kept)
+
+    await lift_hold(client, la_dpo, hold["id"])
+    after = await retain(fresh_app, on_day, only=["referral_not_taken_up"])
+    assert disposed(after, "referral_not_taken_up") == 2

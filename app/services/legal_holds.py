@@ -12,6 +12,9 @@ What a hold keeps, while it stands (decided here and nowhere else):
 - a **family** hold, named by one of its cases or referrals: that case or referral, the
   case a referral led to, the children named on them (as child holds), and so every other
   case and referral naming any of those children: the family's whole history with the LA.
+  A child known only by name (no pupil record) is matched by names and date of birth (case
+  ignored), as subject access matches them: every case and referral naming such a child of
+  a held case or family is kept too.
 
 Holds are resolved afresh by every retention batch, as SQL over the live tables, so a
 referral naming a held child that arrives after the hold was placed is held too.
@@ -23,7 +26,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, union
+from sqlalchemy import ColumnElement, and_, func, or_, tuple_, union
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
 from app.audit import Auditor
@@ -94,13 +98,55 @@ def _named_pupils() -> Any:
     return union(child, on_cases, on_referrals)
 
 
+def _key_columns(child: type[CaseChild] | type[ReferralChild]) -> tuple[Any, Any, Any]:
+    """How a child known only by name is recognised: names (case ignored) and birth date."""
+    return (
+        func.lower(col(child.given_name)),
+        func.lower(col(child.family_name)),
+        col(child.date_of_birth),
+    )
+
+
+def _key(child: type[CaseChild] | type[ReferralChild]) -> Any:
+    return tuple_(*_key_columns(child))
+
+
+def _named_only_children() -> Any:
+    """The children known only by name on a held case or family: their `_key`s."""
+    family_referrals = select(col(LegalHold.referral_id)).where(
+        _active(), LegalHold.kind == HoldKind.family, col(LegalHold.referral_id).is_not(None)
+    )
+    on_cases = core_select(*_key_columns(CaseChild)).where(
+        col(CaseChild.pupil_id).is_(None),
+        col(CaseChild.given_name) != "",  # de-identified: nobody left to recognise
+        or_(
+            col(CaseChild.case_id).in_(_family_cases()),
+            col(CaseChild.case_id).in_(_held_case_subjects()),
+        ),
+    )
+    on_referrals = core_select(*_key_columns(ReferralChild)).where(
+        col(ReferralChild.pupil_id).is_(None),
+        col(ReferralChild.given_name) != "",
+        col(ReferralChild.referral_id).in_(family_referrals),
+    )
+    return union(on_cases, on_referrals)
+
+
+def _naming_held_child(child: type[CaseChild] | type[ReferralChild]) -> ColumnElement[bool]:
+    """The condition on a case's or referral's child: a held child, on a roll or by name."""
+    return or_(
+        col(child.pupil_id).in_(_named_pupils()),
+        and_(col(child.pupil_id).is_(None), _key(child).in_(_named_only_children())),
+    )
+
+
 def held_pupils() -> Any:
     """Pupil ids whose records no disposal may touch. Never yields NULL (safe in NOT IN)."""
     return _named_pupils()
 
 
 def held_cases() -> Any:
-    naming = select(col(CaseChild.case_id)).where(col(CaseChild.pupil_id).in_(_named_pupils()))
+    naming = select(col(CaseChild.case_id)).where(_naming_held_child(CaseChild))
     family = select(col(LegalHold.case_id)).where(
         _active(), LegalHold.kind == HoldKind.family, col(LegalHold.case_id).is_not(None)
     )
@@ -125,9 +171,7 @@ def held_referrals() -> Any:
             col(Referral.case_id).in_(_family_cases()),
         )
     )
-    naming = select(col(ReferralChild.referral_id)).where(
-        col(ReferralChild.pupil_id).in_(_named_pupils())
-    )
+    naming = select(col(ReferralChild.referral_id)).where(_naming_held_child(ReferralChild))
     return union(subjects, of_cases, naming)
 
 
