@@ -9,11 +9,11 @@ statutory minimum, nor change its action or its clock.
 Sources, and where the choice is ours:
 
 - Attendance register entries: the School Attendance (Pupil Registration) (England)
-  Regulations 2024 require every entry in the attendance register to be kept for at least
-  six years from the date of the entry. The Welsh (Education (Pupil Registration) (Wales)
+  Regulations 2024 (SI 2024/208, regulation 7) require every entry in a register to be kept
+  for at least six years. The Welsh (Education (Pupil Registration) (Wales)
   Regulations 2010) and Scottish (Schools General (Scotland) Regulations 1975) periods were
-  not confirmed for this schedule, so England's six years, the longer, applies to both until
-  an operator who has checked them configures otherwise.
+  not confirmed for this schedule, so England's six years applies to both until an operator
+  who has checked them configures otherwise (keeping longer is the safe side of an unknown).
 - Child-protection and pupil files: the IRMS Information Management Toolkit for Schools
   keeps them until the child's date of birth plus 25 years. Early-help casework is kept on
   the same footing. A case may name a child with no recorded date of birth (known only to a
@@ -88,8 +88,9 @@ RECORD_TYPES: dict[str, RecordType] = {
             "attendance register entries (one per pupil, date and session)",
             "the session's date",
             Action.delete,
-            "School Attendance (Pupil Registration) (England) Regulations 2024: every register "
-            "entry kept at least six years; applied to Wales and Scotland as the longer period",
+            "School Attendance (Pupil Registration) (England) Regulations 2024, reg. 7: every "
+            "register entry kept at least six years; Wales and Scotland: the same until their "
+            "own periods are configured",
         ),
         RecordType(
             "attendance_week",
