@@ -16,7 +16,7 @@ Then, on two identical copies of that database (`CREATE DATABASE ... TEMPLATE`):
    does per batch, without batches, holds, audit or locks).
 
     .venv/bin/python bench/retention.py [--scale 0.1] [--batch-size 50] [--pause-ms 100]
-        [--reads 300] [--schools 20]
+        [--reads 300] [--schools 20] [--keep]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from bench.common import (
     ROOT,
     SERVER,
     client_headers,
+    drop_databases,
     host_speed,
     liaison,
     percentile,
@@ -363,13 +364,20 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--reads", type=int, default=300)
     parser.add_argument("--pause-ms", type=int, default=100)
-    arguments = parser.parse_args()
-    asyncio.run(
-        main(
-            arguments.scale,
-            arguments.batch_size,
-            arguments.reads,
-            arguments.schools,
-            arguments.pause_ms,
-        )
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep the databases built (dropped by default)."
     )
+    arguments = parser.parse_args()
+    try:
+        asyncio.run(
+            main(
+                arguments.scale,
+                arguments.batch_size,
+                arguments.reads,
+                arguments.schools,
+                arguments.pause_ms,
+            )
+        )
+    finally:
+        if not arguments.keep:
+            asyncio.run(drop_databases(BUILT, COPY_RUN, COPY_RAW))
