@@ -168,6 +168,14 @@ async def test_marks_past_their_period_go_and_newer_and_held_stay(
         )
     )
     assert recent["detail_disposed_before"] is None
+    school = expect(
+        await client.get(
+            f"/v1/schools/{work.school['id']}/attendance",
+            params={"from": "2025-09-01", "to": today().isoformat()},
+            headers=work.headers,
+        )
+    )
+    assert school["detail_disposed_before"] == KEPT_FROM.isoformat()
 
     # Lifted, the next run disposes of what the hold kept.
     await lift_hold(client, dpo, hold["id"])

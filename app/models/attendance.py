@@ -337,6 +337,11 @@ class SchoolAttendance(BaseModel):
     school_id: uuid.UUID
     from_date: date = Field(alias="from")
     to_date: date = Field(alias="to")
+    detail_disposed_before: date | None = Field(
+        default=None,
+        description="Marks dated before this day have been disposed of under the retention "
+        "schedule (held children's apart): figures for earlier dates count only what is left.",
+    )
     items: list[SchoolPupilFigures]
     next_cursor: str | None
 

@@ -897,8 +897,14 @@ async def school_figures(
         pupil_ids=[i.pupil_id for i in items],
         details={"from": start.isoformat(), "to": end.isoformat(), "returned": len(items)},
     )
+    disposed = await retention.disposed_before(session, "attendance_mark", school.jurisdiction)
     return SchoolAttendance(
-        school_id=school.id, from_date=start, to_date=end, items=items, next_cursor=next_cursor
+        school_id=school.id,
+        from_date=start,
+        to_date=end,
+        detail_disposed_before=disposed if disposed is not None and disposed > start else None,
+        items=items,
+        next_cursor=next_cursor,
     )
 
 
