@@ -550,8 +550,9 @@ def retention_run_command(
         typer.Option(
             min=0,
             max=60_000,
-            help="Wait between batches, so requests served meanwhile keep their pace "
-            "(bench/retention.py: p99 of reads 1.7x idle at 100 ms, 8x with no pause).",
+            help="Wait between batches as long as the batch took, at most this, so requests "
+            "served meanwhile keep their pace (bench/retention.py: p99 of reads 1.6-1.8x idle "
+            "at 100 ms, 8x with no pause).",
         ),
     ] = 100,
 ) -> None:
