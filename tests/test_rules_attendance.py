@@ -14,8 +14,8 @@ import pytest
 
 from app.config import Settings
 from app.models.attendance import FlagKind
-from app.services.attendance import academic_year, band, easter_sunday, rate, term_of
 from app.services.attendance_flags import Standing, _Week, judge, standing
+from app.services.school_calendar import academic_year, band, easter_sunday, rate, term_of
 from tests.conftest import settings_for
 
 # The defaults (README): persistent and severe absence are judged from 20 possible sessions;
@@ -79,7 +79,8 @@ def test_easter_sunday(year: int, sunday: date) -> None:
     ],
 )
 def test_the_term_of_a_date(day: date, term: tuple[int, str, date, date]) -> None:
-    assert term_of(day) == term
+    assert term_of(day, "england") == term
+    assert term_of(day, "wales") == term
     year, _, first, last = term
     assert first <= day <= last
     assert academic_year(first) == academic_year(last) == year

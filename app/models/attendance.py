@@ -308,7 +308,10 @@ class WeekFigures(Figures):
 
 class TermFigures(Figures):
     academic_year: str = Field(examples=["2026/27"])
-    term: Literal["autumn", "spring", "summer"]
+    term: Literal["autumn", "spring", "summer", "term_1", "term_2", "term_3", "term_4"] = Field(
+        description="England and Wales: autumn, spring (to Easter), summer. Scotland: "
+        "term_1 (to 20 October), term_2, term_3 (to Easter), term_4."
+    )
     starts: date
     ends: date
 

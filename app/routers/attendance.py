@@ -51,7 +51,7 @@ from app.models.base import IsoDate
 from app.models.school import Jurisdiction
 from app.openapi import SCOPES_ANY_OF
 from app.security import Scope
-from app.services import attendance, attendance_codes, attendance_flags, schools
+from app.services import attendance, attendance_codes, attendance_flags, school_calendar, schools
 
 router = APIRouter(tags=["attendance"], responses=problem_responses(401, 403, 500, 503))
 
@@ -96,7 +96,7 @@ async def list_codes(
     ] = False,
 ) -> CodeList:
     """The statutory codes (and any an admin added) that marks are interpreted through."""
-    day = on or attendance.school_today()
+    day = on or school_calendar.school_today()
     codes = await attendance_codes.get_all(session, jurisdiction, None if all_dates else day)
     return CodeList(on=day, items=[attendance_codes.present(c) for c in codes])
 

@@ -9,13 +9,11 @@ then brought up to date for the pupils whose marks changed, from those running c
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import and_, case, func, text
@@ -50,26 +48,21 @@ from app.reach import within_reach
 from app.security import Principal
 from app.services import attendance_flags, retention
 from app.services.attendance_codes import CodeBook, Meaning
+from app.services.school_calendar import (
+    Term,
+    academic_year,
+    academic_year_start,
+    band,
+    rate,
+    school_today,
+    term_of,
+    week_start,
+)
 
-SCHOOL_TIME = ZoneInfo("Europe/London")
 MAX_RANGE_DAYS = 3 * 366
 
 _MARKS = TypeAdapter(list[MarkIn])
 _MARK = TypeAdapter(MarkIn)
-
-
-def school_today() -> date:
-    return datetime.now(SCHOOL_TIME).date()
-
-
-def academic_year(day: date) -> int:
-    """The calendar year an academic year starts in. Years run from 1 August, which takes in
-    Scotland's mid-August start as well as September starts in England and Wales."""
-    return day.year if day.month >= 8 else day.year - 1
-
-
-def week_start(day: date) -> date:
-    return day - timedelta(days=day.weekday())
 
 
 def _reason(exc: ValidationError) -> str:
@@ -676,55 +669,6 @@ async def _held(
 # --- figures ------------------------------------------------------------------------------
 
 
-@functools.cache
-def easter_sunday(year: int) -> date:
-    """Gregorian Easter (the anonymous algorithm): spring term ends at Easter."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = divmod(b, 4)
-    g = (8 * b + 13) // 25
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    n = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * n) // 451
-    month, day = divmod(h + n - 7 * m + 114, 31)
-    return date(year, month, day + 1)
-
-
-def term_of(day: date) -> tuple[int, str, date, date]:
-    """(academic year, term, first day, last day): autumn from 1 August to 31 December,
-    spring from 1 January to Easter Sunday, summer from Easter Monday to 31 July."""
-    year = academic_year(day)
-    easter = easter_sunday(year + 1)
-    if day.month >= 8:
-        return year, "autumn", date(year, 8, 1), date(year, 12, 31)
-    if day <= easter:
-        return year, "spring", date(year + 1, 1, 1), easter
-    return year, "summer", easter + timedelta(days=1), date(year + 1, 7, 31)
-
-
-def band(possible: int, attended: int) -> str | None:
-    if possible == 0:
-        return None
-    missed = possible - attended
-    if missed * 2 >= possible:
-        return "severe_absence"
-    if missed * 10 >= possible:
-        return "persistent_absence"
-    if attended == possible:
-        return "full"
-    if attended * 100 >= possible * 95:
-        return "expected"
-    return "at_risk"
-
-
-def rate(possible: int, attended: int) -> float | None:
-    if possible == 0:
-        return None
-    # Round half up on the exact fraction, not on a binary float.
-    tenths = (attended * 1000 * 2 + possible) // (possible * 2)
-    return tenths / 10
-
-
 class _Tally:
     __slots__ = ("approved", "authorised", "late", "possible", "present", "unauthorised")
 
@@ -765,11 +709,12 @@ class TermTally:
     """Figures by term (`term_of`), added to one mark at a time: a pupil's read and a
     subject access export work them out the same way."""
 
-    def __init__(self) -> None:
-        self._terms: dict[tuple[int, str, date, date], _Tally] = defaultdict(_Tally)
+    def __init__(self, jurisdiction: str) -> None:
+        self.jurisdiction = jurisdiction
+        self._terms: dict[Term, _Tally] = defaultdict(_Tally)
 
     def add(self, day: date, category: str, late: bool) -> None:
-        self._terms[term_of(day)].add(category, late)
+        self._terms[term_of(day, self.jurisdiction)].add(category, late)
 
     def figures(self) -> list[TermFigures]:
         return [
@@ -787,7 +732,7 @@ class TermTally:
 def default_range(start: date | None, end: date | None) -> tuple[date, date]:
     today = school_today()
     end = end or today
-    start = start or date(academic_year(end), 8, 1)
+    start = start or academic_year_start(end)
     if start > end:
         raise BadRequest("`from` must not be after `to`.")
     if (end - start).days > MAX_RANGE_DAYS:
@@ -825,7 +770,7 @@ async def pupil_figures(
     )
     total = _Tally()
     weeks: dict[date, _Tally] = defaultdict(_Tally)
-    terms = TermTally()
+    terms = TermTally(jurisdiction)
     for day, category, late in rows:
         total.add(category, late)
         weeks[week_start(day)].add(category, late)

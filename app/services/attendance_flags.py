@@ -36,6 +36,7 @@ from app.models.event import OutboxEvent
 from app.pagination import Page, keyset
 from app.reach import within_reach
 from app.services import access
+from app.services.school_calendar import persistent_absence, rate, severe_absence
 
 FLAG_RAISED = "attendance.flag.raised"
 
@@ -58,10 +59,6 @@ class Standing:
     recent_possible: int  # the last `sharp_decline_weeks` weeks with marks
     recent_attended: int
     unexplained_run: bool  # the latest `unexplained_run_sessions` possible sessions all N/O
-
-
-def _percent(attended: int, possible: int) -> float | None:
-    return round(attended * 100 / possible, 1) if possible else None
 
 
 def standing(settings: Settings, weeks: list[_Week], trailing: list[bool]) -> Standing | None:
@@ -95,12 +92,12 @@ def judge(settings: Settings, now: Standing | None) -> dict[FlagKind, dict[str, 
     figures = {
         "possible_sessions": possible,
         "missed_sessions": missed,
-        "attendance_rate": _percent(attended, possible),
+        "attendance_rate": rate(possible, attended),
     }
     if possible >= settings.flag_min_sessions:
-        if missed * 10 >= possible:
+        if persistent_absence(possible, attended):
             held[FlagKind.persistent_absence] = figures
-        if missed * 2 >= possible:
+        if severe_absence(possible, attended):
             held[FlagKind.severe_absence] = figures
     if now.unexplained_run:
         held[FlagKind.unexplained_absence] = {
@@ -113,8 +110,8 @@ def judge(settings: Settings, now: Standing | None) -> dict[FlagKind, dict[str, 
         drop = (before[1] * lately[0] - lately[1] * before[0]) * 100
         if drop >= settings.sharp_decline_points * before[0] * lately[0]:
             held[FlagKind.sharp_decline] = {
-                "earlier_rate": _percent(before[1], before[0]),
-                "recent_rate": _percent(lately[1], lately[0]),
+                "earlier_rate": rate(before[0], before[1]),
+                "recent_rate": rate(lately[0], lately[1]),
                 "recent_weeks": settings.sharp_decline_weeks,
             }
     return held

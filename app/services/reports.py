@@ -12,17 +12,13 @@ from sqlmodel import col, select
 
 from app.audit import Auditor
 from app.errors import ProblemItem, ValidationFailed
-from app.models.base import utcnow
 from app.models.case import Case
 from app.models.plan import Goal
 from app.models.report import OutcomeReport, OutcomeRow
 from app.services import access, plans
+from app.services.school_calendar import academic_year_start, school_today
 
 BANDS = list(range(10, 101, 10))
-
-
-def academic_year_start(day: date) -> date:
-    return date(day.year if day.month >= 8 else day.year - 1, 8, 1)
 
 
 async def outcomes(
@@ -34,7 +30,7 @@ async def outcomes(
     """Each goal of the cases open in the period, counted once in the band of its latest
     score (score x 10%), where that score is above the goal's first: a positive impact."""
     session, principal = auditor.session, auditor.principal
-    end = end or utcnow().date()
+    end = end or school_today()
     start = start or academic_year_start(end)
     if start > end:
         raise ValidationFailed(

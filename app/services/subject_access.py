@@ -32,7 +32,6 @@ naming them.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -257,16 +256,21 @@ def _terms(session: AsyncSession, pupil_ids: list[uuid.UUID]) -> Rows:
             col(AttendanceMark.date),
             col(AttendanceMark.category),
             col(AttendanceMark.late),
+            col(School.jurisdiction),
         )
+        .join(School, col(School.id) == col(AttendanceMark.school_id))
         .where(col(AttendanceMark.pupil_id).in_(pupil_ids))
         .order_by(col(AttendanceMark.pupil_id))
     )
 
     async def rows() -> AsyncIterator[Batch]:
-        tallies: dict[uuid.UUID, TermTally] = defaultdict(TermTally)
+        tallies: dict[uuid.UUID, TermTally] = {}
         async for batch in rows_of(session, marks)():
             for mark in batch:
-                tallies[mark["pupil_id"]].add(mark["date"], mark["category"], mark["late"])
+                tally = tallies.get(mark["pupil_id"])
+                if tally is None:
+                    tally = tallies[mark["pupil_id"]] = TermTally(mark["jurisdiction"])
+                tally.add(mark["date"], mark["category"], mark["late"])
         yield [
             {"pupil_id": pupil_id, **figures.model_dump()}
             for pupil_id, tally in sorted(tallies.items())
