@@ -37,7 +37,7 @@ from app.models.school import School
 from app.pagination import Page, keyset
 from app.reach import casework_in_reach, within_reach
 from app.security import Principal
-from app.services.children import Child, held_by, pupil_ids
+from app.services.children import Child, held_by, named_as, pupil_ids
 
 ChildLoader = Callable[[AsyncSession, Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, list[Any]]]]
 
@@ -144,11 +144,7 @@ async def last_closed_within(
     if linked:
         conditions.append(col(CaseChild.pupil_id).in_(linked))
     for c in by_name:
-        conditions.append(
-            (func.lower(col(CaseChild.given_name)) == c.given_name.lower())
-            & (func.lower(col(CaseChild.family_name)) == c.family_name.lower())
-            & (col(CaseChild.date_of_birth) == c.date_of_birth)
-        )
+        conditions.append(named_as(CaseChild, c.given_name, c.family_name, c.date_of_birth))
     if not conditions:
         return None
     query = (

@@ -14,13 +14,32 @@ from datetime import date
 from enum import Enum
 from typing import Any, TypeVar
 
+from sqlalchemy import ColumnElement, and_, func
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.models.referral import ChildRead
+from app.models.referral import ChildRead, NamedChild
 from app.security import Principal, Scope
 
 T = TypeVar("T", bound=SQLModel)
+
+
+def name_key(entry: type[NamedChild]) -> tuple[Any, Any, Any]:
+    """How a child known only by name is recognised on a referral's or a case's list of
+    children: given and family names (case ignored) and date of birth."""
+    return (
+        func.lower(col(entry.given_name)),
+        func.lower(col(entry.family_name)),
+        col(entry.date_of_birth),
+    )
+
+
+def named_as(
+    entry: type[NamedChild], given_name: str, family_name: str, born: date | None
+) -> ColumnElement[bool]:
+    """An entry naming the child of these names and birth date (`name_key`)."""
+    given, family, date_of_birth = name_key(entry)
+    return and_(given == given_name.lower(), family == family_name.lower(), date_of_birth == born)
 
 
 @dataclass(frozen=True)

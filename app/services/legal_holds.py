@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, tuple_, union
+from sqlalchemy import ColumnElement, and_, or_, tuple_, union
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
@@ -47,6 +47,7 @@ from app.pagination import Page, keyset
 from app.reach import within_reach
 from app.security import Principal
 from app.services import access
+from app.services.children import name_key
 
 # --- what active holds keep (used by the retention run) ----------------------------------
 
@@ -98,17 +99,8 @@ def _named_pupils() -> Any:
     return union(child, on_cases, on_referrals)
 
 
-def _key_columns(child: type[CaseChild] | type[ReferralChild]) -> tuple[Any, Any, Any]:
-    """How a child known only by name is recognised: names (case ignored) and birth date."""
-    return (
-        func.lower(col(child.given_name)),
-        func.lower(col(child.family_name)),
-        col(child.date_of_birth),
-    )
-
-
 def _key(child: type[CaseChild] | type[ReferralChild]) -> Any:
-    return tuple_(*_key_columns(child))
+    return tuple_(*name_key(child))
 
 
 def _named_only_children() -> Any:
@@ -116,7 +108,7 @@ def _named_only_children() -> Any:
     family_referrals = select(col(LegalHold.referral_id)).where(
         _active(), LegalHold.kind == HoldKind.family, col(LegalHold.referral_id).is_not(None)
     )
-    on_cases = core_select(*_key_columns(CaseChild)).where(
+    on_cases = core_select(*name_key(CaseChild)).where(
         col(CaseChild.pupil_id).is_(None),
         col(CaseChild.given_name) != "",  # de-identified: nobody left to recognise
         or_(
@@ -124,7 +116,7 @@ def _named_only_children() -> Any:
             col(CaseChild.case_id).in_(_held_case_subjects()),
         ),
     )
-    on_referrals = core_select(*_key_columns(ReferralChild)).where(
+    on_referrals = core_select(*name_key(ReferralChild)).where(
         col(ReferralChild.pupil_id).is_(None),
         col(ReferralChild.given_name) != "",
         col(ReferralChild.referral_id).in_(family_referrals),

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Executable, and_, func, null, or_, union
+from sqlalchemy import ColumnElement, Executable, and_, null, or_, union
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -72,6 +72,7 @@ from app.security import Principal
 from app.services.access import case_in_reach, get_referral, referral_visible_to
 from app.services.attendance import TermTally
 from app.services.audit_events import event_in_reach
+from app.services.children import named_as
 from app.services.export_files import Batch, Export, Rows, Section, rows_of, section
 
 # --- who the export is about -------------------------------------------------------------
@@ -101,11 +102,10 @@ class ChildScope:
         """A referral's or case's entry for this child."""
         if self.subject.kind != "named_child":
             return col(model.pupil_id).in_(self.child_ids)
+        subject = self.subject
         return and_(
             col(model.pupil_id).is_(None),
-            func.lower(col(model.given_name)) == self.subject.given_name.lower(),
-            func.lower(col(model.family_name)) == self.subject.family_name.lower(),
-            col(model.date_of_birth) == self.subject.date_of_birth,
+            named_as(model, subject.given_name, subject.family_name, subject.date_of_birth),
         )
 
 
