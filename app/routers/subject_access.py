@@ -4,12 +4,14 @@ member, as JSON or, with `Accept: application/zip`, a zip of CSV files. Answers 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.db import SessionFactory
 from app.deps import AuditorDep, AuditReader, SessionDep, SessionFactoryDep
 from app.errors import NotAcceptable, problem_responses
 from app.models.subject_access import ChildExport, FamilyMemberExport, FamilyMemberQuery
@@ -57,10 +59,19 @@ def _wants_zip(request: Request) -> bool:
     raise NotAcceptable("This export is given as application/json or application/zip.")
 
 
-def _streamed(body: AsyncIterator[bytes], as_zip: bool) -> StreamingResponse:
+async def _streamed(
+    session: AsyncSession,
+    factory: SessionFactory,
+    build: Callable[[AsyncSession], export_files.Export],
+    as_zip: bool,
+) -> StreamingResponse:
+    """The export's answer. The body streams after this request's session is gone: the
+    audit event is committed first, and the export reads in a session of its own."""
+    await session.commit()
     headers = {"Cache-Control": "no-store"}
     if as_zip:
         headers["Content-Disposition"] = 'attachment; filename="subject-access.zip"'
+    body = export_files.stream(factory, build, as_zip=as_zip)
     return StreamingResponse(body, media_type=ZIP if as_zip else JSON, headers=headers)
 
 
@@ -82,11 +93,8 @@ async def pupil_subject_access(
     type about them. Audited as `pupil.subject_access`, which the next export shows."""
     as_zip = _wants_zip(request)
     scope = await subject_access.for_pupil(auditor, pupil_id)
-    # The body streams after this request's session is gone: the audit event is committed
-    # first, and the export reads in a session of its own.
-    await session.commit()
     build = subject_access.child_export(auditor.principal, scope)
-    return _streamed(export_files.stream(factory, build, as_zip=as_zip), as_zip)
+    return await _streamed(session, factory, build, as_zip)
 
 
 @router.get(
@@ -109,9 +117,8 @@ async def referral_child_subject_access(
     export."""
     as_zip = _wants_zip(request)
     scope = await subject_access.for_referral_child(auditor, referral_id, position)
-    await session.commit()
     build = subject_access.child_export(auditor.principal, scope)
-    return _streamed(export_files.stream(factory, build, as_zip=as_zip), as_zip)
+    return await _streamed(session, factory, build, as_zip)
 
 
 @router.post(
@@ -133,6 +140,5 @@ async def family_member_subject_access(
     `family_member.subject_access` with counts and ids, never the name."""
     as_zip = _wants_zip(request)
     scope = await subject_access_family.for_family_member(auditor, query)
-    await session.commit()
     build = subject_access_family.family_export(scope)
-    return _streamed(export_files.stream(factory, build, as_zip=as_zip), as_zip)
+    return await _streamed(session, factory, build, as_zip)
