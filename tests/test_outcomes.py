@@ -23,7 +23,18 @@ from tests.builders.schools import make_school
 from tests.conftest import World
 
 BANDS = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
-CSV_HEADER = ["category", "label", *(f"{band}%" for band in BANDS)]
+COLUMNS = [
+    "category",
+    "label",
+    "goals",
+    "goals_scaled",
+    "positive_impacts",
+    *(f"band_{band}" for band in BANDS),
+    "families",
+    "children",
+    "cases_in_scope",
+    "too_early_to_scale",
+]
 REPORT = "/v1/reports/outcomes"
 # The categories in the report, in the order of the category list. Their order by code is
 # the same as their order in the list of defaults, so either reading of "in the order of the
@@ -53,20 +64,40 @@ class Outcomes:
     period: dict[str, str]
     labels: dict[str, str]
 
-    def row(self, category: str, counted: list[int]) -> dict[str, Any]:
-        return {"category": category, "label": self.labels[category], "counts": counted}
-
-    def answer(
-        self, rows: list[list[int]], positive_impacts: int, families: int, too_early: int
+    def row(
+        self,
+        category: str | None,
+        goals: int,
+        scaled: int,
+        bands: list[int],
+        families: int,
+        children: int,
+        cases: int,
+        too_early: int,
     ) -> dict[str, Any]:
+        """One row of the table: a category's figures (`None`: every category)."""
         return {
-            **self.period,
-            "bands": BANDS,
-            "rows": [self.row(c, r) for c, r in zip(CATEGORIES, rows, strict=True)],
-            "positive_impacts": positive_impacts,
+            "category": category,
+            "label": self.labels[category] if category else "All outcome categories",
+            "goals": goals,
+            "goals_scaled": scaled,
+            "positive_impacts": sum(bands),
+            **{f"band_{band}": n for band, n in zip(BANDS, bands, strict=True)},
             "families": families,
+            "children": children,
+            "cases_in_scope": cases,
             "too_early_to_scale": too_early,
         }
+
+
+def envelope(body: dict[str, Any], period: dict[str, str], school_id: str | None = None) -> None:
+    """The parts of the answer every report shares, as this report fills them."""
+    assert body["report"] == "outcomes"
+    assert body["period"] == period
+    assert body["scope"]["school_id"] == school_id
+    assert body["suppress_below"] is None and body["withheld"] == []
+    assert [c["name"] for c in body["columns"]] == COLUMNS
+    assert all(c["description"] for c in body["columns"])
 
 
 @pytest.fixture
@@ -193,37 +224,49 @@ async def report(http: httpx.AsyncClient, headers: dict[str, str], **params: str
 
 
 async def test_the_outcome_report_by_hand(client: httpx.AsyncClient, data: Outcomes) -> None:
+    """Families are the cases with a goal scaled (A, B, C, E): 4 of the 5 in scope; D is
+    too early. Children in those families: P0, P1 (A), P2 (B), P3 (C), E's pupil = 5."""
     body = await report(client, data.la_manager, **data.period)
-    assert body == data.answer(
-        [ZEROS, counts(60, 70, 80, 90), counts(100), ZEROS],
-        positive_impacts=5,
-        families=5,
-        too_early=1,
-    )
+    envelope(body, data.period)
+    assert body["rows"] == [
+        data.row(None, 10, 9, counts(60, 70, 80, 90, 100), 4, 5, 5, 1),
+        data.row("parenting_improved", 3, 2, ZEROS, 2, 3, 3, 1),
+        data.row("school_attendance_managed", 4, 4, counts(60, 70, 80, 90), 4, 5, 4, 0),
+        data.row("self_esteem_improved", 2, 2, counts(100), 2, 3, 2, 0),
+        data.row("substance_misuse_stable", 1, 1, ZEROS, 1, 1, 1, 0),
+    ]
     assert data.labels["school_attendance_managed"] == "School attendance managed"
 
 
 async def test_the_report_for_one_school(client: httpx.AsyncClient, data: Outcomes) -> None:
-    school_only = data.answer(
-        [ZEROS, counts(60, 70, 80), counts(100), ZEROS],
-        positive_impacts=4,
-        families=4,
-        too_early=1,
-    )
-    body = await report(client, data.la_manager, **data.period, school_id=data.school["id"])
-    assert body == school_only
+    school_only = [
+        data.row(None, 9, 8, counts(60, 70, 80, 100), 3, 4, 4, 1),
+        data.row("parenting_improved", 3, 2, ZEROS, 2, 3, 3, 1),
+        data.row("school_attendance_managed", 3, 3, counts(60, 70, 80), 3, 4, 3, 0),
+        data.row("self_esteem_improved", 2, 2, counts(100), 2, 3, 2, 0),
+        data.row("substance_misuse_stable", 1, 1, ZEROS, 1, 1, 1, 0),
+    ]
+    school_id = data.school["id"]
+    body = await report(client, data.la_manager, **data.period, school_id=school_id)
+    envelope(body, data.period, school_id)
+    assert body["rows"] == school_only
     # A manager whose reach is that school sees the same without asking for it.
-    assert await report(client, data.school_manager, **data.period) == school_only
+    mine = await report(client, data.school_manager, **data.period)
+    assert mine["rows"] == school_only
+    assert mine["scope"] == {"la_code": None, "school_ids": [school_id], "school_id": None}
 
     other = await report(client, data.la_manager, **data.period, school_id=data.other_school["id"])
-    assert other == {
-        **data.period,
-        "bands": BANDS,
-        "rows": [data.row("school_attendance_managed", counts(90))],
-        "positive_impacts": 1,
-        "families": 1,
-        "too_early_to_scale": 0,
-    }
+    assert other["rows"] == [
+        data.row(None, 1, 1, counts(90), 1, 1, 1, 0),
+        data.row("school_attendance_managed", 1, 1, counts(90), 1, 1, 1, 0),
+    ]
+    # Another school is not within the school manager's reach: not found, not empty.
+    elsewhere = await client.get(
+        REPORT,
+        params={**data.period, "school_id": data.other_school["id"]},
+        headers=data.school_manager,
+    )
+    assert_problem(elsewhere, 404, "not-found")
 
 
 async def test_the_report_as_csv(client: httpx.AsyncClient, data: Outcomes) -> None:
@@ -234,13 +277,55 @@ async def test_the_report_as_csv(client: httpx.AsyncClient, data: Outcomes) -> N
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.text)))
-    assert rows[0] == CSV_HEADER
-    assert len(rows) == len(body["rows"]) + 1 == len(CATEGORIES) + 1
+    assert rows[0] == COLUMNS
+    assert len(rows) == len(body["rows"]) + 1 == len(CATEGORIES) + 2
     for line, row in zip(rows[1:], body["rows"], strict=True):
-        assert line[:2] == [row["category"], row["label"]]
-        assert [int(n) for n in line[2:]] == row["counts"]
-    assert [line[0] for line in rows[1:]] == CATEGORIES
-    assert rows[2][2:] == ["0", "0", "0", "0", "0", "1", "1", "1", "1", "0"]
+        assert line == ["" if row[c] is None else str(row[c]) for c in COLUMNS]
+    assert [line[0] for line in rows[2:]] == CATEGORIES
+    assert rows[1][:5] == ["", "All outcome categories", "10", "9", "5"]
+    assert rows[3][4:15] == ["4", "0", "0", "0", "0", "0", "1", "1", "1", "1", "0"]
+
+
+async def test_small_numbers_are_withheld(client: httpx.AsyncClient, data: Outcomes) -> None:
+    """With `suppress_below=3`, every 1 and 2 goes, and so does any cell that would give one
+    back: in a row whose bands add up to its positive impacts, a lone withheld band takes
+    the smallest other with it (or the total)."""
+    body = await report(client, data.la_manager, **data.period, suppress_below="3")
+    assert body["suppress_below"] == 3
+    withheld = {(w["row"], w["column"]) for w in body["withheld"]}
+    for i, row in enumerate(body["rows"]):
+        for column in COLUMNS[2:]:
+            if (i, column) in withheld:
+                assert row[column] is None
+            else:
+                assert row[column] == 0 or row[column] >= 3, (i, column, row[column])
+    # Total row: goals 10, scaled 9 shown; each band (1) withheld; positive impacts (5) shown
+    # (five withheld bands do not give one back); families 4, children 5, cases 5 shown,
+    # too early (1) withheld, and so families or cases: families (4) is the smaller.
+    total = body["rows"][0]
+    assert (total["goals"], total["goals_scaled"], total["positive_impacts"]) == (10, 9, 5)
+    assert (total["families"], total["too_early_to_scale"]) == (None, None)
+    assert (total["children"], total["cases_in_scope"]) == (5, 5)
+    # self_esteem_improved: goals 2, scaled 2, impacts 1 (band 100) all withheld; its one band
+    # withheld alone would be given back by the impacts: both go.
+    esteem = body["rows"][3]
+    assert esteem["band_100"] is None and esteem["positive_impacts"] is None
+    # The CSV marks the same cells `c`.
+    response = await client.get(
+        REPORT,
+        params={**data.period, "suppress_below": "3"},
+        headers={**data.la_manager, "Accept": "text/csv"},
+    )
+    lines = list(csv.reader(io.StringIO(response.text)))
+    marked = {
+        (i - 1, COLUMNS[j]) for i, line in enumerate(lines) for j, v in enumerate(line) if v == "c"
+    }
+    assert marked == withheld
+    for value in ("1", "0", "101", "x"):
+        refused = await client.get(
+            REPORT, params={"suppress_below": value}, headers=data.la_manager
+        )
+        assert_problem(refused, 422, "validation-failed")
 
 
 async def test_the_report_needs_reports_read(
@@ -249,28 +334,43 @@ async def test_the_report_needs_reports_read(
     refused = await client.get(REPORT, params=data.period, headers=data.practitioner)
     assert_problem(refused, 403, "insufficient-scope")
     assert (await client.get(REPORT, params=data.period)).status_code == 401
-    assert (await report(client, data.la_manager, **data.period))["families"] == 5
+    assert (await report(client, data.la_manager, **data.period))["rows"][0]["families"] == 4
 
     # Without a period: from 1 August of this academic year to today.
     now = today()
     august = date(now.year if now.month >= 8 else now.year - 1, 8, 1)
     body = await report(client, data.la_manager)
-    assert (body["from"], body["to"]) == (august.isoformat(), now.isoformat())
-    assert body["bands"] == BANDS
+    assert body["period"] == {"from": august.isoformat(), "to": now.isoformat()}
 
     bad = await client.get(REPORT, params={"from": "last summer"}, headers=data.la_manager)
     assert_problem(bad, 422, "validation-failed")
+    backwards = {"from": days_ago(1).isoformat(), "to": days_ago(2).isoformat()}
+    assert_problem(
+        await client.get(REPORT, params=backwards, headers=data.la_manager),
+        422,
+        "validation-failed",
+    )
+    decade = {"from": "2010-01-01", "to": "2026-01-01"}
+    assert_problem(
+        await client.get(REPORT, params=decade, headers=data.la_manager), 422, "validation-failed"
+    )
 
 
 async def test_the_report_is_within_reach(
     client: httpx.AsyncClient, world: World, data: Outcomes
 ) -> None:
     elsewhere = await world.headers(await world.staff("manager", la_code="303"))
-    assert await report(client, elsewhere, **data.period) == {
-        **data.period,
-        "bands": BANDS,
-        "rows": [],
-        "positive_impacts": 0,
-        "families": 0,
-        "too_early_to_scale": 0,
-    }
+    body = await report(client, elsewhere, **data.period)
+    assert body["rows"] == [
+        {
+            **data.row(None, 0, 0, ZEROS, 0, 0, 0, 0),
+        }
+    ]
+    assert body["scope"] == {"la_code": "303", "school_ids": [], "school_id": None}
+    assert_problem(
+        await client.get(
+            REPORT, params={**data.period, "school_id": data.school["id"]}, headers=elsewhere
+        ),
+        404,
+        "not-found",
+    )

@@ -1,24 +1,91 @@
-"""Reports for the people who fund early help: what changed for families, in figures."""
+"""The outcome report: what changed for families, in the 0-10 scaling of their goals."""
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
-from app.errors import ProblemItem, ValidationFailed
-from app.models.case import Case
+from app.models.case import Case, CaseChild
 from app.models.plan import Goal
-from app.models.report import OutcomeReport, OutcomeRow
+from app.models.report import BANDS, OutcomeRow, Report
+from app.security import Principal
 from app.services import access, plans
-from app.services.school_calendar import academic_year_start, school_today
+from app.services.report_tables import Period, Table, audit, check_school, envelope, period
 
-BANDS = list(range(10, 101, 10))
+# The counts of a row that add up across categories into the total row: each goal is in one
+# category. Families, children and cases are not: one case has goals in several.
+_PER_GOAL = ["goals", "goals_scaled", "positive_impacts", *(f"band_{b}" for b in BANDS)]
+
+
+def open_in(span: Period) -> ColumnElement[bool]:
+    """A case open at some time in the period: opened by its end, not closed before it
+    began."""
+    opened_by = datetime.combine(span.end + timedelta(days=1), time(), tzinfo=UTC)
+    condition = col(Case.opened_at) < opened_by
+    if span.start is None:
+        return condition
+    closed_from = datetime.combine(span.start, time(), tzinfo=UTC)
+    return condition & or_(col(Case.closed_at).is_(None), col(Case.closed_at) >= closed_from)
+
+
+async def cases_in_scope(
+    session: AsyncSession, principal: Principal, span: Period, school_id: uuid.UUID | None
+) -> list[uuid.UUID]:
+    query = select(Case.id).where(access.case_in_reach(principal), open_in(span))
+    if school_id is not None:
+        query = query.where(Case.school_id == school_id)
+    return list((await session.exec(query)).all())
+
+
+async def children_of(
+    session: AsyncSession, case_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """Each case's children, as the report counts them: the pupil where the child is on a
+    roll (so a child on two cases counts once), else the case's own entry."""
+    found: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    if not case_ids:
+        return found
+    query = select(col(CaseChild.case_id), col(CaseChild.pupil_id), col(CaseChild.id)).where(
+        col(CaseChild.case_id).in_(case_ids)
+    )
+    for case_id, pupil_id, entry_id in await session.exec(query):
+        found[case_id].add(pupil_id or entry_id)
+    return found
+
+
+@dataclass
+class _Tally:
+    """One row's figures, gathered goal by goal."""
+
+    goals: int = 0
+    goals_scaled: int = 0
+    bands: list[int] = field(default_factory=lambda: [0] * len(BANDS))
+    cases: set[uuid.UUID] = field(default_factory=set)
+    scaled_cases: set[uuid.UUID] = field(default_factory=set)
+
+    def row(self, children: dict[uuid.UUID, set[uuid.UUID]], **keys: Any) -> dict[str, Any]:
+        kids: set[uuid.UUID] = set()
+        for case_id in self.scaled_cases:
+            kids |= children.get(case_id, set())
+        return {
+            **keys,
+            "goals": self.goals,
+            "goals_scaled": self.goals_scaled,
+            "positive_impacts": sum(self.bands),
+            **{f"band_{band}": n for band, n in zip(BANDS, self.bands, strict=True)},
+            "families": len(self.scaled_cases),
+            "children": len(kids),
+            "cases_in_scope": len(self.cases),
+            "too_early_to_scale": len(self.cases - self.scaled_cases),
+        }
 
 
 async def outcomes(
@@ -26,73 +93,47 @@ async def outcomes(
     start: date | None,
     end: date | None,
     school_id: uuid.UUID | None,
-) -> OutcomeReport:
+    suppress_below: int | None = None,
+) -> Report[Any]:
     """Each goal of the cases open in the period, counted once in the band of its latest
-    score (score x 10%), where that score is above the goal's first: a positive impact."""
+    score (score x 10%), where that score is above the goal's first: a positive impact.
+    Families are the cases with a goal scaled by `to`; the rest are too early to scale."""
     session, principal = auditor.session, auditor.principal
-    end = end or school_today()
-    start = start or academic_year_start(end)
-    if start > end:
-        raise ValidationFailed(
-            "The period is empty.",
-            errors=[ProblemItem(loc=["query", "from"], detail="must be on or before `to`")],
-        )
-    opened_by = datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
-    closed_from = datetime.combine(start, time(), tzinfo=UTC)
-    query = select(Case.id).where(
-        access.case_in_reach(principal),
-        col(Case.opened_at) < opened_by,
-        or_(col(Case.closed_at).is_(None), col(Case.closed_at) >= closed_from),
-    )
-    if school_id is not None:
-        query = query.where(Case.school_id == school_id)
-    case_ids = list((await session.exec(query)).all())
+    span = period(start, end)
+    await check_school(session, principal, school_id)
+    case_ids = await cases_in_scope(session, principal, span, school_id)
     goals = (
         list((await session.exec(select(Goal).where(col(Goal.case_id).in_(case_ids)))).all())
         if case_ids
         else []
     )
-    history = await plans.score_history(session, [g.id for g in goals], until=end)
-    counts: dict[str, list[int]] = {}
-    scaled: set[uuid.UUID] = set()
-    impacts = 0
+    history = await plans.score_history(session, [g.id for g in goals], until=span.end)
+    total = _Tally(cases=set(case_ids))
+    by_category: dict[str, _Tally] = defaultdict(_Tally)
     for goal in goals:
-        row = counts.setdefault(goal.outcome_category, [0] * len(BANDS))
         scores = history[goal.id]
-        if scores:
-            scaled.add(goal.case_id)
-        if len(scores) >= 2 and scores[-1].score > scores[0].score:
-            row[scores[-1].score - 1] += 1
-            impacts += 1
+        tallies = (total, by_category[goal.outcome_category])
+        for tally in tallies:
+            tally.goals += 1
+            tally.cases.add(goal.case_id)
+        if not scores:
+            continue
+        for tally in tallies:
+            tally.goals_scaled += 1
+            tally.scaled_cases.add(goal.case_id)
+            if len(scores) >= 2 and scores[-1].score > scores[0].score:
+                tally.bands[scores[-1].score - 1] += 1
+    children = await children_of(session, sorted(total.scaled_cases))
     labels = {c.code: c.label for c in await plans.categories(session, principal.reach.las)}
-    await auditor.record(
-        "report.outcomes",
-        "report",
-        details={
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "school_id": str(school_id) if school_id else None,
-            "families": len(case_ids),
-        },
-    )
-    return OutcomeReport(
-        from_=start,
-        to=end,
-        bands=BANDS,
-        rows=[
-            OutcomeRow(category=code, label=labels.get(code, code), counts=counts[code])
-            for code in sorted(counts)
-        ],
-        positive_impacts=impacts,
-        families=len(case_ids),
-        too_early_to_scale=len(set(case_ids) - scaled),
-    )
-
-
-def outcomes_csv(report: OutcomeReport) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["category", "label", *(f"{band}%" for band in report.bands)])
-    for row in report.rows:
-        writer.writerow([row.category, row.label, *row.counts])
-    return out.getvalue()
+    table = Table(OutcomeRow)
+    table.add(**total.row(children, category=None, label="All outcome categories"))
+    for code in sorted(by_category):
+        table.add(**by_category[code].row(children, category=code, label=labels.get(code, code)))
+    parts = range(1, len(table.rows))
+    table.adds_up(0, parts, _PER_GOAL)
+    for i in range(len(table.rows)):
+        table.adds_across(i, "positive_impacts", [f"band_{band}" for band in BANDS])
+        table.adds_across(i, "cases_in_scope", ["families", "too_early_to_scale"])
+    report = envelope("outcomes", table, principal, span, school_id, suppress_below)
+    await audit(auditor, report, school_id, cases=len(case_ids))
+    return report
