@@ -279,30 +279,38 @@ async def profile(http: httpx.AsyncClient, pid: int, entry: Entry, span: Span, r
     return f"{svg}\n" + hottest(raw)
 
 
-def hottest(raw: Path, top: int = 12) -> str:
-    """From py-spy's collapsed stacks: the share of samples waiting on the event loop (the
-    database, mostly) and the app/ frames most samples passed through."""
+def hottest(raw: Path, top: int = 10) -> str:
+    """From py-spy's collapsed stacks of the server's main thread (greenlets included; the
+    idle worker threads left out): the share of samples the event loop waited (on the
+    database, mostly), the app/ frames most busy samples passed through, and the frames
+    most of them ended in."""
     if not raw.exists():
         return "  (py-spy wrote nothing: is ptrace allowed?)"
-    total, idle = 0, 0
+    total = idle = 0
     inclusive: collections.Counter[str] = collections.Counter()
+    leaves: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
+        frames = stack.split(";")
+        if not count.isdigit() or frames[0].startswith("Thread._bootstrap"):
             continue
         n = int(count)
         total += n
-        frames = stack.split(";")
-        if frames and ("select" in frames[-1] or "epoll" in frames[-1]):
+        if frames[-1].startswith(("Runner.run", "select", "EpollSelector")):
             idle += n
-        seen = set()
-        for frame in frames:
-            if "app/" in frame and frame not in seen:
-                seen.add(frame)
+            continue
+        leaves[frames[-1]] += n
+        for frame in set(frames):
+            if "app/" in frame and "app/cli.py" not in frame and "middleware" not in frame:
                 inclusive[frame] += n
-    lines = [f"  {total} samples; {idle / max(total, 1):.0%} idle in the event loop"]
-    for frame, n in inclusive.most_common(top):
-        lines.append(f"  {n / max(total, 1):5.1%}  {frame}")
+    busy = max(total - idle, 1)
+    lines = [
+        f"  {total} samples of the main thread: {idle / max(total, 1):.0%} waiting in the "
+        f"event loop (the database), {busy / max(total, 1):.0%} in Python; of those:"
+    ]
+    lines += [f"  {n / busy:5.1%}  {frame}" for frame, n in inclusive.most_common(top)]
+    lines.append("  where they ended:")
+    lines += [f"  {n / busy:5.1%}  {frame}" for frame, n in leaves.most_common(top)]
     return "\n".join(lines)
 
 
