@@ -104,7 +104,14 @@ def _closure_reason(bucket: str) -> str:
 def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, str]]:
     """(label, SQL) in build order. Every id is md5 of a name and a number, so a step can
     find another's rows without lookup tables."""
-    base = max(1, cases * 95 // 100)  # cases from `base` on are later cases of earlier children
+    # A later case for the children of an earlier one: every 5th case of the second half
+    # (that of the case half a year before it), and the last 5% (that of the case `base`
+    # before). `origin` is the case whose children a case has; `earlier` the case before it.
+    base, half = max(1, cases * 95 // 100), cases // 2
+    origin = f"(CASE WHEN n >= {half} AND n % 5 = 0 THEN n - {half} ELSE n END % {base})"
+    earlier = (
+        f"CASE WHEN n >= {half} AND n % 5 = 0 THEN n - {half} WHEN n >= {base} THEN n - {base} END"
+    )
     la_schools = SCHOOLS - OTHER_LA_SCHOOLS
     school_of = f"md5('school' || ((%s) %% {SCHOOLS} + 1))::uuid"
     la_of = f"CASE WHEN (%s) %% {SCHOOLS} + 1 > {la_schools} THEN '{OTHER_LA}' ELSE '{LA}' END"
@@ -183,7 +190,7 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
                 SELECT n, p0, h, opened, closed,
                        (h & 127) % 100 < 55 AND closed < now() AS closes
                 FROM (
-                    SELECT n, (n % {base}) * 3 AS p0, abs(hashtext('case' || n)) AS h,
+                    SELECT n, {origin} * 3 AS p0, abs(hashtext('case' || n)) AS h,
                            ({day0} + LEAST(363, n * 420 / {cases} - 56 + n % 14))
                                + make_interval(hours => 8 + n % 9) AS opened
                     FROM generate_series(0, {cases - 1}) AS n
@@ -203,7 +210,7 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
                    p.id, p.school_id, NULL, p.given_name, p.family_name, p.date_of_birth
             FROM generate_series(0, {cases - 1}) AS n
             CROSS JOIN LATERAL generate_series(0, n % 3) AS j
-            JOIN pupil AS p ON p.id = md5('pupil' || ((n % {base}) * 3 + j))::uuid
+            JOIN pupil AS p ON p.id = md5('pupil' || ({origin} * 3 + j))::uuid
             UNION ALL
             SELECT md5('cc' || n || '-named')::uuid, md5('case' || n)::uuid, 3, NULL, NULL,
                    NULL, 'Named', 'Only', DATE '2020-01-01'
@@ -296,7 +303,7 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
                        c.opened_at - make_interval(hours => 1 + n % 20) AS decided
             ) AS t
             LEFT JOIN early_help_case AS prev
-              ON n >= {base} AND prev.id = md5('case' || (n - {base}))::uuid
+              ON prev.id = md5('case' || ({earlier}))::uuid
              AND prev.closed_at < received AND prev.closed_at > received - INTERVAL '12 months'
             WHERE n % 10 < 7
             """,
@@ -380,15 +387,15 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
         ),
         (
             "casework events",
-            """
+            f"""
             INSERT INTO casework_event (id, occurred_at, actor, case_id, referral_id, event,
                 summary, details)
             SELECT gen_random_uuid(), r.received_at, 'bench', NULL::uuid, r.id, 'referral.received',
-                   'Referral received', '{}'::jsonb
+                   'Referral received', '{{}}'::jsonb
             FROM referral AS r
             UNION ALL
             SELECT gen_random_uuid(), r.received_at + INTERVAL '1 hour', 'bench', NULL, r.id,
-                   'referral.under_review', 'Under review', '{}'
+                   'referral.under_review', 'Under review', '{{}}'
             FROM referral AS r WHERE r.status <> 'received'
             UNION ALL
             SELECT gen_random_uuid(), COALESCE(r.decided_at, r.withdrawn_at), 'bench', NULL, r.id,
@@ -398,20 +405,31 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
             WHERE r.status IN ('accepted', 'declined', 'stepped_up', 'redirected', 'withdrawn')
             UNION ALL
             SELECT gen_random_uuid(), (r.pending_decision ->> 'requested_at')::timestamptz,
-                   'bench', NULL, r.id, 'referral.step_up_requested', 'Step-up requested', '{}'
+                   'staff:' || md5('staff' || abs(hashtext(r.id::text)) % {STAFF})::uuid, NULL,
+                   r.id, 'referral.step_up_requested', 'Step-up requested', '{{}}'
             FROM referral AS r WHERE r.status = 'awaiting_approval'
             UNION ALL
+            SELECT gen_random_uuid(), r.decided_at - make_interval(hours => k * 20),
+                   CASE WHEN k = 1 THEN 'staff:' || md5('staff' || abs(hashtext(r.id::text))
+                                                        % {STAFF})::uuid
+                        ELSE 'bench' END,
+                   NULL, r.id,
+                   CASE WHEN k = 1 THEN 'referral.step_up_requested'
+                        ELSE 'referral.step_up_approved' END, 'Step-up', '{{}}'
+            FROM referral AS r CROSS JOIN (VALUES (1), (0)) AS s(k)
+            WHERE r.status = 'stepped_up'
+            UNION ALL
             SELECT gen_random_uuid(), c.opened_at, 'bench', c.id, NULL::uuid, 'case.opened',
-                   'Case opened', CASE WHEN r.id IS NULL THEN '{}'::jsonb
+                   'Case opened', CASE WHEN r.id IS NULL THEN '{{}}'::jsonb
                                        ELSE jsonb_build_object('referral_id', r.id) END
             FROM early_help_case AS c LEFT JOIN referral AS r ON r.case_id = c.id
             UNION ALL
             SELECT gen_random_uuid(), c.opened_at + INTERVAL '30 days', 'bench', c.id, NULL,
-                   'case.closed', 'Closed (needs met)', '{"reason": "needs_met"}'
+                   'case.closed', 'Closed (needs met)', '{{"reason": "needs_met"}}'
             FROM early_help_case AS c WHERE c.reopened_count > 0
             UNION ALL
             SELECT gen_random_uuid(), c.opened_at + INTERVAL '45 days', 'bench', c.id, NULL,
-                   'case.reopened', 'Reopened', '{}'
+                   'case.reopened', 'Reopened', '{{}}'
             FROM early_help_case AS c WHERE c.reopened_count > 0
             UNION ALL
             SELECT gen_random_uuid(), c.closed_at, 'bench', c.id, NULL, 'case.closed',
@@ -420,8 +438,25 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
             UNION ALL
             SELECT gen_random_uuid(), (c.pending_closure ->> 'requested_at')::timestamptz,
                    'bench', c.id, NULL, 'case.closure_requested', 'Closure requested',
-                   '{"reason": "needs_met"}'
+                   '{{"reason": "needs_met"}}'
             FROM early_help_case AS c WHERE c.pending_closure IS NOT NULL
+            UNION ALL
+            -- a third of the closures waited two days for a manager's approval
+            SELECT gen_random_uuid(), c.closed_at - make_interval(days => 2 * k), 'bench', c.id,
+                   NULL, CASE WHEN k = 1 THEN 'case.closure_requested'
+                              ELSE 'case.closure_approved' END, 'Closure', '{{}}'
+            FROM early_help_case AS c CROSS JOIN (VALUES (1), (0)) AS s(k)
+            WHERE c.status = 'closed' AND abs(hashtext(c.id::text)) % 3 = 0
+            UNION ALL
+            -- one case in ten changed lead practitioner 60 days in
+            SELECT gen_random_uuid(), c.opened_at + INTERVAL '60 days', 'bench', c.id, NULL,
+                   'case.updated', 'Updated: lead_practitioner',
+                   jsonb_build_object('lead_practitioner', jsonb_build_object(
+                       'from', md5('staff' || (abs(hashtext(c.id::text)) + 7) % {STAFF})::uuid,
+                       'to', c.lead_practitioner_id))
+            FROM early_help_case AS c
+            WHERE abs(hashtext(c.id::text)) % 10 = 1
+              AND c.opened_at + INTERVAL '60 days' < LEAST(c.closed_at, now())
             """,
         ),
         (
@@ -564,7 +599,7 @@ async def fill_later_columns(connection: asyncpg.Connection) -> None:
     case_columns = await columns(connection, "early_help_case")
     if "closure_destination" in case_columns:
         whens = " ".join(
-            f"WHEN '{reason}' THEN '{destination}'"
+            f"WHEN '{reason}' THEN '{destination.replace(chr(39), chr(39) * 2)}'"
             for reason, _, destination in CLOSURES
             if destination
         )

@@ -41,6 +41,8 @@ class Entry:
     busy: Sequence[str]
     # The report's rows and the hand SQL's results -> what disagrees (empty: all agree).
     compare: Callable[[Rows, Hand], list[str]]
+    # The hand SQL's parameters: by default $1 from, $2 to, $3 the LA.
+    arguments: Callable[[Span], tuple[Any, ...]] = lambda span: span.arguments
 
 
 def period(span: Span) -> dict[str, str]:
@@ -49,7 +51,7 @@ def period(span: Span) -> dict[str, str]:
 
 def agree(
     report: Rows,
-    hand: list[asyncpg.Record],
+    hand: Sequence[asyncpg.Record | dict[str, Any]],
     key: Callable[[dict[str, Any]], Any],
     figures: Sequence[str],
 ) -> list[str]:
@@ -87,19 +89,19 @@ WITH scope AS (
       AND (closed_at IS NULL OR closed_at >= $1::date::timestamp AT TIME ZONE 'UTC')
 ),
 scored AS (
-    SELECT g.id, g.case_id, g.outcome_category AS category, count(s.score) AS scores,
-           (array_agg(s.score ORDER BY s.held_on, s.review_id))[1] AS first,
-           (array_agg(s.score ORDER BY s.held_on DESC, s.review_id DESC))[1] AS latest
-    FROM scope JOIN goal AS g ON g.case_id = scope.id
-    LEFT JOIN (
-        SELECT rs.goal_id, rs.score, r.held_on, r.id AS review_id
-        FROM review_score AS rs JOIN review AS r ON r.id = rs.review_id
-        WHERE r.held_on <= $2
-    ) AS s ON s.goal_id = g.id
-    GROUP BY g.id
+    SELECT rs.goal_id, count(*) AS scores,
+           (array_agg(rs.score ORDER BY r.held_on, r.id))[1] AS first,
+           (array_agg(rs.score ORDER BY r.held_on DESC, r.id DESC))[1] AS latest
+    FROM review_score AS rs JOIN review AS r ON r.id = rs.review_id
+    WHERE r.held_on <= $2
+    GROUP BY rs.goal_id
 ),
 goals AS (
-    SELECT *, scores >= 2 AND latest > first AS positive FROM scored
+    SELECT g.case_id, g.outcome_category COLLATE "C" AS category,
+           coalesce(s.scores, 0) AS scores, s.latest,
+           coalesce(s.scores >= 2 AND s.latest > s.first, false) AS positive
+    FROM scope JOIN goal AS g ON g.case_id = scope.id
+    LEFT JOIN scored AS s ON s.goal_id = g.id
 ),
 families AS (
     SELECT DISTINCT case_id, category FROM goals WHERE scores > 0
@@ -156,4 +158,376 @@ OUTCOMES = Entry(
 )
 
 
-REPORTS: list[Entry] = [OUTCOMES]
+# --- closures ----------------------------------------------------------------------------
+
+# Cases within the LA whose (latest) closure falls in the period; the total, each reason,
+# school, lead practitioner, and each reason's destinations (spacing and case ignored).
+# Statement 1: cases and days open (UTC days). Statement 2: children (a pupil once, else the
+# case's entry) and families (cases sharing a child, transitively, are one).
+_CLOSED = """
+    SELECT c.id, c.closure_reason AS reason, c.school_id, c.lead_practitioner_id AS lead,
+           lower(regexp_replace(btrim(c.closure_destination), '\\s+', ' ', 'g')) AS place,
+           (c.closed_at AT TIME ZONE 'UTC')::date - (c.opened_at AT TIME ZONE 'UTC')::date
+               AS days
+    FROM early_help_case AS c
+    WHERE c.la_code = $3 AND c.closed_at >= $1::date::timestamp AT TIME ZONE 'UTC'
+      AND c.closed_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC'
+"""
+_CLOSURE_GROUPS = """
+    GROUPING SETS ((), (reason), (school_id), (lead), (reason, place))
+"""
+_CLOSURE_KEY = """
+    CASE WHEN GROUPING(reason, school_id, lead, place) = 15 THEN 'total'
+         WHEN GROUPING(reason, school_id, lead, place) = 7 THEN 'reason'
+         WHEN GROUPING(reason, school_id, lead, place) = 11 THEN 'school'
+         WHEN GROUPING(reason, school_id, lead, place) = 13 THEN 'lead_practitioner'
+         ELSE 'destination' END AS "group", reason, school_id, lead, place
+"""
+CLOSURES_SQL = [
+    f"""
+    WITH closed AS ({_CLOSED})
+    SELECT {_CLOSURE_KEY}, count(*) AS cases,
+           round(avg(days), 1) AS mean_days_open,
+           round(percentile_cont(0.5) WITHIN GROUP (ORDER BY days)::numeric, 1)
+               AS median_days_open
+    FROM closed GROUP BY {_CLOSURE_GROUPS}
+    """,
+    f"""
+    WITH RECURSIVE closed AS ({_CLOSED}),
+    kids AS (
+        SELECT cc.case_id, coalesce(cc.pupil_id, cc.id) AS child
+        FROM case_child AS cc JOIN closed ON closed.id = cc.case_id
+    ),
+    edges AS (
+        SELECT DISTINCT a.case_id AS a, b.case_id AS b
+        FROM kids AS a JOIN kids AS b ON a.child = b.child
+    ),
+    linked(case_id, other) AS (
+        SELECT a, b FROM edges
+        UNION
+        SELECT l.case_id, e.b FROM linked AS l JOIN edges AS e ON e.a = l.other
+    ),
+    family AS (SELECT case_id, min(other::text) AS family FROM linked GROUP BY case_id)
+    SELECT {_CLOSURE_KEY}, count(DISTINCT k.child) AS children,
+           count(DISTINCT coalesce(f.family, closed.id::text)) AS families
+    FROM closed
+    LEFT JOIN kids AS k ON k.case_id = closed.id
+    LEFT JOIN family AS f ON f.case_id = closed.id
+    GROUP BY {_CLOSURE_GROUPS}
+    """,
+]
+
+
+def compare_closures(rows: Rows, hand: Hand) -> list[str]:
+    def text(value: Any) -> str | None:
+        return None if value is None else str(value)
+
+    def key(row: dict[str, Any]) -> tuple[str | None, ...]:
+        if "place" in row:  # the hand SQL's, already spelt one way
+            place, lead = row["place"], row["lead"]
+        else:
+            place = " ".join(row["destination"].split()).casefold() if row["destination"] else None
+            lead = row["lead_practitioner_id"]
+        reason = row["reason"] if row["group"] in ("reason", "destination") else None
+        return (row["group"], reason, text(row["school_id"]), text(lead), place)
+
+    counted, linked = hand
+    merged = {key(dict(r)): dict(r) for r in counted}
+    for r in linked:
+        merged[key(dict(r))].update(dict(r))
+    named = {r["reason"] for r in merged.values() if r["group"] == "destination" and r["place"]}
+    found = []
+    for r in merged.values():
+        if r["group"] == "destination" and r["reason"] not in named:
+            continue  # destination rows only for a reason with a destination recorded
+        for name in ("mean_days_open", "median_days_open"):
+            r[name] = float(r[name]) if r[name] is not None else None
+        found.append(r)
+    # Every reason has a row in the report, counted or not.
+    shown = [r for r in rows if r["group"] != "reason" or r["cases"]]
+    return agree(
+        shown, found, key, ["cases", "children", "families", "mean_days_open", "median_days_open"]
+    )
+
+
+CLOSURES = Entry(
+    name="closures",
+    path="/v1/reports/closures",
+    params=period,
+    hand_sql=CLOSURES_SQL,
+    busy=["cases", "children", "families", "mean_days_open"],
+    compare=compare_closures,
+)
+
+
+# --- referrals ---------------------------------------------------------------------------
+
+# Referrals of the LA received on a day of the period, by their status now. Statement 1: the
+# total and each source (children through referral_child: a pupil once, else the entry);
+# 2: each decision with a reason category; 3: each service signposted to.
+_RECEIVED = """
+    SELECT r.id, CASE WHEN r.source IN ('hub', 'school', 'attendance_flag') THEN r.source
+                      ELSE 'other' END AS source,
+           CASE WHEN r.status IN ('received', 'under_review', 'awaiting_approval')
+                THEN 'undecided' ELSE r.status END AS outcome,
+           coalesce(r.decision_category, 'not_given') AS category, r.decision_seconds,
+           r.re_referral, r.signposted_service_ids
+    FROM referral AS r
+    WHERE r.la_code = $3 AND r.received_at >= $1::date::timestamp AT TIME ZONE 'UTC'
+      AND r.received_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC'
+"""
+_OUTCOME_COUNTS = ", ".join(
+    f"count(*) FILTER (WHERE outcome = '{o}') AS {o}"
+    for o in ("accepted", "declined", "stepped_up", "redirected", "withdrawn", "undecided")
+)
+REFERRALS_SQL = [
+    f"""
+    WITH received AS ({_RECEIVED}),
+    figures AS (
+        SELECT source, count(*) AS referrals, {_OUTCOME_COUNTS},
+               count(*) FILTER (WHERE re_referral) AS re_referrals,
+               round((percentile_cont(0.5) WITHIN GROUP (ORDER BY decision_seconds)
+                      FILTER (WHERE outcome IN ('accepted', 'declined', 'stepped_up',
+                                                'redirected'))
+                      / 3600)::numeric, 1) AS median_hours_to_decision
+        FROM received GROUP BY GROUPING SETS ((), (source))
+    ),
+    kids AS (
+        SELECT received.source, count(DISTINCT coalesce(rc.pupil_id, rc.id)) AS children
+        FROM received JOIN referral_child AS rc ON rc.referral_id = received.id
+        GROUP BY GROUPING SETS ((), (received.source))
+    )
+    SELECT CASE WHEN f.source IS NULL THEN 'total' ELSE 'source' END AS "group", f.*,
+           coalesce(k.children, 0) AS children
+    FROM figures AS f LEFT JOIN kids AS k ON k.source IS NOT DISTINCT FROM f.source
+    """,
+    f"""
+    WITH received AS ({_RECEIVED})
+    SELECT outcome AS decision, category AS reason_category, count(*) AS referrals
+    FROM received WHERE outcome IN ('declined', 'stepped_up', 'redirected')
+    GROUP BY 1, 2
+    """,
+    f"""
+    WITH received AS ({_RECEIVED}),
+    signposted AS (
+        SELECT DISTINCT received.id, s.service_id
+        FROM received
+        CROSS JOIN LATERAL jsonb_array_elements_text(received.signposted_service_ids)
+            AS s(service_id)
+    )
+    SELECT s.service_id, d.name AS service_name, count(DISTINCT s.id) AS referrals,
+           count(DISTINCT coalesce(rc.pupil_id, rc.id)) AS children
+    FROM signposted AS s
+    LEFT JOIN directory_service AS d ON d.id::text = s.service_id
+    LEFT JOIN referral_child AS rc ON rc.referral_id = s.id
+    GROUP BY 1, 2
+    """,
+]
+
+
+def compare_referrals(rows: Rows, hand: Hand) -> list[str]:
+    by_source, by_reason, by_service = ([dict(r) for r in part] for part in hand)
+    for r in by_source:
+        if r["median_hours_to_decision"] is not None:
+            r["median_hours_to_decision"] = float(r["median_hours_to_decision"])
+    figures = [
+        "referrals",
+        "children",
+        "accepted",
+        "declined",
+        "stepped_up",
+        "redirected",
+        "withdrawn",
+        "undecided",
+        "re_referrals",
+        "median_hours_to_decision",
+    ]
+    notes = agree(
+        [r for r in rows if r["group"] in ("total", "source") and r["referrals"]],
+        by_source,
+        lambda r: (r["group"], r["source"]),
+        figures,
+    )
+    notes += agree(
+        [r for r in rows if r["group"] == "reason" and r["referrals"]],
+        by_reason,
+        lambda r: (r["decision"], r["reason_category"]),
+        ["referrals"],
+    )
+    notes += agree(
+        [r for r in rows if r["group"] == "signposted"],
+        by_service,
+        lambda r: r["service_id"],
+        ["service_name", "referrals", "children"],
+    )
+    return notes
+
+
+REFERRALS = Entry(
+    name="referrals",
+    path="/v1/reports/referrals",
+    params=period,
+    hand_sql=REFERRALS_SQL,
+    busy=["referrals", "children", "accepted", "declined", "undecided", "re_referrals"],
+    compare=compare_referrals,
+)
+
+
+# --- caseload ----------------------------------------------------------------------------
+
+REVIEW_WEEKS = 6  # LIAISON_REVIEW_INTERVAL_WEEKS as the bench serves it (the default)
+
+# The caseload at the end of $1 (as_of) in LA $2, from the recorded history: open (a reopened
+# case as its last case.closed / case.reopened event before the cutoff says), its lead then
+# (the last case.updated lead change before, else the one before the first after, else the
+# lead now), review overdue ($3 weeks after the last review held by as_of, else the opening),
+# closure pending (the last of its closure request/approval/refusal is a request), age bands
+# by calendar months. Statement 1: per lead and in total; 2: step-ups pending per asker.
+_CUTOFF = "(($1::date + 1)::timestamp AT TIME ZONE 'UTC')"
+CASELOAD_SQL = [
+    f"""
+    WITH candidate AS (
+        SELECT c.id, c.closed_at, c.reopened_count > 0 AS reopened,
+               c.lead_practitioner_id AS lead_now,
+               (c.opened_at AT TIME ZONE 'UTC')::date AS opened_on
+        FROM early_help_case AS c
+        WHERE c.la_code = $2 AND c.opened_at < {_CUTOFF}
+          AND (c.closed_at IS NULL OR c.closed_at >= {_CUTOFF} OR c.reopened_count > 0)
+    ),
+    steps AS (
+        SELECT e.case_id, e.event, e.occurred_at, e.id, e.details
+        FROM casework_event AS e JOIN candidate ON candidate.id = e.case_id
+        WHERE e.event IN ('case.closed', 'case.reopened', 'case.closure_requested',
+                          'case.closure_approved', 'case.closure_refused', 'case.updated')
+    ),
+    last_opening AS (
+        SELECT DISTINCT ON (case_id) case_id, event FROM steps
+        WHERE event IN ('case.closed', 'case.reopened') AND occurred_at < {_CUTOFF}
+        ORDER BY case_id, occurred_at DESC, id DESC
+    ),
+    last_approval AS (
+        SELECT DISTINCT ON (case_id) case_id, event FROM steps
+        WHERE event LIKE 'case.closure_%' AND occurred_at < {_CUTOFF}
+        ORDER BY case_id, occurred_at DESC, id DESC
+    ),
+    lead_change AS (
+        SELECT case_id, occurred_at, id, details -> 'lead_practitioner' ->> 'from' AS was,
+               details -> 'lead_practitioner' ->> 'to' AS became
+        FROM steps
+        WHERE event = 'case.updated' AND jsonb_typeof(details -> 'lead_practitioner') = 'object'
+    ),
+    open_case AS (
+        SELECT c.id, c.opened_on, $1::date - c.opened_on AS days,
+               CASE WHEN NOT EXISTS (SELECT 1 FROM lead_change AS l WHERE l.case_id = c.id)
+                    THEN c.lead_now::text
+                    WHEN EXISTS (SELECT 1 FROM lead_change AS l
+                                 WHERE l.case_id = c.id AND l.occurred_at < {_CUTOFF})
+                    THEN (SELECT l.became FROM lead_change AS l
+                          WHERE l.case_id = c.id AND l.occurred_at < {_CUTOFF}
+                          ORDER BY l.occurred_at DESC, l.id DESC LIMIT 1)
+                    ELSE (SELECT l.was FROM lead_change AS l WHERE l.case_id = c.id
+                          ORDER BY l.occurred_at, l.id LIMIT 1) END AS lead,
+               coalesce((SELECT max(r.held_on) FROM review AS r
+                         WHERE r.case_id = c.id AND r.held_on <= $1), c.opened_on)
+                   + 7 * $3::int < $1::date AS overdue,
+               coalesce(a.event = 'case.closure_requested', false) AS closure_pending
+        FROM candidate AS c
+        LEFT JOIN last_opening AS o ON o.case_id = c.id
+        LEFT JOIN last_approval AS a ON a.case_id = c.id
+        WHERE CASE WHEN c.reopened AND EXISTS (
+                       SELECT 1 FROM steps AS s WHERE s.case_id = c.id
+                       AND s.event IN ('case.closed', 'case.reopened'))
+                   THEN o.event IS DISTINCT FROM 'case.closed'
+                   ELSE c.closed_at IS NULL OR c.closed_at >= {_CUTOFF} END
+    ),
+    figures AS (
+        SELECT lead, GROUPING(lead) AS total, count(*) AS open_cases,
+               count(*) FILTER (WHERE overdue) AS reviews_overdue,
+               count(*) FILTER (WHERE closure_pending) AS closures_pending_approval,
+               round(avg(days), 1) AS mean_days_open,
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY days)::numeric, 1)
+                   AS median_days_open,
+               count(*) FILTER (WHERE opened_on > ($1::date - INTERVAL '3 months')::date)
+                   AS open_under_3_months,
+               count(*) FILTER (WHERE opened_on <= ($1::date - INTERVAL '3 months')::date
+                                  AND opened_on > ($1::date - INTERVAL '6 months')::date)
+                   AS open_3_to_6_months,
+               count(*) FILTER (WHERE opened_on <= ($1::date - INTERVAL '6 months')::date
+                                  AND opened_on > ($1::date - INTERVAL '12 months')::date)
+                   AS open_6_to_12_months,
+               count(*) FILTER (WHERE opened_on <= ($1::date - INTERVAL '12 months')::date)
+                   AS open_12_months_or_more
+        FROM open_case GROUP BY GROUPING SETS ((), (lead))
+    ),
+    kids AS (
+        SELECT o.lead, GROUPING(o.lead) AS total,
+               count(DISTINCT coalesce(cc.pupil_id, cc.id)) AS children
+        FROM open_case AS o JOIN case_child AS cc ON cc.case_id = o.id
+        GROUP BY GROUPING SETS ((), (o.lead))
+    )
+    SELECT f.*, coalesce(k.children, 0) AS children
+    FROM figures AS f
+    LEFT JOIN kids AS k ON k.total = f.total AND k.lead IS NOT DISTINCT FROM f.lead
+    """,
+    f"""
+    WITH step AS (
+        SELECT DISTINCT ON (e.referral_id) e.referral_id, e.event, e.actor
+        FROM casework_event AS e JOIN referral AS r ON r.id = e.referral_id
+        WHERE r.la_code = $2 AND e.occurred_at < {_CUTOFF}
+          AND e.event IN ('referral.step_up_requested', 'referral.step_up_approved',
+                          'referral.step_up_refused')
+        ORDER BY e.referral_id, e.occurred_at DESC, e.id DESC
+    )
+    SELECT CASE WHEN actor LIKE 'staff:%' THEN substr(actor, 7) END AS lead,
+           count(*) AS step_ups_pending_approval
+    FROM step WHERE event = 'referral.step_up_requested'
+      AND $3::int > 0  -- every statement takes the same arguments
+    GROUP BY 1
+    """,
+]
+
+
+def compare_caseload(rows: Rows, hand: Hand) -> list[str]:
+    cases, step_ups = ([dict(r) for r in part] for part in hand)
+    found: dict[tuple[bool, str | None], dict[str, Any]] = {}
+    for r in cases:
+        for name in ("mean_days_open", "median_days_open"):
+            r[name] = float(r[name]) if r[name] is not None else None
+        found[(bool(r["total"]), r["lead"])] = {**r, "step_ups_pending_approval": 0}
+    for r in step_ups:
+        for key in ((True, None), (False, r["lead"])):
+            row = found.setdefault(key, {"open_cases": 0, "step_ups_pending_approval": 0})
+            row["step_ups_pending_approval"] += r["step_ups_pending_approval"]
+    figures = [
+        "open_cases",
+        "children",
+        "reviews_overdue",
+        "closures_pending_approval",
+        "step_ups_pending_approval",
+        "mean_days_open",
+        "median_days_open",
+        "open_under_3_months",
+        "open_3_to_6_months",
+        "open_6_to_12_months",
+        "open_12_months_or_more",
+    ]
+    shown = [
+        {**r, "key": (i == 0, r["lead_practitioner_id"] and str(r["lead_practitioner_id"]))}
+        for i, r in enumerate(rows)
+        if i == 0 or r["open_cases"] or r["step_ups_pending_approval"]
+    ]
+    return agree(shown, [{**r, "key": k} for k, r in found.items()], lambda r: r["key"], figures)
+
+
+CASELOAD = Entry(
+    name="caseload",
+    path="/v1/reports/caseload",
+    params=lambda span: {"as_of": span.end.isoformat()},
+    hand_sql=CASELOAD_SQL,
+    busy=["open_cases", "children", "reviews_overdue", "mean_days_open"],
+    compare=compare_caseload,
+    arguments=lambda span: (span.end, span.la, REVIEW_WEEKS),
+)
+
+
+REPORTS: list[Entry] = [OUTCOMES, CLOSURES, REFERRALS, CASELOAD]

@@ -57,15 +57,21 @@ from bench.common import (
 )
 from bench.report_entries import REPORTS, Entry, Span
 
-DATABASE = "liaison_bench_reports"
+DATABASE = "liaison_bench_reports"  # at --scale 1; another scale has its own
+
+
+def database_for(scale: float) -> str:
+    return DATABASE if scale == 1 else f"{DATABASE}_{str(scale).replace('.', '_')}"
+
+
 PASSWORD = "bench-manager-password"
 TARGET_P95 = 0.5
 
 
-async def database_exists() -> bool:
+async def database_exists(name: str) -> bool:
     connection = await asyncpg.connect(f"{SERVER}/postgres")
     try:
-        found = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
+        found = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
     finally:
         await connection.close()
     return bool(found)
@@ -74,10 +80,11 @@ async def database_exists() -> bool:
 async def prepare(scale: float, reuse: bool, env: dict[str, str], today: date) -> None:
     """Build the LA (or, with `--reuse`, migrate the one kept and fill new columns)."""
     pupils, cases = int(20_000 * scale), int(5_000 * scale)
-    if reuse and await database_exists():
-        print(f"reusing {DATABASE} (built earlier with --keep); migrating it to head")
+    name = database_for(scale)
+    if reuse and await database_exists(name):
+        print(f"reusing {name} (built earlier with --keep); migrating it to head")
         liaison("migrate", env=env)
-        connection = await asyncpg.connect(f"{SERVER}/{DATABASE}")
+        connection = await asyncpg.connect(f"{SERVER}/{name}")
         try:
             await la_scale.fill_later_columns(connection)
         finally:
@@ -85,9 +92,9 @@ async def prepare(scale: float, reuse: bool, env: dict[str, str], today: date) -
         return
     print(f"scale {scale}: {pupils} pupils, {cases} cases, a year of marks to {today}")
     started = time.perf_counter()
-    await recreate_database(DATABASE)
+    await recreate_database(name)
     liaison("migrate", env=env)
-    connection = await asyncpg.connect(f"{SERVER}/{DATABASE}", command_timeout=7200)
+    connection = await asyncpg.connect(f"{SERVER}/{name}", command_timeout=7200)
     try:
         await la_scale.build(connection, pupils, cases, today)
     finally:
@@ -95,8 +102,8 @@ async def prepare(scale: float, reuse: bool, env: dict[str, str], today: date) -
     print(f"  built in {time.perf_counter() - started:.1f} s")
 
 
-async def volumes() -> str:
-    connection = await asyncpg.connect(f"{SERVER}/{DATABASE}")
+async def volumes(name: str) -> str:
+    connection = await asyncpg.connect(f"{SERVER}/{name}")
     try:
         counts = []
         for table in (
@@ -168,7 +175,8 @@ async def run_hand_sql(
     connection: asyncpg.Connection, entry: Entry, span: Span
 ) -> tuple[float, list[list[asyncpg.Record]]]:
     started = time.perf_counter()
-    results = [await connection.fetch(sql, *span.arguments) for sql in entry.hand_sql]
+    arguments = entry.arguments(span)
+    results = [await connection.fetch(sql, *arguments) for sql in entry.hand_sql]
     return time.perf_counter() - started, results
 
 
@@ -317,23 +325,24 @@ def hottest(raw: Path, top: int = 10) -> str:
 async def main(arguments: argparse.Namespace) -> list[Result]:
     today = la_scale_today()
     span = Span(today - timedelta(days=364), today, la_scale.LA)
-    url = f"{SERVER.replace('postgresql://', 'postgresql+asyncpg://')}/{DATABASE}"
+    name = database_for(arguments.scale)
+    url = f"{SERVER.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
     env = {
         **os.environ,
         "LIAISON_DATABASE_URL": url,
         "LIAISON_ENVIRONMENT": "development",
         "LIAISON_LOG_LEVEL": "WARNING",
     }
-    print(host_speed())
+    print(f"{host_speed()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     await prepare(arguments.scale, arguments.reuse, env, today)
-    print(f"  {await volumes()}")
+    print(f"  {await volumes(name)}")
     with contextlib.suppress(subprocess.CalledProcessError):
         manager(env)  # fails when kept from an earlier run
     entries = [e for e in REPORTS if not arguments.only or e.name in arguments.only]
     print(f"period {span.start} to {span.end}, LA {span.la}; {arguments.runs} runs each")
     server, base = serve(env, 1)
     results: list[Result] = []
-    connection = await asyncpg.connect(f"{SERVER}/{DATABASE}")
+    connection = await asyncpg.connect(f"{SERVER}/{name}")
     try:
         async with httpx.AsyncClient(base_url=base, timeout=300) as http:
             for entry in entries:
@@ -391,5 +400,5 @@ if __name__ == "__main__":
         results = asyncio.run(main(arguments))
     finally:
         if not (arguments.keep or arguments.reuse):
-            asyncio.run(drop_databases(DATABASE))
+            asyncio.run(drop_databases(database_for(arguments.scale)))
     sys.exit(0 if all(r.passed for r in results) else 1)
