@@ -142,7 +142,7 @@ async def create(auditor: Auditor, new: CaseCreate) -> Case:
         session,
         principal,
         "case.opened",
-        _as_recorded("Case opened", opened_at, now, backdated),
+        "Case opened" + _backdated(opened_at, now, backdated),
         case_id=case.id,
         details={"recorded_at": now.isoformat(), "backdated": backdated},
         occurred_at=opened_at,
@@ -382,13 +382,14 @@ async def _bump(session: AsyncSession, case: Case, version: int) -> None:
     case.version = version + 1
 
 
-def _as_recorded(summary: str, effective: datetime, now: datetime, backdated: bool) -> str:
-    """A step's summary, saying when a backdated one was recorded."""
+def _backdated(effective: datetime, now: datetime, backdated: bool) -> str:
+    """What a backdated step's summary says: the day it took effect, and when it was
+    recorded."""
     if not backdated:
-        return summary
+        return ""
     return (
-        f"{summary} on {case_dates.as_day(effective).isoformat()} "
-        f"(backdated; recorded on {school_day(now).isoformat()})"
+        f" (backdated to {case_dates.as_day(effective).isoformat()}; "
+        f"recorded on {school_day(now).isoformat()})"
     )
 
 
@@ -488,9 +489,7 @@ async def request_closure(
         await _record_closed(
             auditor,
             case,
-            _as_recorded(
-                f"Closed ({label}) by a manager: {request.note}", closed_at, now, backdated
-            ),
+            f"Closed ({label}) by a manager{_backdated(closed_at, now, backdated)}: {request.note}",
             {"reason": request.reason.value},
             now,
             backdated,
@@ -567,11 +566,12 @@ async def decide_closure(
             "case.closure_approved",
             f"Closure approved ({label}): {note}",
             case_id=case.id,
+            occurred_at=now,  # before the closure it makes, which takes effect `now` at latest
         )
         await _record_closed(
             auditor,
             case,
-            _as_recorded(f"Closed ({label})", closed_at, now, backdated),
+            f"Closed ({label}){_backdated(closed_at, now, backdated)}",
             {"reason": reason.value, "requested_by": pending["requested_by"]},
             now,
             backdated,
