@@ -428,13 +428,13 @@ def _label(reason: ClosureReason, destination: str | None) -> str:
 async def _record_closed(
     auditor: Auditor,
     case: Case,
+    closed_at: datetime,
     summary: str,
     details: dict[str, Any],
     now: datetime,
     backdated: bool,
 ) -> None:
     """The `case.closed` event, at the moment the closure takes effect."""
-    assert case.closed_at is not None
     await chronology.record(
         auditor.session,
         auditor.principal,
@@ -444,11 +444,11 @@ async def _record_closed(
         details={
             **details,
             "destination": case.closure_destination,
-            "closed_on": case_dates.as_day(case.closed_at).isoformat(),
+            "closed_on": case_dates.as_day(closed_at).isoformat(),
             "recorded_at": now.isoformat(),
             "backdated": backdated,
         },
-        occurred_at=case.closed_at,
+        occurred_at=closed_at,
     )
 
 
@@ -489,6 +489,7 @@ async def request_closure(
         await _record_closed(
             auditor,
             case,
+            closed_at,
             f"Closed ({label}) by a manager{_backdated(closed_at, now, backdated)}: {request.note}",
             {"reason": request.reason.value},
             now,
@@ -571,6 +572,7 @@ async def decide_closure(
         await _record_closed(
             auditor,
             case,
+            closed_at,
             f"Closed ({label}){_backdated(closed_at, now, backdated)}",
             {"reason": reason.value, "requested_by": pending["requested_by"]},
             now,
