@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from tests.builders.api import assert_problem
 from tests.builders.casework import add_goal, add_review, open_case, request_closure
@@ -45,7 +44,6 @@ CATEGORIES = [
     "substance_misuse_stable",
 ]
 ZEROS = [0] * 10
-CASES = "early_help_case"  # the table
 
 
 def counts(*bands: int) -> list[int]:
@@ -100,7 +98,7 @@ def envelope(body: dict[str, Any], period: dict[str, str], school_id: str | None
 
 
 @pytest.fixture
-async def data(client: httpx.AsyncClient, world: World, fresh_app: FastAPI) -> Outcomes:
+async def data(client: httpx.AsyncClient, world: World) -> Outcomes:
     """The period runs from 90 days ago (`from`) to 10 days ago (`to`). "d80" is a review
     held 80 days ago. Every case is in school S, in LA 202, opened 100 days ago, unless said.
 
