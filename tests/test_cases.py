@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -144,11 +144,15 @@ async def test_open_a_case_and_read_it_back(client: httpx.AsyncClient, world: Wo
     assert case["summary"] == "Two siblings, both missing Mondays."
     assert case["opened_by"] == f"staff:{work.practitioner['id']}"
     assert case["opened_at"]
-    assert (case["closed_at"], case["closure_reason"], case["pending_closure"]) == (
-        None,
-        None,
-        None,
-    )
+    opened_at = datetime.fromisoformat(case["opened_at"]).astimezone(UTC)
+    assert case["opened_on"] == opened_at.date().isoformat()
+    assert (
+        case["closed_on"],
+        case["closed_at"],
+        case["closure_reason"],
+        case["closure_destination"],
+        case["pending_closure"],
+    ) == (None, None, None, None, None)
     assert case["reopened_count"] == 0
     assert case["referral_ids"] == []
     children = {c["pupil_id"]: c for c in case["children"]}
@@ -551,12 +555,17 @@ async def test_a_managers_closure_is_at_once_for_every_reason(
     work = await casework(world, client, pupils=1)
     for reason in CLOSURE_REASONS:
         case = await open_case(client, work.headers, [work.pupil("P0")])
-        response = await request_closure(client, work.manager_headers, case["id"], reason=reason)
+        # Every reason takes a destination; transferred and stepped_down_to_school need one.
+        destination = f"Destination after {reason}"
+        response = await request_closure(
+            client, work.manager_headers, case["id"], reason=reason, destination=destination
+        )
         assert response.status_code == 200, (reason, response.text)
         closed = response.json()
         assert closed["status"] == "closed", reason
         assert closed["closure_reason"] == reason
         assert closed["closure_note"] == "Attendance back above 95% for six weeks."
+        assert closed["closure_destination"] == destination
         assert closed["closed_at"]
         assert closed["pending_closure"] is None
         assert closed["consent_given"] is (reason != "consent_withdrawn")
