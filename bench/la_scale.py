@@ -213,7 +213,7 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
             JOIN pupil AS p ON p.id = md5('pupil' || ({origin} * 3 + j))::uuid
             UNION ALL
             SELECT md5('cc' || n || '-named')::uuid, md5('case' || n)::uuid, 3, NULL, NULL,
-                   NULL, 'Named', 'Only', DATE '2020-01-01'
+                   NULL, 'Named' || n, 'Only', DATE '2020-01-01'
             FROM generate_series(0, {cases - 1}) AS n WHERE n % 37 = 0
             """,
         ),
@@ -381,7 +381,7 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
             WHERE m % 25 <> 0
             UNION ALL
             SELECT md5('rcx' || m || '-named')::uuid, md5('refx' || m)::uuid, 0, NULL, NULL,
-                   NULL, 'Named', 'Only', NULL, NULL
+                   NULL, 'Referred' || m, 'Only', NULL, NULL
             FROM generate_series(0, {extra_referrals - 1}) AS m WHERE m % 25 = 0
             """,
         ),

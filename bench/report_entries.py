@@ -530,4 +530,92 @@ CASELOAD = Entry(
 )
 
 
-REPORTS: list[Entry] = [OUTCOMES, CLOSURES, REFERRALS, CASELOAD]
+# --- sustained outcomes ------------------------------------------------------------------
+
+# Cases of the LA closed as needs met or stepped down to school from $1 to six months before
+# $2 (or before today); for each, over the six months after its closure (to the end of the
+# day six months on), within the same LA: a referral received naming one of its children
+# (the same pupil, or known only by name with the same names and birth date), a persistent
+# or severe absence flag raised for one of them at one of the LA's schools, a step-up (a
+# referral about them decided step_up, or another case of theirs closed as stepped up).
+SUSTAINED_SQL = [
+    """
+    WITH eligible AS (
+        SELECT c.id, c.closure_reason AS reason, c.la_code, c.closed_at AS since,
+               (((c.closed_at AT TIME ZONE 'UTC')::date + INTERVAL '6 months')::date + 1)
+                   ::timestamp AT TIME ZONE 'UTC' AS until
+        FROM early_help_case AS c
+        WHERE c.la_code = $3 AND c.closure_reason IN ('needs_met', 'stepped_down_to_school')
+          AND c.closed_at >= $1::date::timestamp AT TIME ZONE 'UTC'
+          AND c.closed_at < ((LEAST($2::date, (now() AT TIME ZONE 'Europe/London')::date)
+                              - INTERVAL '6 months')::date + 1)::timestamp AT TIME ZONE 'UTC'
+    ),
+    kid AS (
+        SELECT e.id, cc.id AS entry, cc.pupil_id, lower(cc.given_name) AS given,
+               lower(cc.family_name) AS family, cc.date_of_birth
+        FROM eligible AS e JOIN case_child AS cc ON cc.case_id = e.id
+    ),
+    referred AS (
+        SELECT k.id, r.received_at, r.status, r.decided_at
+        FROM kid AS k
+        JOIN referral_child AS rc
+          ON rc.pupil_id = k.pupil_id
+          OR (rc.pupil_id IS NULL AND lower(rc.given_name) = k.given
+              AND lower(rc.family_name) = k.family AND rc.date_of_birth = k.date_of_birth)
+        JOIN referral AS r ON r.id = rc.referral_id AND r.la_code = $3
+    ),
+    later_case AS (
+        SELECT k.id, c.closed_at
+        FROM kid AS k
+        JOIN case_child AS cc
+          ON cc.pupil_id = k.pupil_id
+          OR (cc.pupil_id IS NULL AND lower(cc.given_name) = k.given
+              AND lower(cc.family_name) = k.family AND cc.date_of_birth = k.date_of_birth)
+        JOIN early_help_case AS c ON c.id = cc.case_id AND c.id <> k.id AND c.la_code = $3
+        WHERE c.closure_reason = 'stepped_up_to_social_care'
+    ),
+    flagged AS (
+        SELECT k.id, f.raised_at
+        FROM kid AS k JOIN attendance_flag AS f ON f.pupil_id = k.pupil_id
+        JOIN school AS s ON s.id = f.school_id AND s.la_code = $3
+        WHERE f.kind IN ('persistent_absence', 'severe_absence')
+    ),
+    followed AS (
+        SELECT e.reason,
+               EXISTS (SELECT 1 FROM referred AS r WHERE r.id = e.id
+                       AND r.received_at >= e.since AND r.received_at < e.until) AS re_referred,
+               EXISTS (SELECT 1 FROM flagged AS f WHERE f.id = e.id
+                       AND f.raised_at >= e.since AND f.raised_at < e.until) AS new_flag,
+               EXISTS (SELECT 1 FROM referred AS r WHERE r.id = e.id
+                       AND r.status = 'stepped_up'
+                       AND r.decided_at >= e.since AND r.decided_at < e.until)
+               OR EXISTS (SELECT 1 FROM later_case AS l WHERE l.id = e.id
+                          AND l.closed_at >= e.since AND l.closed_at < e.until) AS stepped_up
+        FROM eligible AS e
+    )
+    SELECT reason, count(*) AS cases_closed,
+           count(*) FILTER (WHERE NOT (re_referred OR new_flag OR stepped_up)) AS sustained,
+           count(*) FILTER (WHERE re_referred) AS re_referred,
+           count(*) FILTER (WHERE new_flag) AS new_flag,
+           count(*) FILTER (WHERE stepped_up) AS stepped_up
+    FROM followed GROUP BY GROUPING SETS ((), (reason))
+    """
+]
+
+
+def compare_sustained(rows: Rows, hand: Hand) -> list[str]:
+    figures = ["cases_closed", "sustained", "re_referred", "new_flag", "stepped_up"]
+    return agree(rows, hand[0], lambda r: r["reason"], figures)
+
+
+SUSTAINED = Entry(
+    name="sustained-outcomes",
+    path="/v1/reports/sustained-outcomes",
+    params=period,
+    hand_sql=SUSTAINED_SQL,
+    busy=["cases_closed", "sustained", "re_referred", "new_flag"],
+    compare=compare_sustained,
+)
+
+
+REPORTS: list[Entry] = [OUTCOMES, CLOSURES, SUSTAINED, REFERRALS, CASELOAD]
