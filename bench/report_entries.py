@@ -1,7 +1,8 @@
 """The reports bench/reports.py times: one entry each (path, query, the hand-written SQL of
 the same aggregate, and how the two answers line up).
 
-Hand SQL takes $1 `from` and $2 `to` (dates, inclusive) and $3 the caller's LA; it reads
+Hand SQL takes $1 `from` and $2 `to` (dates, inclusive) and $3 the caller's LA (unless an
+entry says otherwise; each statement gets the first N it uses); it reads
 what the report reads, in one or a few statements, and computes the same figures, so the
 ratio printed is the cost of the service (Python, the ORM, suppression checks, JSON, audit)
 over the aggregate itself.
@@ -481,7 +482,6 @@ CASELOAD_SQL = [
     SELECT CASE WHEN actor LIKE 'staff:%' THEN substr(actor, 7) END AS lead,
            count(*) AS step_ups_pending_approval
     FROM step WHERE event = 'referral.step_up_requested'
-      AND $3::int > 0  -- every statement takes the same arguments
     GROUP BY 1
     """,
 ]
@@ -618,4 +618,189 @@ SUSTAINED = Entry(
 )
 
 
-REPORTS: list[Entry] = [OUTCOMES, CLOSURES, SUSTAINED, REFERRALS, CASELOAD]
+# --- attendance impact -------------------------------------------------------------------
+
+BEFORE_WEEKS = 12  # the report's default
+LOOK_BACK_WEEKS = 52
+
+
+def terms(span: Span) -> tuple[list[date], list[date]]:
+    """The England terms the period meets, cut to it (from the app's school calendar)."""
+    from datetime import timedelta
+
+    from app.services.school_calendar import term_of
+
+    starts, ends = [], []
+    day = span.start
+    while day <= span.end:
+        term = term_of(day, "england")
+        starts.append(max(term.starts, day))
+        ends.append(min(term.ends, span.end))
+        day = term.ends + timedelta(days=1)
+    return starts, ends
+
+
+# The children on a roll of the cases in scope (as outcomes): their window from the day their
+# first case in scope opened (`lo`) to their last one's closure or `to` (`hi`). Sessions over
+# a span: whole weeks (Monday to Sunday) from the weekly figures, the days of part weeks from
+# the marks. Before: the 12 latest weeks with a possible session wholly before the opening
+# week (looking back at most 64 weeks). Statement 1: a row per child and the total (pupil
+# null); 2: per term ($4 starts, $5 ends), the children with a possible session and their
+# sessions; 3: the children of the cases in scope (a pupil once, else the case's entry).
+_SCOPE = """
+    SELECT id FROM early_help_case
+    WHERE la_code = $3
+      AND opened_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC'
+      AND (closed_at IS NULL OR closed_at >= $1::date::timestamp AT TIME ZONE 'UTC')
+"""
+_WINDOWS = f"""
+    SELECT cc.pupil_id, min((c.opened_at AT TIME ZONE 'UTC')::date) AS lo,
+           LEAST(max(coalesce((c.closed_at AT TIME ZONE 'UTC')::date, $2::date)), $2::date)
+               AS hi
+    FROM case_child AS cc JOIN early_help_case AS c ON c.id = cc.case_id
+    WHERE c.id IN ({_SCOPE}) AND cc.pupil_id IS NOT NULL
+    GROUP BY cc.pupil_id
+"""
+
+
+def _spans_sessions(spans: str) -> str:
+    """SQL: (key, pupil_id, possible, attended) over the spans (key, pupil_id, lo, hi)."""
+    return f"""
+    SELECT key, pupil_id, sum(possible) AS possible, sum(attended) AS attended FROM (
+        SELECT s.key, s.pupil_id, w.possible, w.attended
+        FROM ({spans}) AS s JOIN attendance_week AS w ON w.pupil_id = s.pupil_id
+         AND w.week_start >= date_trunc('week', s.lo + 6)::date
+         AND w.week_start + 6 < date_trunc('week', s.hi + 1)::date
+        UNION ALL
+        SELECT s.key, s.pupil_id, (m.category <> 'not_possible')::int,
+               (m.category IN ('present', 'approved_activity'))::int
+        FROM ({spans}) AS s JOIN attendance_mark AS m ON m.pupil_id = s.pupil_id
+         AND m.date >= s.lo AND m.date <= s.hi AND m.date < date_trunc('week', s.lo + 6)::date
+        UNION ALL
+        SELECT s.key, s.pupil_id, (m.category <> 'not_possible')::int,
+               (m.category IN ('present', 'approved_activity'))::int
+        FROM ({spans}) AS s JOIN attendance_mark AS m ON m.pupil_id = s.pupil_id
+         AND m.date >= s.lo AND m.date <= s.hi AND m.date >= date_trunc('week', s.hi + 1)::date
+         AND m.date >= date_trunc('week', s.lo + 6)::date
+    ) AS parts GROUP BY key, pupil_id
+    """
+
+
+IMPACT_SQL = [
+    f"""
+    WITH windows AS ({_WINDOWS}),
+    ranked AS (
+        SELECT w.pupil_id, aw.week_start, aw.possible, aw.attended,
+               row_number() OVER (PARTITION BY w.pupil_id ORDER BY aw.week_start DESC) AS n
+        FROM windows AS w JOIN attendance_week AS aw ON aw.pupil_id = w.pupil_id
+         AND aw.possible > 0 AND aw.week_start < date_trunc('week', w.lo)::date
+         AND aw.week_start >= date_trunc('week', w.lo)::date - 7 * {LOOK_BACK_WEEKS + BEFORE_WEEKS}
+    ),
+    before AS (
+        SELECT pupil_id, count(*) AS weeks, min(week_start) AS first_week,
+               sum(possible) AS possible, sum(attended) AS attended
+        FROM ranked WHERE n <= {BEFORE_WEEKS} GROUP BY pupil_id
+    ),
+    after AS ({_spans_sessions("SELECT 0 AS key, pupil_id, lo, hi FROM windows")}),
+    child AS (
+        SELECT w.pupil_id, w.lo AS opened_on, w.hi AS after_to,
+               coalesce(b.weeks, 0) AS before_weeks, b.first_week AS before_from,
+               coalesce(b.possible, 0) AS possible_before,
+               coalesce(b.attended, 0) AS attended_before,
+               coalesce(a.possible, 0) AS possible_after,
+               coalesce(a.attended, 0) AS attended_after
+        FROM windows AS w
+        LEFT JOIN before AS b ON b.pupil_id = w.pupil_id
+        LEFT JOIN after AS a ON a.pupil_id = w.pupil_id
+    ),
+    rated AS (
+        SELECT *, possible_before > 0 AND possible_after > 0 AS both_,
+               round(100.0 * attended_after / nullif(possible_after, 0), 1)
+               > round(100.0 * attended_before / nullif(possible_before, 0), 1) AS improved
+        FROM child
+    )
+    SELECT pupil_id, opened_on, after_to, before_weeks, before_from, possible_before,
+           attended_before, possible_after, attended_after, both_::int AS with_both,
+           coalesce(improved, false)::int AS improved
+    FROM rated
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, sum(possible_before), sum(attended_before),
+           sum(possible_after), sum(attended_after), count(*) FILTER (WHERE both_),
+           count(*) FILTER (WHERE improved)
+    FROM rated
+    """,
+    f"""
+    WITH windows AS ({_WINDOWS}),
+    term AS (SELECT * FROM unnest($4::date[], $5::date[]) WITH ORDINALITY AS t(lo, hi, key)),
+    spans AS (SELECT t.key, w.pupil_id, t.lo, t.hi FROM windows AS w CROSS JOIN term AS t),
+    sessions AS ({_spans_sessions("SELECT * FROM spans")})
+    SELECT t.lo AS starts, count(*) FILTER (WHERE s.possible > 0) AS children,
+           coalesce(sum(s.possible), 0) AS possible, coalesce(sum(s.attended), 0) AS attended
+    FROM term AS t LEFT JOIN sessions AS s ON s.key = t.key
+    GROUP BY t.key, t.lo ORDER BY t.key
+    """,
+    f"""
+    SELECT count(DISTINCT coalesce(pupil_id, id)) AS children FROM case_child
+    WHERE case_id IN ({_SCOPE})
+    """,
+]
+
+
+def compare_impact(rows: Rows, hand: Hand) -> list[str]:
+    per_child, per_term, children = ([dict(r) for r in part] for part in hand)
+    total = next(r for r in per_child if r["pupil_id"] is None)
+    found: list[dict[str, Any]] = [
+        {
+            "key": ("total", None),
+            "children": children[0]["children"],
+            "children_with_both": total["with_both"],
+            **{k: total[k] for k in ("improved", *_SESSIONS)},
+        },
+        *({**r, "key": ("term", str(r["starts"]))} for r in per_term),
+        *(
+            {
+                **r,
+                "key": ("child", str(r["pupil_id"])),
+                "children": 1,
+                "opened_on": str(r["opened_on"]),
+                "after_to": str(r["after_to"]),
+                "before_from": r["before_from"] and str(r["before_from"]),
+            }
+            for r in per_child
+            if r["pupil_id"] is not None
+        ),
+    ]
+    shown = [
+        {**r, "key": (r["row_type"], r.get("starts") or r.get("pupil_id"))}
+        for r in rows
+        if r["row_type"] != "total"
+    ] + [{**rows[0], "key": ("total", None)}]
+    figures = [
+        "children",
+        "children_with_both",
+        "improved",
+        "possible",
+        "attended",
+        "opened_on",
+        "after_to",
+        "before_weeks",
+        "before_from",
+        *_SESSIONS,
+    ]
+    return agree(shown, found, lambda r: r["key"], figures)
+
+
+_SESSIONS = ("possible_before", "attended_before", "possible_after", "attended_after")
+
+IMPACT = Entry(
+    name="attendance-impact",
+    path="/v1/reports/attendance-impact",
+    params=period,
+    hand_sql=IMPACT_SQL,
+    busy=["children", "children_with_both", "improved", "possible_before", "possible_after"],
+    compare=compare_impact,
+    arguments=lambda span: (*span.arguments, *terms(span)),
+)
+
+
+REPORTS: list[Entry] = [OUTCOMES, CLOSURES, SUSTAINED, REFERRALS, CASELOAD, IMPACT]

@@ -29,6 +29,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -176,7 +177,10 @@ async def run_hand_sql(
 ) -> tuple[float, list[list[asyncpg.Record]]]:
     started = time.perf_counter()
     arguments = entry.arguments(span)
-    results = [await connection.fetch(sql, *arguments) for sql in entry.hand_sql]
+    results = [
+        await connection.fetch(sql, *arguments[: max(map(int, re.findall(r"\$(\d+)", sql)))])
+        for sql in entry.hand_sql
+    ]
     return time.perf_counter() - started, results
 
 
