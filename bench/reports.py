@@ -326,6 +326,47 @@ def hottest(raw: Path, top: int = 10) -> str:
     return "\n".join(lines)
 
 
+POSTGRES_LOG = Path("/var/log/postgresql/postgresql-15-main.log")
+
+
+async def statements(http: httpx.AsyncClient, entry: Entry, span: Span, top: int = 8) -> str:
+    """One GET with every statement's duration logged by PostgreSQL (the database's
+    `log_min_duration_statement` is 0 while --profile runs): the time the report spent in
+    the database, and its slowest statements."""
+    if not POSTGRES_LOG.exists():
+        return "  (no PostgreSQL log to read)"
+    headers = await manager_headers(http)
+    offset = POSTGRES_LOG.stat().st_size
+    elapsed, _ = await get_report(http, headers, entry, span)
+    await asyncio.sleep(0.5)
+    with POSTGRES_LOG.open(errors="replace") as log:
+        log.seek(offset)
+        lines = log.read().splitlines()
+    found = []
+    for line in lines:
+        match = re.search(r"duration: ([0-9.]+) ms\s+(?:execute|statement)[^:]*: (.*)", line)
+        if match:
+            found.append((float(match[1]), " ".join(match[2].split())))
+    spent = sum(ms for ms, _ in found)
+    out = [
+        f"  one GET: {elapsed * 1000:.0f} ms, of which {len(found)} statements took "
+        f"{spent:.0f} ms in PostgreSQL; the slowest:"
+    ]
+    out += [f"  {ms:8.1f} ms  {sql[:160]}" for ms, sql in sorted(found, reverse=True)[:top]]
+    return "\n".join(out)
+
+
+async def log_statements(name: str, on: bool) -> None:
+    connection = await asyncpg.connect(f"{SERVER}/postgres")
+    try:
+        if on:
+            await connection.execute(f"ALTER DATABASE {name} SET log_min_duration_statement = 0")
+        else:
+            await connection.execute(f"ALTER DATABASE {name} RESET log_min_duration_statement")
+    finally:
+        await connection.close()
+
+
 async def main(arguments: argparse.Namespace) -> list[Result]:
     today = la_scale_today()
     span = Span(today - timedelta(days=364), today, la_scale.LA)
@@ -344,23 +385,37 @@ async def main(arguments: argparse.Namespace) -> list[Result]:
         manager(env)  # fails when kept from an earlier run
     entries = [e for e in REPORTS if not arguments.only or e.name in arguments.only]
     print(f"period {span.start} to {span.end}, LA {span.la}; {arguments.runs} runs each")
-    server, base = serve(env, 1)
     results: list[Result] = []
+    server, base = serve(env, 1)
     connection = await asyncpg.connect(f"{SERVER}/{name}")
     try:
         async with httpx.AsyncClient(base_url=base, timeout=300) as http:
             for entry in entries:
                 results.append(await bench_one(http, connection, entry, span, arguments.runs))
-            if arguments.profile:
-                for result in results:
-                    if not result.passed or result.name in arguments.profile_also:
-                        entry = next(e for e in entries if e.name == result.name)
-                        print(f"profile of {entry.name} ({arguments.profile_runs} GETs):")
-                        print(await profile(http, server.pid, entry, span, arguments.profile_runs))
     finally:
         await connection.close()
         server.terminate()
         server.wait(timeout=10)
+    chosen = [
+        entry
+        for entry, result in zip(entries, results, strict=True)
+        if arguments.profile and (not result.passed or entry.name in arguments.profile_also)
+    ]
+    if chosen:
+        # A server of its own, whose connections log every statement's duration.
+        await log_statements(name, True)
+        server, base = serve(env, 1)
+        try:
+            async with httpx.AsyncClient(base_url=base, timeout=300) as http:
+                for entry in chosen:
+                    await get_report(http, await manager_headers(http), entry, span)  # warm up
+                    print(f"profile of {entry.name} ({arguments.profile_runs} GETs):")
+                    print(await profile(http, server.pid, entry, span, arguments.profile_runs))
+                    print(await statements(http, entry, span))
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            await log_statements(name, False)
     print(f"\nsummary ({arguments.runs} runs each, target p95 < {TARGET_P95 * 1000:.0f} ms):")
     for result in results:
         print("  " + result.line())
