@@ -555,23 +555,35 @@ SUSTAINED_SQL = [
                lower(cc.family_name) AS family, cc.date_of_birth
         FROM eligible AS e JOIN case_child AS cc ON cc.case_id = e.id
     ),
-    referred AS (
-        SELECT k.id, r.received_at, r.status, r.decided_at
-        FROM kid AS k
+    -- a child is named by pupil or, known only by name, by names and birth date: two joins
+    -- (one on either would compare every pair)
+    named_on_referral AS (
+        SELECT k.id, rc.referral_id FROM kid AS k
+        JOIN referral_child AS rc ON rc.pupil_id = k.pupil_id
+        UNION ALL
+        SELECT k.id, rc.referral_id FROM kid AS k
         JOIN referral_child AS rc
-          ON rc.pupil_id = k.pupil_id
-          OR (rc.pupil_id IS NULL AND lower(rc.given_name) = k.given
-              AND lower(rc.family_name) = k.family AND rc.date_of_birth = k.date_of_birth)
-        JOIN referral AS r ON r.id = rc.referral_id AND r.la_code = $3
+          ON rc.pupil_id IS NULL AND lower(rc.given_name) = k.given
+         AND lower(rc.family_name) = k.family AND rc.date_of_birth = k.date_of_birth
+    ),
+    referred AS (
+        SELECT n.id, r.received_at, r.status, r.decided_at
+        FROM named_on_referral AS n
+        JOIN referral AS r ON r.id = n.referral_id AND r.la_code = $3
+    ),
+    named_on_case AS (
+        SELECT k.id, cc.case_id FROM kid AS k
+        JOIN case_child AS cc ON cc.pupil_id = k.pupil_id
+        UNION ALL
+        SELECT k.id, cc.case_id FROM kid AS k
+        JOIN case_child AS cc
+          ON cc.pupil_id IS NULL AND lower(cc.given_name) = k.given
+         AND lower(cc.family_name) = k.family AND cc.date_of_birth = k.date_of_birth
     ),
     later_case AS (
-        SELECT k.id, c.closed_at
-        FROM kid AS k
-        JOIN case_child AS cc
-          ON cc.pupil_id = k.pupil_id
-          OR (cc.pupil_id IS NULL AND lower(cc.given_name) = k.given
-              AND lower(cc.family_name) = k.family AND cc.date_of_birth = k.date_of_birth)
-        JOIN early_help_case AS c ON c.id = cc.case_id AND c.id <> k.id AND c.la_code = $3
+        SELECT n.id, c.closed_at
+        FROM named_on_case AS n
+        JOIN early_help_case AS c ON c.id = n.case_id AND c.id <> n.id AND c.la_code = $3
         WHERE c.closure_reason = 'stepped_up_to_social_care'
     ),
     flagged AS (
@@ -580,18 +592,29 @@ SUSTAINED_SQL = [
         JOIN school AS s ON s.id = f.school_id AND s.la_code = $3
         WHERE f.kind IN ('persistent_absence', 'severe_absence')
     ),
+    referral_after AS (
+        SELECT e.id,
+               bool_or(r.received_at >= e.since AND r.received_at < e.until) AS re_referred,
+               bool_or(r.status = 'stepped_up'
+                       AND r.decided_at >= e.since AND r.decided_at < e.until) AS stepped_up
+        FROM eligible AS e JOIN referred AS r ON r.id = e.id GROUP BY e.id
+    ),
+    case_after AS (
+        SELECT e.id, bool_or(l.closed_at >= e.since AND l.closed_at < e.until) AS stepped_up
+        FROM eligible AS e JOIN later_case AS l ON l.id = e.id GROUP BY e.id
+    ),
+    flag_after AS (
+        SELECT e.id, bool_or(f.raised_at >= e.since AND f.raised_at < e.until) AS new_flag
+        FROM eligible AS e JOIN flagged AS f ON f.id = e.id GROUP BY e.id
+    ),
     followed AS (
-        SELECT e.reason,
-               EXISTS (SELECT 1 FROM referred AS r WHERE r.id = e.id
-                       AND r.received_at >= e.since AND r.received_at < e.until) AS re_referred,
-               EXISTS (SELECT 1 FROM flagged AS f WHERE f.id = e.id
-                       AND f.raised_at >= e.since AND f.raised_at < e.until) AS new_flag,
-               EXISTS (SELECT 1 FROM referred AS r WHERE r.id = e.id
-                       AND r.status = 'stepped_up'
-                       AND r.decided_at >= e.since AND r.decided_at < e.until)
-               OR EXISTS (SELECT 1 FROM later_case AS l WHERE l.id = e.id
-                          AND l.closed_at >= e.since AND l.closed_at < e.until) AS stepped_up
+        SELECT e.reason, coalesce(r.re_referred, false) AS re_referred,
+               coalesce(f.new_flag, false) AS new_flag,
+               coalesce(r.stepped_up, false) OR coalesce(c.stepped_up, false) AS stepped_up
         FROM eligible AS e
+        LEFT JOIN referral_after AS r ON r.id = e.id
+        LEFT JOIN case_after AS c ON c.id = e.id
+        LEFT JOIN flag_after AS f ON f.id = e.id
     )
     SELECT reason, count(*) AS cases_closed,
            count(*) FILTER (WHERE NOT (re_referred OR new_flag OR stepped_up)) AS sustained,

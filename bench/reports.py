@@ -213,7 +213,7 @@ class Result:
         return (
             f"{self.name:20s} rows {self.rows:5d}  app p50 {a50 * 1000:7.1f} p95 "
             f"{a95 * 1000:7.1f} ms | SQL p50 {s50 * 1000:7.1f} p95 {s95 * 1000:7.1f} ms | "
-            f"p95 ratio {a95 / s95:5.1f}x  {'PASS' if self.passed else 'MISS'}"
+            f"p95 ratio {a95 / s95:5.2f}x  {'PASS' if self.passed else 'MISS'}"
         )
 
 
