@@ -387,7 +387,8 @@ async def main(arguments: argparse.Namespace) -> list[Result]:
     print(f"period {span.start} to {span.end}, LA {span.la}; {arguments.runs} runs each")
     results: list[Result] = []
     server, base = serve(env, 1)
-    connection = await asyncpg.connect(f"{SERVER}/{name}")
+    # The settings the app's own connections run with (app/db.py): no JIT.
+    connection = await asyncpg.connect(f"{SERVER}/{name}", server_settings={"jit": "off"})
     try:
         async with httpx.AsyncClient(base_url=base, timeout=300) as http:
             for entry in entries:
