@@ -180,7 +180,7 @@ async def _last_reviews(
         .where(*scope, col(Review.held_on) <= as_of)
         .group_by(col(Review.case_id))
     )
-    return dict(await session.exec(query))
+    return dict((await session.exec(query)).all())
 
 
 async def _children(
@@ -234,7 +234,7 @@ async def _names(session: AsyncSession, staff_ids: Sequence[uuid.UUID]) -> dict[
     query = select(col(StaffMember.id), col(StaffMember.display_name)).where(
         col(StaffMember.id).in_(list(staff_ids))
     )
-    return dict(await session.exec(query))
+    return dict((await session.exec(query)).all())
 
 
 @dataclass

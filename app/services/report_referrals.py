@@ -192,9 +192,12 @@ def _figures(
     }
 
 
-_KEYS = dict.fromkeys(
-    ("group", "source", "decision", "reason_category", "service_id", "service_name")
-)
+_KEYS = ("group", "source", "decision", "reason_category", "service_id", "service_name")
+
+
+def _keyed(figures: dict[str, Any], **keys: Any) -> dict[str, Any]:
+    """A row: its keys (the others null) and its figures."""
+    return {**dict.fromkeys(_KEYS), **keys, **figures}
 
 
 async def referrals_report(
@@ -214,13 +217,14 @@ async def referrals_report(
     children = await _children(session, scope)
 
     table = Table(ReferralRow)
-    table.add(**_KEYS, group="total", **_figures(received, children))
+    table.add(**_keyed(_figures(received, children), group="total"))
     source_rows = [
         table.add(
-            **_KEYS,
-            group="source",
-            source=source,
-            **_figures([r for r in received if r.source == source], children),
+            **_keyed(
+                _figures([r for r in received if r.source == source], children),
+                group="source",
+                source=source,
+            )
         )
         for source in SOURCES
     ]
@@ -228,18 +232,19 @@ async def referrals_report(
     for decision, categories in _REASONED:
         rows = [
             table.add(
-                **_KEYS,
-                group="reason",
-                decision=decision,
-                reason_category=category,
-                **_figures(
-                    [
-                        r
-                        for r in received
-                        if r.outcome == decision and (r.category or NOT_GIVEN) == category
-                    ],
-                    children,
-                ),
+                **_keyed(
+                    _figures(
+                        [
+                            r
+                            for r in received
+                            if r.outcome == decision and (r.category or NOT_GIVEN) == category
+                        ],
+                        children,
+                    ),
+                    group="reason",
+                    decision=decision,
+                    reason_category=category,
+                )
             )
             for category in categories
         ]
@@ -252,11 +257,12 @@ async def referrals_report(
     names = await _service_names(session, by_service)
     for service_id in sorted(by_service, key=lambda s: (names.get(s, "").casefold(), s)):
         table.add(
-            **_KEYS,
-            group="signposted",
-            service_id=service_id,
-            service_name=names.get(service_id),
-            **_figures(by_service[service_id], children),
+            **_keyed(
+                _figures(by_service[service_id], children),
+                group="signposted",
+                service_id=service_id,
+                service_name=names.get(service_id),
+            )
         )
     for i in range(len(table.rows)):
         table.adds_across(i, "referrals", OUTCOMES)
