@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Integer, String, and_, case, cast, func, literal, select, union_all
+from sqlalchemy import Date, Integer, String, and_, case, func, literal, select, union_all
 from sqlalchemy.sql import Select, Subquery
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -62,7 +62,7 @@ class _Child:
 def _windows(scope: Subquery, end: date) -> Subquery:
     """Each child on a roll in the cases in scope: the day their first case opened (`lo`)
     and the last day of the after window (`hi`): their last case's closure, or `end`."""
-    to = cast(literal(end, Date), Date)
+    to = literal(end, Date)
     last = func.max(func.coalesce(day_of(col(Case.closed_at)), to))
     return (
         select(
@@ -234,8 +234,8 @@ async def _terms(
             select(
                 literal(i, Integer).label("key"),
                 literal(j, String).label("jurisdiction"),
-                cast(literal(t.starts, Date), Date).label("lo"),
-                cast(literal(t.ends, Date), Date).label("hi"),
+                literal(t.starts, Date).label("lo"),
+                literal(t.ends, Date).label("hi"),
             )
             for i, (j, t) in enumerate(terms)
         )

@@ -46,7 +46,7 @@ class plus_days(FunctionElement[date]):
 
 def _day_and_count(element: plus_days, compiler: SQLCompiler, **kw: Any) -> tuple[str, int]:
     day, days = list(element.clauses)
-    return compiler.process(day, **kw), int(days.text)
+    return compiler.process(day, **kw), int(days.name)
 
 
 def _only(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
