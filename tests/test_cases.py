@@ -551,12 +551,17 @@ async def test_a_managers_closure_is_at_once_for_every_reason(
     work = await casework(world, client, pupils=1)
     for reason in CLOSURE_REASONS:
         case = await open_case(client, work.headers, [work.pupil("P0")])
-        response = await request_closure(client, work.manager_headers, case["id"], reason=reason)
+        # Every reason takes a destination; transferred and stepped_down_to_school need one.
+        destination = f"Destination after {reason}"
+        response = await request_closure(
+            client, work.manager_headers, case["id"], reason=reason, destination=destination
+        )
         assert response.status_code == 200, (reason, response.text)
         closed = response.json()
         assert closed["status"] == "closed", reason
         assert closed["closure_reason"] == reason
         assert closed["closure_note"] == "Attendance back above 95% for six weeks."
+        assert closed["closure_destination"] == destination
         assert closed["closed_at"]
         assert closed["pending_closure"] is None
         assert closed["consent_given"] is (reason != "consent_withdrawn")

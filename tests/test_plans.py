@@ -29,6 +29,7 @@ from tests.builders.casework import (
     goal_body,
     list_cases,
     open_case,
+    open_case_since,
     patch_case,
     positions,
     read_case,
@@ -135,9 +136,12 @@ class Family:
         return f"staff:{self.work.practitioner['id']}"
 
 
-async def family(http: httpx.AsyncClient, world: World) -> Family:
+async def family(http: httpx.AsyncClient, world: World, opened_days_ago: int = 60) -> Family:
+    """The case opened `opened_days_ago` (by a manager, led by the practitioner), so that
+    the history the tests record fits inside it."""
     work = await casework(world, http, pupils=3)
-    case = await open_case(http, work.headers, [work.pupil("P0"), work.pupil("P1")])
+    pupils = [work.pupil("P0"), work.pupil("P1")]
+    case = await open_case_since(http, work, pupils, days_ago(opened_days_ago))
     return Family(work, case)
 
 
@@ -628,9 +632,11 @@ async def test_the_case_shows_its_review_timetable(client: httpx.AsyncClient, wo
     goal = (await add_goal(client, fam.headers, fam.id))["id"]
     case, _ = await read_case(client, fam.headers, fam.id)
     opened = datetime.fromisoformat(case["opened_at"]).astimezone(UTC).date()
+    assert opened.isoformat() == case["opened_on"] == days_ago(60).isoformat()
     assert case["last_review_on"] is None
+    # Before any review the first is due six weeks after the opening: 18 days ago.
     assert case["next_review_due"] == (opened + timedelta(weeks=6)).isoformat()
-    assert case["review_overdue"] is False
+    assert case["review_overdue"] is True
 
     await add_review(client, fam.headers, fam.id, days_ago(10), {goal: 4})
     case, _ = await read_case(client, fam.headers, fam.id)
@@ -656,8 +662,11 @@ async def test_overdue_reviews_are_listed(client: httpx.AsyncClient, world: Worl
     headers = work.headers
 
     async def case_reviewed(pupil: str, held_days_ago: int | None) -> str:
-        case = await open_case(client, headers, [work.pupil(pupil)])
-        if held_days_ago is not None:
+        if held_days_ago is None:
+            case = await open_case(client, headers, [work.pupil(pupil)])
+        else:
+            opened = days_ago(held_days_ago)
+            case = await open_case_since(client, work, [work.pupil(pupil)], opened)
             goal = await add_goal(client, headers, case["id"])
             await add_review(client, headers, case["id"], days_ago(held_days_ago), {goal["id"]: 4})
         return str(case["id"])

@@ -38,6 +38,7 @@ from tests.builders.casework import (
     casework,
     hub,
     open_case,
+    open_case_since,
     referral_body,
     request_closure,
 )
@@ -224,7 +225,10 @@ async def test_each_batch_is_audited_without_content(
 async def closed_case_with_records(
     client: httpx.AsyncClient, work: Casework, mis_id: str
 ) -> dict[str, Any]:
-    case = await open_case(client, work.headers, [work.pupil(mis_id)], summary="Mum: Alex.")
+    # Opened 25 days ago (a manager brings it in), so its history fits inside it.
+    case = await open_case_since(
+        client, work, [work.pupil(mis_id)], days_ago(25), summary="Mum: Alex."
+    )
     goal = await add_goal(client, work.headers, case["id"])
     await add_review(client, work.headers, case["id"], days_ago(20), {goal["id"]: 3})
     await add_review(client, work.headers, case["id"], days_ago(10), {goal["id"]: 7})
@@ -239,7 +243,8 @@ async def closed_case_with_records(
         "actions": [],
     }
     await add_to_case(client, work.headers, case["id"], "interventions", contact)
-    expect(await request_closure(client, work.manager_headers, case["id"]))
+    closure = {"destination": "Oak Primary as lead"}
+    expect(await request_closure(client, work.manager_headers, case["id"], **closure))
     return case
 
 
@@ -270,6 +275,8 @@ async def test_closed_cases_are_deidentified_and_report_figures_stay(
     case = expect(await client.get(f"/v1/cases/{gone['id']}", headers=work.manager_headers))
     assert case["summary"] is None and case["status"] == "closed"
     assert case["closure_reason"] == "needs_met" and case["level_of_need"]
+    # Where the family went names an organisation, never a person: it stays for the reports.
+    assert case["closure_destination"] == "Oak Primary as lead"
     assert case["deidentified_at"] is not None
     # What is gone cannot come back: a de-identified case is not reopened.
     _, etag = await read_with_etag(client, f"/v1/cases/{gone['id']}", work.manager_headers)

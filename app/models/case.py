@@ -10,20 +10,25 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Index, String, Text
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.models.base import InputModel, Moment, new_id, utcnow
+from app.models.base import InputModel, IsoDate, Moment, new_id, utcnow
 from app.models.referral import ChildRead, ChildRef, Code, Consent, Json, NamedChild, Reason
 
 
 class CaseStatus(StrEnum):
     open = "open"
     closed = "closed"
+
+
+# Where a family went on closure: an organisation or a team, e.g. "Family Partnership Team",
+# "Oak Primary as lead".
+Destination = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 
 
 class ClosureReason(StrEnum):
@@ -64,6 +69,10 @@ class Case(SQLModel, table=True):
     closed_at: datetime | None = ColumnField(default=None, index=True)
     closure_reason: ClosureReason | None = ColumnField(default=None, sa_type=String(32))
     closure_note: str | None = ColumnField(default=None, sa_type=Text)
+    # Where the family went (an organisation, never a person): kept when the case is
+    # de-identified, so the closures report can say where cases were transferred or
+    # stepped down to.
+    closure_destination: str | None = ColumnField(default=None, max_length=300)
     # When the retention run de-identified the case (names, narratives, consent gone; the
     # figures reports count kept). Null while the case holds its full record.
     deidentified_at: datetime | None = None
@@ -116,6 +125,11 @@ class CaseCreate(InputModel):
     lead_practitioner_id: uuid.UUID | None = None
     summary: str | None = Field(default=None, min_length=1, max_length=10_000)
     attendance_flag_id: uuid.UUID | None = None
+    opened_on: IsoDate | None = Field(
+        default=None,
+        description="The day the case opened; default today. A past day (bringing an "
+        "existing caseload in) needs `cases:approve`; a future day is refused.",
+    )
 
 
 class CaseUpdate(InputModel):
@@ -132,6 +146,20 @@ class ClosureRequest(InputModel):
 
     reason: ClosureReason
     note: Reason
+    closed_on: IsoDate | None = Field(
+        default=None,
+        description="The day the case closed; default today (for a pending closure, the day "
+        "a manager approves it). A past day needs `cases:approve`; it may not be in the "
+        "future, before the case opened, or before the case's latest review, contact or "
+        "measure.",
+    )
+    destination: Destination | None = Field(
+        default=None,
+        description="Where the family went: the team or school now leading "
+        "(e.g. `Family Partnership Team`, `Oak Primary as lead`). Required when the reason is "
+        "`transferred` or `stepped_down_to_school`; optional otherwise (for "
+        "`stepped_up_to_social_care` it is the LA's children's social care unless stated).",
+    )
 
 
 class Reopen(InputModel):
@@ -143,6 +171,8 @@ class Reopen(InputModel):
 class PendingClosure(BaseModel):
     reason: ClosureReason
     note: str
+    closed_on: date | None = None
+    destination: str | None = None
     requested_by: str
     requested_at: datetime
 
@@ -159,11 +189,17 @@ class CaseRead(BaseModel):
     consent: Consent
     consent_given: bool
     summary: str | None
+    opened_on: date = Field(description="The day the case opened (past when backdated).")
     opened_at: Moment
     opened_by: str
+    closed_on: date | None
     closed_at: Moment | None
     closure_reason: ClosureReason | None
     closure_note: str | None
+    closure_destination: str | None = Field(
+        description="Where the family went on closure (a team or school); kept when the case "
+        "is de-identified."
+    )
     pending_closure: PendingClosure | None
     reopened_count: int
     deidentified_at: Moment | None = Field(

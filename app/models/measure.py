@@ -93,12 +93,6 @@ class MeasureCreate(InputModel):
     score: float
     measured_on: IsoDate
 
-    @model_validator(mode="after")
-    def _not_in_future(self) -> MeasureCreate:
-        if self.measured_on > utcnow().date():
-            raise ValueError("measured_on cannot be in the future")
-        return self
-
 
 class MeasureRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)

@@ -10,7 +10,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Index, Text, UniqueConstraint
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
@@ -154,13 +154,6 @@ class ReviewCreate(InputModel):
     working_well: LongText = ""
     next_steps: LongText = ""
     scores: list[ScoreIn] = Field(default_factory=list, max_length=100)
-
-    @field_validator("held_on")
-    @classmethod
-    def _not_in_future(cls, held_on: date) -> date:
-        if held_on > utcnow().date():
-            raise ValueError("a review cannot be held in the future")
-        return held_on
 
 
 class ScoreRead(BaseModel):

@@ -79,9 +79,13 @@ async def get_case_for_work(
 ) -> Case:
     """A case within reach that casework may still be added to: 409 once it is closed."""
     case = await get_case(session, principal, case_id)
+    require_open(case)
+    return case
+
+
+def require_open(case: Case) -> None:
     if case.status == CaseStatus.closed:
         raise Conflict("This case is closed; reopen it to add to its record.")
-    return case
 
 
 async def cases_in_reach(

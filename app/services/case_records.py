@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 from sqlmodel import SQLModel, select
@@ -20,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.models.case import Case
-from app.services import access, chronology
+from app.services import access, case_dates, chronology
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -50,12 +51,17 @@ async def begin(
     child_ids: Sequence[uuid.UUID | None] = (),
     field: str = "child_id",
     needs_consent: bool = False,
+    dated: tuple[str, date] | None = None,
 ) -> CaseWork:
-    """The case within reach and open for work (404, 409 when closed), its consent when the
-    record needs it (409 while withdrawn), and a 422 naming `field` for any child id that
-    is not a child on the case."""
+    """The case within reach (404); the record's date, `dated` as (field, day), within the
+    case's life (422 naming both dates, even when the case is closed); the case open for
+    work (409 when closed); its consent when the record needs it (409 while withdrawn); and
+    a 422 naming `field` for any child id that is not a child on the case."""
     session, principal = auditor.session, auditor.principal
-    case = await access.get_case_for_work(session, principal, case_id)
+    case = await access.get_case(session, principal, case_id)
+    if dated is not None:
+        case_dates.check_within(case, *dated)
+    access.require_open(case)
     if needs_consent:
         access.require_consent(case)
     pupils = await access.check_children(session, case, child_ids, field)

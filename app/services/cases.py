@@ -37,10 +37,14 @@ from app.models.case import (
 from app.models.referral import Consent, Referral
 from app.pagination import Page
 from app.security import Principal, Scope
-from app.services import access, chronology, referral_terms, review_schedule
+from app.services import access, case_dates, chronology, referral_terms, review_schedule
 from app.services.children import Child, identity_for, present_child, pupil_ids
+from app.services.school_calendar import school_day
 
 RE_REFERRAL_MONTHS = 12
+# Closures that hand the family on name where to: the team or school now leading. A step-up
+# goes to the LA's own children's social care, so its destination is optional.
+NEEDS_DESTINATION = frozenset({ClosureReason.transferred, ClosureReason.stepped_down_to_school})
 
 
 def la_of(children: Sequence[Child], principal: Principal) -> str:
@@ -102,8 +106,13 @@ async def _link_flag(
 
 
 async def create(auditor: Auditor, new: CaseCreate) -> Case:
-    """Open a case directly: for a family already known, or from an attendance flag."""
+    """Open a case directly: for a family already known, or from an attendance flag. A
+    manager may give a past `opened_on` to bring an existing caseload in."""
     session, principal = auditor.session, auditor.principal
+    now = utcnow()
+    opened_at, backdated = case_dates.effective_moment(
+        principal, "opened_on", new.opened_on, "open a case", now
+    )
     children = await access.resolve_children(session, principal, new.children)
     la_code = la_of(children, principal)
     school_id = _school_of(children)
@@ -122,12 +131,22 @@ async def create(auditor: Auditor, new: CaseCreate) -> Case:
         consent=_consent(new.consent),
         consent_given=new.consent.given,
         summary=new.summary,
+        opened_at=opened_at,
         opened_by=principal.subject,
+        updated_at=now,
     )
     session.add(case)
     await session.flush()
     session.add_all(_child_rows(case.id, children))
-    await chronology.record(session, principal, "case.opened", "Case opened", case_id=case.id)
+    await chronology.record(
+        session,
+        principal,
+        "case.opened",
+        _as_recorded("Case opened", opened_at, now, backdated),
+        case_id=case.id,
+        details={"recorded_at": now.isoformat(), "backdated": backdated},
+        occurred_at=opened_at,
+    )
     if new.attendance_flag_id is not None:
         flag = await _link_flag(session, principal, new.attendance_flag_id, case)
         await chronology.record(
@@ -363,14 +382,73 @@ async def _bump(session: AsyncSession, case: Case, version: int) -> None:
     case.version = version + 1
 
 
-def _close(case: Case, reason: ClosureReason, note: str, at: datetime) -> None:
+def _as_recorded(summary: str, effective: datetime, now: datetime, backdated: bool) -> str:
+    """A step's summary, saying when a backdated one was recorded."""
+    if not backdated:
+        return summary
+    return (
+        f"{summary} on {case_dates.as_day(effective).isoformat()} "
+        f"(backdated; recorded on {school_day(now).isoformat()})"
+    )
+
+
+def _require_destination(request: ClosureRequest) -> None:
+    if request.reason in NEEDS_DESTINATION and request.destination is None:
+        raise ValidationFailed(
+            "Say where the family went.",
+            errors=[
+                ProblemItem(
+                    loc=["body", "destination"],
+                    detail=f"a closure as {request.reason.value} names the team or school now "
+                    "leading (destination)",
+                )
+            ],
+        )
+
+
+def _close(
+    case: Case, reason: ClosureReason, note: str, destination: str | None, at: datetime
+) -> None:
     case.status = CaseStatus.closed
     case.closed_at = at
     case.closure_reason = reason
     case.closure_note = note
+    case.closure_destination = destination
     case.pending_closure = None
     if reason == ClosureReason.consent_withdrawn:
         case.consent_given = False
+
+
+def _label(reason: ClosureReason, destination: str | None) -> str:
+    label = reason.replace("_", " ")
+    return f"{label}; destination: {destination}" if destination else label
+
+
+async def _record_closed(
+    auditor: Auditor,
+    case: Case,
+    summary: str,
+    details: dict[str, Any],
+    now: datetime,
+    backdated: bool,
+) -> None:
+    """The `case.closed` event, at the moment the closure takes effect."""
+    assert case.closed_at is not None
+    await chronology.record(
+        auditor.session,
+        auditor.principal,
+        "case.closed",
+        summary,
+        case_id=case.id,
+        details={
+            **details,
+            "destination": case.closure_destination,
+            "closed_on": case_dates.as_day(case.closed_at).isoformat(),
+            "recorded_at": now.isoformat(),
+            "backdated": backdated,
+        },
+        occurred_at=case.closed_at,
+    )
 
 
 async def request_closure(
@@ -389,23 +467,40 @@ async def request_closure(
             "A closure of this case already awaits a manager's approval; approve or refuse it "
             "first."
         )
-    await _bump(session, case, version)
+    _require_destination(request)
     now = utcnow()
-    label = request.reason.replace("_", " ")
+    closed_at, backdated = case_dates.effective_moment(
+        principal, "closed_on", request.closed_on, "close a case", now
+    )
+    if request.closed_on is not None:
+        problem = await case_dates.closing_day_problem(
+            session, case, "closed_on", request.closed_on
+        )
+        if problem is not None:
+            raise ValidationFailed(
+                "The closing date does not fit the case's dates.",
+                errors=[ProblemItem(loc=["body", "closed_on"], detail=problem)],
+            )
+    await _bump(session, case, version)
+    label = _label(request.reason, request.destination)
     if principal.has(Scope.cases_approve):
-        _close(case, request.reason, request.note, now)
-        await chronology.record(
-            session,
-            principal,
-            "case.closed",
-            f"Closed ({label}) by a manager: {request.note}",
-            case_id=case.id,
-            details={"reason": request.reason.value},
+        _close(case, request.reason, request.note, request.destination, closed_at)
+        await _record_closed(
+            auditor,
+            case,
+            _as_recorded(
+                f"Closed ({label}) by a manager: {request.note}", closed_at, now, backdated
+            ),
+            {"reason": request.reason.value},
+            now,
+            backdated,
         )
     else:
         case.pending_closure = {
             "reason": request.reason.value,
             "note": request.note,
+            "closed_on": request.closed_on.isoformat() if request.closed_on else None,
+            "destination": request.destination,
             "requested_by": principal.subject,
             "requested_at": now.isoformat(),
         }
@@ -415,7 +510,11 @@ async def request_closure(
             "case.closure_requested",
             f"Closure requested ({label}): {request.note}",
             case_id=case.id,
-            details={"reason": request.reason.value},
+            details={
+                "reason": request.reason.value,
+                "destination": request.destination,
+                "closed_on": request.closed_on.isoformat() if request.closed_on else None,
+            },
         )
     case.updated_at = now
     session.add(case)
@@ -443,25 +542,39 @@ async def decide_closure(
     pending = case.pending_closure
     if case.status != CaseStatus.open or pending is None:
         raise Conflict("No closure of this case awaits approval.")
-    await _bump(session, case, version)
     now = utcnow()
     reason = ClosureReason(pending["reason"])
+    destination: str | None = pending.get("destination")
+    day = date.fromisoformat(pending["closed_on"]) if pending.get("closed_on") else None
+    closed_at, backdated = now, False
+    if approve and day is not None:
+        closed_at, backdated = case_dates.effective_moment(
+            principal, "closed_on", day, "close a case", now
+        )
+        problem = await case_dates.closing_day_problem(session, case, "closed_on", day)
+        if problem is not None:
+            raise Conflict(
+                f"The pending closure no longer fits the case's record: {problem}. Refuse it "
+                "and ask again with a later closed_on."
+            )
+    await _bump(session, case, version)
+    label = _label(reason, destination)
     if approve:
-        _close(case, reason, pending["note"], now)
+        _close(case, reason, pending["note"], destination, closed_at)
         await chronology.record(
             session,
             principal,
             "case.closure_approved",
-            f"Closure approved ({reason.replace('_', ' ')}): {note}",
+            f"Closure approved ({label}): {note}",
             case_id=case.id,
         )
-        await chronology.record(
-            session,
-            principal,
-            "case.closed",
-            f"Closed ({reason.replace('_', ' ')})",
-            case_id=case.id,
-            details={"reason": reason.value, "requested_by": pending["requested_by"]},
+        await _record_closed(
+            auditor,
+            case,
+            _as_recorded(f"Closed ({label})", closed_at, now, backdated),
+            {"reason": reason.value, "requested_by": pending["requested_by"]},
+            now,
+            backdated,
         )
     else:
         case.pending_closure = None
@@ -499,11 +612,12 @@ async def reopen(
             "open a new case."
         )
     await _bump(session, case, version)
-    was = case.closure_reason
+    was, went = case.closure_reason, case.closure_destination
     case.status = CaseStatus.open
     case.closed_at = None
     case.closure_reason = None
     case.closure_note = None
+    case.closure_destination = None
     case.reopened_count += 1
     case.updated_at = utcnow()
     session.add(case)
@@ -513,7 +627,10 @@ async def reopen(
         "case.reopened",
         f"Reopened: {reason}",
         case_id=case.id,
-        details={"previous_closure_reason": str(was) if was else None},
+        details={
+            "previous_closure_reason": str(was) if was else None,
+            "previous_closure_destination": went,
+        },
     )
     await session.flush()
     await auditor.record(
@@ -548,6 +665,8 @@ async def present(
             c,
             children=[present_child(h, identity) for h in held[c.id]],
             referral_ids=referrals[c.id],
+            opened_on=case_dates.opened_on(c),
+            closed_on=case_dates.closed_on(c),
             **asdict(reviews[c.id]),
         )
         for c in cases

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_
@@ -35,13 +36,16 @@ async def record(
     case_id: uuid.UUID | None = None,
     referral_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
 ) -> None:
-    """One step in a referral's or case's life. Summaries carry no child's details."""
+    """One step in a referral's or case's life. Summaries carry no child's details.
+    `occurred_at` is when the step took effect, when that is not now (a backdated opening
+    or closure; its details then say when it was recorded)."""
     actor = principal if isinstance(principal, str) else principal.subject
     session.add(
         CaseworkEvent(
             id=new_id(),
-            occurred_at=utcnow(),
+            occurred_at=occurred_at or utcnow(),
             actor=actor,
             case_id=case_id,
             referral_id=referral_id,

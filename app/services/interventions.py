@@ -26,13 +26,19 @@ from app.models.intervention import (
     TimetableSet,
 )
 from app.services import access, case_records
+from app.services.school_calendar import school_day
 
 
 async def record(auditor: Auditor, case_id: uuid.UUID, new: InterventionCreate) -> InterventionRead:
-    work = await case_records.begin(
-        auditor, case_id, child_ids=new.child_ids, field="child_ids", needs_consent=True
-    )
     occurred = as_utc(new.occurred_at)
+    work = await case_records.begin(
+        auditor,
+        case_id,
+        child_ids=new.child_ids,
+        field="child_ids",
+        needs_consent=True,
+        dated=("occurred_at", school_day(occurred)),
+    )
     contact = Intervention(
         case_id=work.case.id,
         type=new.type,

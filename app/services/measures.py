@@ -32,7 +32,9 @@ def _problem(field: str, detail: str) -> ValidationFailed:
 
 
 async def record(auditor: Auditor, case_id: uuid.UUID, new: MeasureCreate) -> MeasureRead:
-    work = await case_records.begin(auditor, case_id, child_ids=[new.child_id])
+    work = await case_records.begin(
+        auditor, case_id, child_ids=[new.child_id], dated=("measured_on", new.measured_on)
+    )
     instrument = await reference.find(
         work.session, MeasureInstrument, work.case.la_code, new.instrument
     )

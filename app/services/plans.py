@@ -122,7 +122,7 @@ async def present_goals(session: AsyncSession, rows: Sequence[Goal]) -> list[Goa
 
 
 async def hold_review(auditor: Auditor, case_id: uuid.UUID, new: ReviewCreate) -> ReviewRead:
-    work = await case_records.begin(auditor, case_id)
+    work = await case_records.begin(auditor, case_id, dated=("held_on", new.held_on))
     own = set((await work.session.exec(select(Goal.id).where(Goal.case_id == work.case.id))).all())
     seen: set[uuid.UUID] = set()
     for index, item in enumerate(new.scores):

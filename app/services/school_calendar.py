@@ -23,6 +23,8 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from app.models.base import as_utc
+
 SCHOOL_TIME = ZoneInfo("Europe/London")
 # Missed sessions as a share of possible ones, as (numerator, denominator).
 PERSISTENT_ABSENCE = (1, 10)
@@ -41,6 +43,12 @@ class Term(NamedTuple):
 
 def school_today() -> date:
     return datetime.now(SCHOOL_TIME).date()
+
+
+def school_day(moment: datetime) -> date:
+    """The day `moment` falls on in the school's time zone (a naive moment is UTC, as
+    SQLite hands stored times back)."""
+    return as_utc(moment).astimezone(SCHOOL_TIME).date()
 
 
 def academic_year(day: date) -> int:

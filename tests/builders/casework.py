@@ -118,6 +118,18 @@ async def open_case(
     return await created(http, "/v1/cases", case_body(pupil_ids, **fields), headers)
 
 
+async def open_case_since(
+    http: httpx.AsyncClient, work: Casework, pupil_ids: list[str], opened_on: date, **fields: Any
+) -> dict[str, Any]:
+    """A case brought in with its past opening day, so that its history (reviews, contacts,
+    measures dated before today) fits inside it: a manager opens it (only a manager may
+    backdate), the practitioner leads it."""
+    fields.setdefault("lead_practitioner_id", work.practitioner["id"])
+    return await open_case(
+        http, work.manager_headers, pupil_ids, opened_on=opened_on.isoformat(), **fields
+    )
+
+
 async def read_case(
     http: httpx.AsyncClient, headers: dict[str, str], case_id: str
 ) -> tuple[dict[str, Any], str]:
@@ -147,9 +159,13 @@ async def request_closure(
     case_id: str,
     reason: str = "needs_met",
     note: str = "Attendance back above 95% for six weeks.",
+    **fields: Any,
 ) -> httpx.Response:
+    """Ask to close the case; `fields` add `closed_on` or `destination`."""
     return await http.post(
-        f"/v1/cases/{case_id}/closure", json={"reason": reason, "note": note}, headers=headers
+        f"/v1/cases/{case_id}/closure",
+        json={"reason": reason, "note": note, **fields},
+        headers=headers,
     )
 
 

@@ -429,7 +429,8 @@ class Builder:
         category: str,
     ) -> None:
         """A goal, a review scoring it, a contact, a measure, a signpost and a timetable on
-        the case named `case`; each is kept under that name."""
+        the case named `case`; each is kept under that name. The records are dated today:
+        the case opened today, and nothing is dated before its case opened."""
         case_id = self.la.id("case", case)
         base = f"/v1/cases/{case_id}"
         goal = await self.json(
@@ -444,7 +445,7 @@ class Builder:
             "POST",
             f"{base}/reviews",
             {
-                "held_on": (today() - timedelta(days=1)).isoformat(),
+                "held_on": today().isoformat(),
                 "worries": f"{mark} worries",
                 "working_well": f"{mark} working well",
                 "next_steps": f"{mark} next steps",
@@ -458,7 +459,7 @@ class Builder:
             f"{base}/interventions",
             {
                 "type": "one_to_one_session",
-                "occurred_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+                "occurred_at": datetime.now(UTC).isoformat(),
                 "minutes": 50,
                 "location": "school",
                 "participants": [f"{mark} learning mentor"],
@@ -476,7 +477,7 @@ class Builder:
                 "child_id": child.id,
                 "instrument": "reading_age",
                 "score": 8.5,
-                "measured_on": (today() - timedelta(days=3)).isoformat(),
+                "measured_on": today().isoformat(),
             },
         )
         self.la.add("measure", case, measure["id"])

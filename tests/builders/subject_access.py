@@ -14,7 +14,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -28,10 +28,6 @@ SIBLING_MARK = "Siblingonly"
 FAMILY_MARK = "Wholefamily"
 CHILD_MARK = "Childzero"
 NAMED_CHILD = {"given_name": "Wren", "family_name": "Unrolled", "date_of_birth": "2016-05-01"}
-
-
-def _ago(days: int) -> str:
-    return (datetime.now(UTC) - timedelta(days=days)).isoformat()
 
 
 @dataclass
@@ -111,7 +107,9 @@ async def _plan(world: World, http: httpx.AsyncClient, fam: RecordedFamily) -> N
     ids["goal_sibling"] = await add(
         "goals", {**goal, "title": f"{SIBLING_MARK} goal", "child_id": fam.sibling}
     )
-    held_on = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
+    # Dated today: the case opened today (from the referral), and no record is dated before
+    # its case opened.
+    held_on = datetime.now(UTC).date().isoformat()
     scores = [
         {"goal_id": ids["goal_family"], "score": 4, "respondent_scores": {"parent": 3}},
         {"goal_id": ids["goal_child"], "score": 6, "respondent_scores": {"child": 7, "school": 5}},
@@ -124,7 +122,7 @@ async def _plan(world: World, http: httpx.AsyncClient, fam: RecordedFamily) -> N
     )  # fmt: skip
     contact = {
         "type": "one_to_one_session",
-        "occurred_at": _ago(1),
+        "occurred_at": datetime.now(UTC).isoformat(),
         "minutes": 30,
         "location": "school",
         "participants": ["Learning mentor"],
@@ -142,7 +140,7 @@ async def _plan(world: World, http: httpx.AsyncClient, fam: RecordedFamily) -> N
         {**contact, "type": "telephone_meeting", "location": "phone", "child_ids": [],
          "child_seen": False, "record": f"{FAMILY_MARK} call"},
     )  # fmt: skip
-    measured_on = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
+    measured_on = held_on
     measure = {"instrument": "reading_age", "measured_on": measured_on}
     ids["measure_child"] = await add("measures", {**measure, "child_id": fam.child, "score": 8.5})
     ids["measure_sibling"] = await add(
