@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
+from app.services.report_closures import families
 from tests.builders.api import assert_problem, expect, items
 from tests.builders.casework import open_case, request_closure
 from tests.builders.clock import days_ago, today
@@ -77,6 +79,15 @@ def reasons(**figures: tuple[int, int, int, float, float]) -> list[dict[str, Any
         row("reason", *figures.get(reason, (0, 0, 0, None, None)), reason=reason)
         for reason in REASONS
     ]
+
+
+def test_cases_linked_through_a_shared_child_are_one_family() -> None:
+    """A shares a child with B, B another with C: one family, even where A and C are counted
+    without B. D shares no child: a family of its own; E has no child on record."""
+    a, b, c, d, e, x, y, z = (uuid.uuid4() for _ in range(8))
+    family = families({a: {x}, b: {x, y}, c: {y}, d: {z}, e: set()})
+    assert family[a] == family[b] == family[c]
+    assert len({family[a], family[d], family[e]}) == 3
 
 
 @dataclass

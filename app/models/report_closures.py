@@ -45,7 +45,8 @@ class ClosureRow(BaseModel):
         "Children on those cases (a child on a roll counts once, however many cases)."
     )
     families: int | None = count(
-        "Families: cases that share a child are one family; any other case is one family."
+        "Families: cases that share a child (directly, or through other cases closed in the "
+        "period) are one family; any other case is one family."
     )
     mean_days_open: float | None = measure(
         "Mean days from the day the case opened to the day it closed, to one place."

@@ -75,9 +75,10 @@ async def children_by_case(
     return found
 
 
-def families(case_ids: Iterable[uuid.UUID], children: dict[uuid.UUID, set[uuid.UUID]]) -> int:
-    """How many families these cases are: cases sharing a child are one family (and so on,
-    through every child they share); any other case is a family of its own."""
+def families(children: dict[uuid.UUID, set[uuid.UUID]]) -> dict[uuid.UUID, uuid.UUID]:
+    """Each case's family (as the id of one of its cases): cases that share a child are one
+    family, and so are cases linked through others that share a child with each; any other
+    case is a family of its own."""
     parent: dict[uuid.UUID, uuid.UUID] = {}
 
     def root(case_id: uuid.UUID) -> uuid.UUID:
@@ -87,12 +88,12 @@ def families(case_ids: Iterable[uuid.UUID], children: dict[uuid.UUID, set[uuid.U
         return case_id
 
     first_case_of: dict[uuid.UUID, uuid.UUID] = {}
-    for case_id in case_ids:
+    for case_id, kids in children.items():
         parent.setdefault(case_id, case_id)
-        for child in children.get(case_id, ()):
+        for child in kids:
             other = first_case_of.setdefault(child, case_id)
             parent[root(case_id)] = root(other)
-    return len({root(case_id) for case_id in parent})
+    return {case_id: root(case_id) for case_id in parent}
 
 
 @dataclass(frozen=True)
@@ -112,16 +113,24 @@ def _spelling(destination: str) -> str:
     return " ".join(destination.split()).casefold()
 
 
-def _figures(closures: list[_Closure], children: dict[uuid.UUID, set[uuid.UUID]]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Households:
+    """Each case's children and family, for every case the report counts."""
+
+    children: dict[uuid.UUID, set[uuid.UUID]]
+    family: dict[uuid.UUID, uuid.UUID]
+
+
+def _figures(closures: list[_Closure], held: _Households) -> dict[str, Any]:
     ids = [c.case_id for c in closures]
     kids: set[uuid.UUID] = set()
     for case_id in ids:
-        kids |= children.get(case_id, set())
+        kids |= held.children.get(case_id, set())
     days = [c.days_open for c in closures]
     return {
         "cases": len(ids),
         "children": len(kids),
-        "families": families(ids, children),
+        "families": len({held.family.get(case_id, case_id) for case_id in ids}),
         "mean_days_open": mean(days),
         "median_days_open": median(days),
     }
@@ -137,8 +146,9 @@ def build_table(closures: list[_Closure], children: dict[uuid.UUID, set[uuid.UUI
     each lead practitioner, then each destination within its reason. Cases add up from the
     reasons, the schools and the lead practitioners to the total, and from a reason's
     destinations to the reason."""
+    held = _Households(children, families(children))
     table = Table(ClosureRow)
-    total = table.add(group="total", **_figures(closures, children))
+    total = table.add(group="total", **_figures(closures, held))
 
     by_reason: dict[ClosureReason, list[_Closure]] = defaultdict(list)
     by_school: dict[uuid.UUID | None, list[_Closure]] = defaultdict(list)
@@ -149,7 +159,7 @@ def build_table(closures: list[_Closure], children: dict[uuid.UUID, set[uuid.UUI
         by_lead[closure.lead_id].append(closure)
 
     reason_rows = {
-        reason: table.add(group="reason", reason=reason, **_figures(by_reason[reason], children))
+        reason: table.add(group="reason", reason=reason, **_figures(by_reason[reason], held))
         for reason in ClosureReason
     }
     table.adds_up(total, reason_rows.values(), ["cases"])
@@ -162,10 +172,10 @@ def build_table(closures: list[_Closure], children: dict[uuid.UUID, set[uuid.UUI
         table.add(
             group="school",
             school_id=school_id,
-            school_name=held[0].school_name,
-            **_figures(held, children),
+            school_name=cases[0].school_name,
+            **_figures(cases, held),
         )
-        for school_id, held in schools
+        for school_id, cases in schools
     ]
     table.adds_up(total, school_rows, ["cases"])
 
@@ -176,19 +186,19 @@ def build_table(closures: list[_Closure], children: dict[uuid.UUID, set[uuid.UUI
         table.add(
             group="lead_practitioner",
             lead_practitioner_id=lead_id,
-            lead_practitioner_name=held[0].lead_name,
-            **_figures(held, children),
+            lead_practitioner_name=cases[0].lead_name,
+            **_figures(cases, held),
         )
-        for lead_id, held in leads
+        for lead_id, cases in leads
     ]
     table.adds_up(total, lead_rows, ["cases"])
 
     for reason in ClosureReason:
-        held = by_reason[reason]
-        if not any(c.destination for c in held):
+        closed = by_reason[reason]
+        if not any(c.destination for c in closed):
             continue
         places: dict[str | None, list[_Closure]] = defaultdict(list)
-        for closure in held:
+        for closure in closed:
             places[_spelling(closure.destination) if closure.destination else None].append(closure)
         rows = []
         for place in sorted(places, key=_last):
@@ -201,7 +211,7 @@ def build_table(closures: list[_Closure], children: dict[uuid.UUID, set[uuid.UUI
                     group="destination",
                     reason=reason,
                     destination=shown,
-                    **_figures(went, children),
+                    **_figures(went, held),
                 )
             )
         table.adds_up(reason_rows[reason], rows, ["cases"])
