@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.audit import Auditor
 from app.models.case import Case, CaseChild
-from app.models.plan import Goal
+from app.models.plan import Goal, Review, ReviewScore
 from app.models.report import BANDS, OutcomeRow, Report
 from app.security import Principal
 from app.services import access, plans
@@ -36,25 +37,31 @@ def open_in(span: Period) -> ColumnElement[bool]:
     return condition & or_(col(Case.closed_at).is_(None), col(Case.closed_at) >= closed_from)
 
 
-async def cases_in_scope(
-    session: AsyncSession, principal: Principal, span: Period, school_id: uuid.UUID | None
-) -> list[uuid.UUID]:
+def scope_query(
+    principal: Principal, span: Period, school_id: uuid.UUID | None
+) -> SelectOfScalar[uuid.UUID]:
+    """The ids of the cases in scope: within reach (and of `school_id`), open in the period.
+    Used as a subquery, so no report sends thousands of ids back to the database."""
     query = select(Case.id).where(access.case_in_reach(principal), open_in(span))
     if school_id is not None:
         query = query.where(Case.school_id == school_id)
-    return list((await session.exec(query)).all())
+    return query
+
+
+async def cases_in_scope(
+    session: AsyncSession, principal: Principal, span: Period, school_id: uuid.UUID | None
+) -> list[uuid.UUID]:
+    return list((await session.exec(scope_query(principal, span, school_id))).all())
 
 
 async def children_of(
-    session: AsyncSession, case_ids: list[uuid.UUID]
+    session: AsyncSession, cases: SelectOfScalar[uuid.UUID]
 ) -> dict[uuid.UUID, set[uuid.UUID]]:
     """Each case's children, as the report counts them: the pupil where the child is on a
     roll (so a child on two cases counts once), else the case's own entry."""
     found: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    if not case_ids:
-        return found
     query = select(col(CaseChild.case_id), col(CaseChild.pupil_id), col(CaseChild.id)).where(
-        col(CaseChild.case_id).in_(case_ids)
+        col(CaseChild.case_id).in_(cases.scalar_subquery())
     )
     for case_id, pupil_id, entry_id in await session.exec(query):
         found[case_id].add(pupil_id or entry_id)
@@ -101,29 +108,42 @@ async def outcomes(
     session, principal = auditor.session, auditor.principal
     span = period(start, end)
     await check_school(session, principal, school_id)
+    scope = scope_query(principal, span, school_id)
     case_ids = await cases_in_scope(session, principal, span, school_id)
+    in_scope = col(Goal.case_id).in_(scope.scalar_subquery())
     goals = (
-        list((await session.exec(select(Goal).where(col(Goal.case_id).in_(case_ids)))).all())
-        if case_ids
-        else []
+        await session.exec(
+            select(col(Goal.id), col(Goal.case_id), col(Goal.outcome_category)).where(in_scope)
+        )
+    ).all()
+    # Each goal's first and latest score, in review order (held_on, then when recorded).
+    first: dict[uuid.UUID, int] = {}
+    last: dict[uuid.UUID, int] = {}
+    scores = (
+        select(col(ReviewScore.goal_id), col(ReviewScore.score))
+        .join(Review, col(Review.id) == ReviewScore.review_id)
+        .join(Goal, col(Goal.id) == ReviewScore.goal_id)
+        .where(in_scope, col(Review.held_on) <= span.end)
+        .order_by(col(Review.held_on), col(Review.id))
     )
-    history = await plans.score_history(session, [g.id for g in goals], until=span.end)
+    for goal_id, score in await session.exec(scores):
+        first.setdefault(goal_id, score)
+        last[goal_id] = score
     total = _Tally(cases=set(case_ids))
     by_category: dict[str, _Tally] = defaultdict(_Tally)
-    for goal in goals:
-        scores = history[goal.id]
-        tallies = (total, by_category[goal.outcome_category])
+    for goal_id, case_id, category in goals:
+        tallies = (total, by_category[category])
         for tally in tallies:
             tally.goals += 1
-            tally.cases.add(goal.case_id)
-        if not scores:
+            tally.cases.add(case_id)
+        if goal_id not in last:
             continue
         for tally in tallies:
             tally.goals_scaled += 1
-            tally.scaled_cases.add(goal.case_id)
-            if len(scores) >= 2 and scores[-1].score > scores[0].score:
-                tally.bands[scores[-1].score - 1] += 1
-    children = await children_of(session, sorted(total.scaled_cases))
+            tally.scaled_cases.add(case_id)
+            if last[goal_id] > first[goal_id]:
+                tally.bands[last[goal_id] - 1] += 1
+    children = await children_of(session, scope)
     labels = {c.code: c.label for c in await plans.categories(session, principal.reach.las)}
     table = Table(OutcomeRow)
     table.add(**total.row(children, category=None, label="All outcome categories"))
