@@ -4,7 +4,9 @@ school), how many stayed done for six months (issue 13, item 7a).
 A case's six months run from its closure to the end of the day six months after the day it
 closed. What follows is looked for among the records of the case's own LA (its referrals,
 its cases, the flags of its schools), as re-referral matching does: another LA's casework
-is that LA's business. A child is recognised as re-referral matching recognises one: the
+is that LA's business. And only among those within the caller's reach: a school-bound
+manager's figures never rest on a referral, case or flag it could not read.
+A child is recognised as re-referral matching recognises one: the
 same pupil, or a later record's child known only by name with the same names (case ignored)
 and date of birth.
 """
@@ -32,7 +34,9 @@ from app.models.referral import Referral, ReferralChild, ReferralStatus
 from app.models.report import Report
 from app.models.report_closures import SustainedRow
 from app.models.school import School
-from app.services import cases
+from app.reach import within_reach
+from app.security import Principal
+from app.services import access, cases
 from app.services.case_dates import as_day, start_of
 from app.services.children import name_key
 from app.services.report_closures import closed_cases
@@ -95,7 +99,10 @@ async def _by_pupil_and_by_name(session: AsyncSession, make: Any) -> list[Any]:
 
 
 async def followed(
-    session: AsyncSession, conditions: list[ColumnElement[bool]], until: datetime
+    session: AsyncSession,
+    principal: Principal,
+    conditions: list[ColumnElement[bool]],
+    until: datetime,
 ) -> dict[uuid.UUID, _Followed]:
     """Each eligible case, with the referrals, flags and step-ups about its children from its
     closure until `until` (the last six months' end)."""
@@ -135,11 +142,16 @@ async def followed(
             .join(CaseChild, col(CaseChild.case_id) == eligible.c.case_id)
             .join(ReferralChild, link)
             .join(Referral, col(Referral.id) == col(ReferralChild.referral_id))
-            .where(col(Referral.la_code) == eligible.c.la_code, or_(in_window, stepped))
+            .where(
+                col(Referral.la_code) == eligible.c.la_code,
+                access.referral_visible_to(principal),
+                or_(in_window, stepped),
+            )
             .group_by(eligible.c.case_id)
         )
 
     later_case = aliased(Case, name="later_case")
+    cases_in_reach = select(col(Case.id)).where(access.case_in_reach(principal))
     later_child = aliased(CaseChild, name="later_child")
 
     def step_ups(by_pupil: bool) -> Any:
@@ -153,6 +165,7 @@ async def followed(
             .where(
                 col(later_case.id) != eligible.c.case_id,
                 col(later_case.la_code) == eligible.c.la_code,
+                col(later_case.id).in_(cases_in_reach.scalar_subquery()),
                 col(later_case.closure_reason) == ClosureReason.stepped_up_to_social_care,
                 closed >= after,
                 closed < until,
@@ -169,6 +182,7 @@ async def followed(
         .join(School, col(School.id) == col(AttendanceFlag.school_id))
         .where(
             col(School.la_code) == eligible.c.la_code,
+            within_reach(col(AttendanceFlag.school_id), principal),
             col(AttendanceFlag.kind).in_([k.value for k in PERSISTENT]),
             raised >= after,
             raised < until,
@@ -225,7 +239,7 @@ async def sustained_outcomes(
         *closed_cases(principal, span.start, last_closing, school_id),
         col(Case.closure_reason).in_([r.value for r in DONE]),
     ]
-    found = await followed(session, conditions, window_end(last_closing))
+    found = await followed(session, principal, conditions, window_end(last_closing))
     table = Table(SustainedRow)
     everything = list(found.values())
     table.add(**_row(everything, None))
