@@ -40,7 +40,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -149,7 +149,9 @@ UNIQUE_SCHOOL_CODE = "<unique school code>"
 def bodies() -> dict[str, list[dict[str, Any]]]:
     """Valid bodies by operationId (several where a body has alternative shapes), so the two
     requests of a probe differ only in the id. Values at id-bearing names are placeholders."""
-    day = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    # Today, and the start of today: the cases probed opened today, and nothing is dated
+    # before its case opened.
+    day = datetime.now(UTC).date().isoformat()
     agreed = consent("Secondla Parent Orrin (mother)")
     referral = {
         "concerns": ["attendance"],
@@ -281,7 +283,7 @@ def bodies() -> dict[str, list[dict[str, Any]]]:
         "family plans-record_intervention": [
             {
                 "type": "one_to_one_session",
-                "occurred_at": f"{day}T10:00:00+00:00",
+                "occurred_at": f"{day}T00:00:00+00:00",
                 "minutes": 30,
                 "location": "school",
                 "participants": ["Probe mentor"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -144,11 +144,15 @@ async def test_open_a_case_and_read_it_back(client: httpx.AsyncClient, world: Wo
     assert case["summary"] == "Two siblings, both missing Mondays."
     assert case["opened_by"] == f"staff:{work.practitioner['id']}"
     assert case["opened_at"]
-    assert (case["closed_at"], case["closure_reason"], case["pending_closure"]) == (
-        None,
-        None,
-        None,
-    )
+    opened_at = datetime.fromisoformat(case["opened_at"]).astimezone(UTC)
+    assert case["opened_on"] == opened_at.date().isoformat()
+    assert (
+        case["closed_on"],
+        case["closed_at"],
+        case["closure_reason"],
+        case["closure_destination"],
+        case["pending_closure"],
+    ) == (None, None, None, None, None)
     assert case["reopened_count"] == 0
     assert case["referral_ids"] == []
     children = {c["pupil_id"]: c for c in case["children"]}

@@ -142,7 +142,7 @@ async def create(auditor: Auditor, new: CaseCreate) -> Case:
         session,
         principal,
         "case.opened",
-        _as_recorded("Case opened", opened_at, now, backdated),
+        "Case opened" + _backdated(opened_at, now, backdated),
         case_id=case.id,
         details={"recorded_at": now.isoformat(), "backdated": backdated},
         occurred_at=opened_at,
@@ -382,13 +382,14 @@ async def _bump(session: AsyncSession, case: Case, version: int) -> None:
     case.version = version + 1
 
 
-def _as_recorded(summary: str, effective: datetime, now: datetime, backdated: bool) -> str:
-    """A step's summary, saying when a backdated one was recorded."""
+def _backdated(effective: datetime, now: datetime, backdated: bool) -> str:
+    """What a backdated step's summary says: the day it took effect, and when it was
+    recorded."""
     if not backdated:
-        return summary
+        return ""
     return (
-        f"{summary} on {case_dates.as_day(effective).isoformat()} "
-        f"(backdated; recorded on {school_day(now).isoformat()})"
+        f" (backdated to {case_dates.as_day(effective).isoformat()}; "
+        f"recorded on {school_day(now).isoformat()})"
     )
 
 
@@ -427,13 +428,13 @@ def _label(reason: ClosureReason, destination: str | None) -> str:
 async def _record_closed(
     auditor: Auditor,
     case: Case,
+    closed_at: datetime,
     summary: str,
     details: dict[str, Any],
     now: datetime,
     backdated: bool,
 ) -> None:
     """The `case.closed` event, at the moment the closure takes effect."""
-    assert case.closed_at is not None
     await chronology.record(
         auditor.session,
         auditor.principal,
@@ -443,11 +444,11 @@ async def _record_closed(
         details={
             **details,
             "destination": case.closure_destination,
-            "closed_on": case_dates.as_day(case.closed_at).isoformat(),
+            "closed_on": case_dates.as_day(closed_at).isoformat(),
             "recorded_at": now.isoformat(),
             "backdated": backdated,
         },
-        occurred_at=case.closed_at,
+        occurred_at=closed_at,
     )
 
 
@@ -488,9 +489,8 @@ async def request_closure(
         await _record_closed(
             auditor,
             case,
-            _as_recorded(
-                f"Closed ({label}) by a manager: {request.note}", closed_at, now, backdated
-            ),
+            closed_at,
+            f"Closed ({label}) by a manager{_backdated(closed_at, now, backdated)}: {request.note}",
             {"reason": request.reason.value},
             now,
             backdated,
@@ -567,11 +567,13 @@ async def decide_closure(
             "case.closure_approved",
             f"Closure approved ({label}): {note}",
             case_id=case.id,
+            occurred_at=now,  # before the closure it makes, which takes effect `now` at latest
         )
         await _record_closed(
             auditor,
             case,
-            _as_recorded(f"Closed ({label})", closed_at, now, backdated),
+            closed_at,
+            f"Closed ({label}){_backdated(closed_at, now, backdated)}",
             {"reason": reason.value, "requested_by": pending["requested_by"]},
             now,
             backdated,
