@@ -14,10 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.services.school_calendar import rate
 from tests.builders.api import assert_problem, created
 from tests.builders.casework import case_body, open_case, request_closure
+from tests.builders.holds import disposed, retain
 from tests.builders.schools import Setup, make_school, push_marks
 from tests.conftest import World
 
@@ -135,7 +137,13 @@ def total(
 
 
 def term(
-    year: str, name: str, starts: str, ends: str, children: int, sessions: tuple[int, int]
+    year: str,
+    name: str,
+    starts: str,
+    ends: str,
+    children: int,
+    sessions: tuple[int, int],
+    incomplete: bool = False,
 ) -> dict[str, Any]:
     return row(
         row_type="term",
@@ -143,7 +151,7 @@ def term(
         term=name,
         starts=starts,
         ends=ends,
-        incomplete=False,
+        incomplete=incomplete,
         children=children,
         possible=sessions[0],
         attended=sessions[1],
@@ -160,6 +168,7 @@ def child(
     weeks: int,
     before: tuple[int, int],
     after: tuple[int, int],
+    incomplete: bool = False,
 ) -> dict[str, Any]:
     return row(
         row_type="child",
@@ -167,7 +176,7 @@ def child(
         opened_on=opened_on,
         before_from=before_from,
         after_to=after_to,
-        incomplete=False,
+        incomplete=incomplete,
         children=1,
         improved=improved,
         before_weeks=weeks,
@@ -423,6 +432,33 @@ async def test_the_window_before_is_as_long_as_asked(
         assert_problem(refused, 422, "validation-failed")
 
 
+async def test_marks_disposed_of_leave_the_windows_incomplete(
+    client: httpx.AsyncClient, fresh_app: FastAPI, data: Impact
+) -> None:
+    """A retention run as on 1 August 2029 disposes of every mark (and weekly figure) before
+    1 August 2023: terms 3 and 4 are empty and say so; each before window keeps only
+    August's two weeks and is incomplete (P3's too: it looked back past the day); the
+    after windows and this year's terms do not change."""
+    summary = await retain(fresh_app, date(2029, 8, 1), only=["attendance_mark", "attendance_week"])
+    # Terms 3 and 4: P0 and P1 22 weeks each, P2 20, P4 12 (of ten sessions).
+    assert disposed(summary, "attendance_mark") == (22 + 22 + 20 + 12) * 10
+    body = await report(client, data.la_manager, **PERIOD)
+    p = data.pupils
+    children = [
+        child(p["P0"], "2023-09-04", "2023-08-21", "2023-12-31", 1, 2, (20, 12), (150, 132), True),
+        child(p["P1"], "2023-09-04", "2023-08-21", "2023-12-31", 1, 2, (20, 10), (150, 150), True),
+        child(p["P2"], "2023-09-06", "2023-08-21", "2023-11-30", 1, 2, (20, 12), (114, 103), True),
+        child(p["P3"], "2023-09-04", None, "2023-12-31", 0, 0, (0, 0), (0, 0), True),
+    ]
+    assert body["rows"] == [
+        total(5, 2, 1, 3, 3, (60, 34), (414, 385), incomplete=4),
+        term("2022/23", "term_3", "2023-01-01", "2023-04-09", 0, (0, 0), incomplete=True),
+        term("2022/23", "term_4", "2023-04-10", "2023-07-31", 0, (0, 0), incomplete=True),
+        *data.rows()[3:5],
+        *sorted(children, key=lambda r: str(r["pupil_id"])),
+    ]
+
+
 async def test_the_report_for_one_school(client: httpx.AsyncClient, data: Impact) -> None:
     school_id = data.school["id"]
     body = await report(client, data.la_manager, **PERIOD, school_id=school_id)
@@ -492,6 +528,36 @@ async def test_small_numbers_are_withheld(client: httpx.AsyncClient, data: Impac
         (i - 1, COLUMNS[j]) for i, line in enumerate(lines) for j, v in enumerate(line) if v == "c"
     }
     assert marked == withheld
+
+
+async def test_the_report_is_audited_with_its_children(
+    client: httpx.AsyncClient, world: World, data: Impact
+) -> None:
+    """One event per run, naming the children whose rows the report carries (by pupil id)."""
+    await report(client, data.la_manager, **PERIOD)
+    auditor = await world.client_headers("audit:read", la_code="202")
+    for pupil in ("P0", "P1", "P2", "P3"):
+        found = await client.get(
+            "/v1/audit-events",
+            params={"pupil_id": data.pupils[pupil], "action": "report.attendance-impact"},
+            headers=auditor,
+        )
+        assert found.status_code == 200, found.text
+        [event] = found.json()["items"]
+        assert event["details"] == {
+            "from": "2023-01-01",
+            "to": "2023-12-31",
+            "school_id": None,
+            "suppress_below": None,
+            "rows": 9,
+            "before_weeks": 12,
+        }
+    untouched = await client.get(
+        "/v1/audit-events",
+        params={"pupil_id": data.pupils["P4"], "action": "report.attendance-impact"},
+        headers=auditor,
+    )
+    assert untouched.json()["items"] == []
 
 
 async def test_the_report_needs_reports_read(client: httpx.AsyncClient, data: Impact) -> None:

@@ -6,9 +6,8 @@ Each child (on a roll) has two windows: **before**, the `before_weeks` latest sc
 **after**, from the day it opened to the day their last case in scope closed, or `to`. The
 terms of the period give the same children's attendance term by term.
 
-Marks are summed in the database, never loaded: whole weeks from `attendance_week` (the
-running counts every push keeps), and single marks only for the days of a part week at the
-edge of a window, so a child's year costs some fifty rows, not four hundred.
+The sessions are summed in the database (app/services/report_attendance_sessions.py); this
+module lays them out as the report's table.
 """
 
 from __future__ import annotations
@@ -19,185 +18,26 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Integer, String, and_, case, func, literal, select, union_all
-from sqlalchemy.sql import Select, Subquery
+from sqlalchemy import select
+from sqlalchemy.sql import Subquery
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
-from app.db import run, table_of
-from app.models.attendance import AttendanceMark, AttendanceWeek, Category
-from app.models.case import Case, CaseChild
+from app.db import run
+from app.models.case import CaseChild
 from app.models.pupil import Pupil
 from app.models.report import Report
 from app.models.report_attendance_impact import AttendanceImpactRow
 from app.models.school import School
+from app.services import report_attendance_sessions as sessions
 from app.services import retention
+from app.services.report_attendance_sessions import LOOK_BACK_WEEKS, ChildSessions, Segment
 from app.services.report_tables import Period, Table, check_school, envelope, period
 from app.services.reports import scope_query
 from app.services.school_calendar import Term, rate, term_of, week_start
-from app.services.sql_days import day_of, plus_days, week_of
 
 DEFAULT_BEFORE_WEEKS = 12
-# The before window looks for its school weeks this many calendar weeks (plus the weeks
-# asked for) back from the opening, at most: a year's holidays are fewer.
-LOOK_BACK_WEEKS = 52
-_ATTENDED = (Category.present.value, Category.approved_activity.value)
-
-
-@dataclass
-class _Child:
-    pupil_id: uuid.UUID
-    jurisdiction: str
-    opened_on: date
-    after_to: date
-    before_weeks: int
-    before_from: date | None
-    possible_before: int
-    attended_before: int
-    possible_after: int
-    attended_after: int
-
-
-def _windows(scope: Subquery, end: date) -> Subquery:
-    """Each child on a roll in the cases in scope: the day their first case opened (`lo`)
-    and the last day of the after window (`hi`): their last case's closure, or `end`."""
-    to = literal(end, Date)
-    last = func.max(func.coalesce(day_of(col(Case.closed_at)), to))
-    return (
-        select(
-            col(CaseChild.pupil_id).label("pupil_id"),
-            func.min(day_of(col(Case.opened_at))).label("lo"),
-            case((last < to, last), else_=to).label("hi"),
-        )
-        .join(Case, col(Case.id) == col(CaseChild.case_id))
-        .where(col(Case.id).in_(select(scope.c.id)), col(CaseChild.pupil_id).is_not(None))
-        .group_by(col(CaseChild.pupil_id))
-        .subquery("windows")
-    )
-
-
-def _sessions(spans: Subquery) -> Subquery:
-    """Possible and attended sessions of each (`key`, `pupil_id`) span from `lo` to `hi`:
-    the weeks wholly inside from `attendance_week`, the days of part weeks from the marks."""
-    w = table_of(AttendanceWeek).c
-    m = table_of(AttendanceMark).c
-    first_full = week_of(plus_days(spans.c.lo, 6))  # the first Monday on or after lo
-    last_full_end = plus_days(week_of(plus_days(spans.c.hi, 1)), -1)  # last Sunday by hi
-    weeks = select(spans.c.key, spans.c.pupil_id, w.possible, w.attended).join_from(
-        spans,
-        table_of(AttendanceWeek),
-        and_(
-            w.pupil_id == spans.c.pupil_id,
-            w.week_start >= first_full,
-            w.week_start <= plus_days(last_full_end, -6),
-        ),
-    )
-    possible = case((m.category != Category.not_possible.value, 1), else_=0)
-    attended = case((m.category.in_(_ATTENDED), 1), else_=0)
-
-    def marks(*days: Any) -> Select[Any]:
-        return select(spans.c.key, spans.c.pupil_id, possible, attended).join_from(
-            spans,
-            table_of(AttendanceMark),
-            and_(m.pupil_id == spans.c.pupil_id, m.date >= spans.c.lo, m.date <= spans.c.hi, *days),
-        )
-
-    parts = union_all(
-        weeks,
-        marks(m.date < first_full),
-        marks(m.date > last_full_end, m.date >= first_full),
-    ).subquery("parts")
-    return (
-        select(
-            parts.c.key,
-            parts.c.pupil_id,
-            func.sum(parts.c.possible).label("possible"),
-            func.sum(parts.c.attended).label("attended"),
-        )
-        .group_by(parts.c.key, parts.c.pupil_id)
-        .subquery("sessions")
-    )
-
-
-def _before(windows: Subquery, weeks: int) -> Subquery:
-    """Each child's `weeks` latest school weeks wholly before the week their case opened."""
-    w = table_of(AttendanceWeek).c
-    opening_week = week_of(windows.c.lo)
-    ranked = (
-        select(
-            windows.c.pupil_id,
-            w.week_start,
-            w.possible,
-            w.attended,
-            func.row_number()
-            .over(partition_by=windows.c.pupil_id, order_by=w.week_start.desc())
-            .label("n"),
-        )
-        .join_from(
-            windows,
-            table_of(AttendanceWeek),
-            and_(
-                w.pupil_id == windows.c.pupil_id,
-                w.possible > 0,
-                w.week_start < opening_week,
-                w.week_start >= plus_days(opening_week, -7 * (LOOK_BACK_WEEKS + weeks)),
-            ),
-        )
-        .subquery("ranked")
-    )
-    return (
-        select(
-            ranked.c.pupil_id,
-            func.count().label("weeks"),
-            func.min(ranked.c.week_start).label("first_week"),
-            func.sum(ranked.c.possible).label("possible"),
-            func.sum(ranked.c.attended).label("attended"),
-        )
-        .where(ranked.c.n <= weeks)
-        .group_by(ranked.c.pupil_id)
-        .subquery("before")
-    )
-
-
-async def _children(
-    session: AsyncSession, scope: Subquery, span: Period, weeks: int
-) -> list[_Child]:
-    windows = _windows(scope, span.end)
-    before = _before(windows, weeks)
-    after = _sessions(
-        select(literal(0).label("key"), windows.c.pupil_id, windows.c.lo, windows.c.hi).subquery(
-            "after_spans"
-        )
-    )
-    query = (
-        select(
-            windows.c.pupil_id,
-            col(School.jurisdiction),
-            windows.c.lo,
-            windows.c.hi,
-            before.c.weeks,
-            before.c.first_week,
-            before.c.possible,
-            before.c.attended,
-            after.c.possible,
-            after.c.attended,
-        )
-        .select_from(windows)
-        .join(Pupil, col(Pupil.id) == windows.c.pupil_id)
-        .join(School, col(School.id) == col(Pupil.school_id))
-        .outerjoin(before, before.c.pupil_id == windows.c.pupil_id)
-        .outerjoin(after, after.c.pupil_id == windows.c.pupil_id)
-    )
-    found = []
-    for row in await run(session, query):
-        pupil_id, jurisdiction, lo, hi, n, first, pb, ab, pa, aa = tuple(row)
-        found.append(
-            _Child(
-                pupil_id, jurisdiction, lo, hi, n or 0, first, pb or 0, ab or 0, pa or 0, aa or 0
-            )
-        )
-    return sorted(found, key=lambda c: str(c.pupil_id))
 
 
 def terms_in(span: Period, jurisdiction: str) -> list[Term]:
@@ -223,48 +63,18 @@ class _TermFigures:
 async def _terms(
     session: AsyncSession, scope: Subquery, span: Period, jurisdictions: set[str]
 ) -> dict[Term, _TermFigures]:
-    """Each term's children with a possible session, and their sessions, pooled."""
-    terms: list[tuple[str, Term]] = [
-        (j, t) for j in sorted(jurisdictions) for t in terms_in(span, j)
-    ]
-    if not terms:
-        return {}
-    listed = union_all(
-        *(
-            select(
-                literal(i, Integer).label("key"),
-                literal(j, String).label("jurisdiction"),
-                literal(t.starts, Date).label("lo"),
-                literal(t.ends, Date).label("hi"),
-            )
-            for i, (j, t) in enumerate(terms)
-        )
-    ).subquery("terms")
-    windows = _windows(scope, span.end)
-    spans = (
-        select(listed.c.key, windows.c.pupil_id, listed.c.lo, listed.c.hi)
-        .select_from(windows)
-        .join(Pupil, col(Pupil.id) == windows.c.pupil_id)
-        .join(School, col(School.id) == col(Pupil.school_id))
-        .join(listed, listed.c.jurisdiction == col(School.jurisdiction))
-        .subquery("term_spans")
-    )
-    sessions = _sessions(spans)
-    query = select(
-        sessions.c.key,
-        func.sum(case((sessions.c.possible > 0, 1), else_=0)),
-        func.sum(sessions.c.possible),
-        func.sum(sessions.c.attended),
-    ).group_by(sessions.c.key)
-    # England and Wales share their terms: one row for both.
+    """Each term's children with a possible session, and their sessions, pooled. England
+    and Wales share their terms: one row for both."""
+    terms = [(j, t) for j in sorted(jurisdictions) for t in terms_in(span, j)]
+    segments = [Segment(i, j, t.starts, t.ends) for i, (j, t) in enumerate(terms)]
+    found = await sessions.term_sessions(session, scope, span.end, segments)
     figures: dict[Term, _TermFigures] = defaultdict(_TermFigures)
-    for jurisdiction, term in terms:
+    for key, (jurisdiction, term) in enumerate(terms):
+        children, possible, attended = found.get(key, (0, 0, 0))
         figures[term].jurisdictions.add(jurisdiction)
-    for key, children, possible, attended in map(tuple, await run(session, query)):
-        found = figures[terms[key][1]]
-        found.children += children or 0
-        found.possible += possible or 0
-        found.attended += attended or 0
+        figures[term].children += children
+        figures[term].possible += possible
+        figures[term].attended += attended
     return dict(figures)
 
 
@@ -289,7 +99,7 @@ async def _entries(session: AsyncSession, scope: Subquery) -> tuple[int, int, se
     return len(children), by_name, jurisdictions
 
 
-def _incomplete(child: _Child, weeks: int, disposed: date | None) -> bool:
+def _incomplete(child: ChildSessions, weeks: int, disposed: date | None) -> bool:
     """Whether the before window reaches back past the marks disposed of: its first week,
     or, short of `weeks` school weeks, as far as it looked."""
     if disposed is None:
@@ -300,7 +110,7 @@ def _incomplete(child: _Child, weeks: int, disposed: date | None) -> bool:
     return disposed > reach
 
 
-def _improved(child: _Child) -> bool:
+def _improved(child: ChildSessions) -> bool:
     before = rate(child.possible_before, child.attended_before)
     after = rate(child.possible_after, child.attended_after)
     return before is not None and after is not None and after > before
@@ -352,7 +162,7 @@ async def attendance_impact(
     await check_school(session, principal, school_id)
     scope = scope_query(principal, span, school_id).subquery("scope")
     in_scope, by_name, jurisdictions = await _entries(session, scope)
-    children = await _children(session, scope, span, before_weeks)
+    children = await sessions.children(session, scope, span.end, before_weeks)
     terms = await _terms(session, scope, span, jurisdictions)
     disposed = {
         j: await retention.disposed_before(session, "attendance_mark", j) for j in jurisdictions
@@ -361,6 +171,7 @@ async def attendance_impact(
         c.pupil_id: _incomplete(c, before_weeks, disposed[c.jurisdiction]) for c in children
     }
     with_both = [c for c in children if c.possible_before and c.possible_after]
+    improved = {c.pupil_id for c in with_both if _improved(c)}
     table = Table(AttendanceImpactRow)
     total = table.add(
         row_type="total",
@@ -369,7 +180,7 @@ async def attendance_impact(
         + sum(1 for c in children if not c.possible_before and not c.possible_after),
         children_known_by_name=by_name,
         children_with_both=len(with_both),
-        improved=sum(1 for c in with_both if _improved(c)),
+        improved=len(improved),
         children_before_incomplete=sum(incomplete.values()),
         **_sessions_row(
             sum(c.possible_before for c in children),
@@ -410,7 +221,7 @@ async def attendance_impact(
             after_to=child.after_to,
             incomplete=incomplete[child.pupil_id],
             children=1,
-            improved=int(child in with_both and _improved(child)),
+            improved=int(child.pupil_id in improved),
             before_weeks=child.before_weeks,
             **_sessions_row(
                 child.possible_before,
@@ -419,10 +230,13 @@ async def attendance_impact(
                 child.attended_after,
             ),
         )
-        for column in _CHILD_FIGURES:
-            table.rests(row, column, "children")
         rows.append(row)
-    table.adds_up(total, rows, _ADDED_UP)
+    if suppress_below:
+        # Only suppression reads these ties, and an LA has thousands of child rows.
+        for row in rows:
+            for column in _CHILD_FIGURES:
+                table.rests(row, column, "children")
+        table.adds_up(total, rows, _ADDED_UP)
     report = envelope("attendance-impact", table, principal, span, school_id, suppress_below)
     await _audit(auditor, report, school_id, [c.pupil_id for c in children], before_weeks)
     return report
