@@ -312,7 +312,11 @@ async def test_declined_referrals_are_deidentified_unless_the_family_is_held(
     for mis_id in ("P0", "P1"):
         body = referral_body({"pupil_id": work.pupil(mis_id)})
         referral = expect(await client.post("/v1/referrals", json=body, headers=sender), 201)
-        decision = {"decision": "decline", "reason": "Below threshold for early help."}
+        decision = {
+            "decision": "decline",
+            "reason": "Below threshold for early help.",
+            "reason_category": "threshold_not_met",
+        }
         _, etag = await read_with_etag(client, f"/v1/referrals/{referral['id']}", work.headers)
         expect(
             await client.post(
@@ -335,6 +339,8 @@ async def test_declined_referrals_are_deidentified_unless_the_family_is_held(
     assert row == 1
     read = expect(await client.get(f"/v1/referrals/{made[0]['id']}", headers=work.headers))
     assert read["status"] == "declined" and read["decision"]["reason"]
+    # The reason's category is a code the referrals report counts: it stays.
+    assert read["decision"]["reason_category"] == "threshold_not_met"
     assert read["deidentified_at"] is not None
     assert "Alex" not in json.dumps(read)
 

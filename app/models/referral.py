@@ -17,6 +17,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
@@ -79,6 +81,25 @@ class DecisionKind(StrEnum):
     step_up = "step_up"
     redirect = "redirect"
 
+
+# The reason category a decision may carry (`reason_category`), from a fixed list per kind,
+# so that reports can count why referrals were declined, stepped up or redirected. An
+# acceptance takes none: its reason is that the family gets early help.
+DECISION_CATEGORIES: dict[DecisionKind, tuple[str, ...]] = {
+    DecisionKind.accept: (),
+    DecisionKind.decline: (
+        "threshold_not_met",
+        "needs_met_elsewhere",
+        "already_supported",
+        "consent_withdrawn",
+        "out_of_area",
+        "other",
+    ),
+    DecisionKind.step_up: ("risk_of_significant_harm", "needs_beyond_early_help", "other"),
+    DecisionKind.redirect: ("out_of_area", "another_service_better_placed", "other"),
+}
+# What the report calls a decision recorded without a category.
+NOT_GIVEN = "not_given"
 
 DECISION_STATUS = {
     DecisionKind.accept: ReferralStatus.accepted,
@@ -155,6 +176,8 @@ class Referral(SQLModel, table=True):
     updated_at: datetime = ColumnField(default_factory=utcnow)
     decision: DecisionKind | None = ColumnField(default=None, sa_type=String(16))
     decision_reason: str | None = ColumnField(default=None, sa_type=Text)
+    # The decision's reason category (`DECISION_CATEGORIES`): kept on de-identification.
+    decision_category: str | None = ColumnField(default=None, max_length=32)
     decided_by: str | None = ColumnField(default=None, max_length=300)
     decided_at: datetime | None = None
     decision_seconds: int | None = None
@@ -303,6 +326,10 @@ class ReferralCreate(InputModel):
 class DecisionRead(BaseModel):
     decision: DecisionKind
     reason: str
+    reason_category: str | None = Field(
+        description="The reason's category (see `ReferralDecide.reason_category`); null when "
+        "none was given."
+    )
     decided_by: str
     decided_at: Moment
     decision_seconds: int
@@ -315,6 +342,7 @@ class DecisionRead(BaseModel):
 class PendingDecision(BaseModel):
     decision: DecisionKind
     reason: str
+    reason_category: str | None = None
     requested_by: str
     requested_at: Moment
 
@@ -376,6 +404,16 @@ class ReferralDecide(InputModel):
 
     decision: DecisionKind
     reason: Reason
+    reason_category: Code | None = Field(
+        default=None,
+        description="Recommended: the reason's category, for the referrals report. decline: "
+        + ", ".join(DECISION_CATEGORIES[DecisionKind.decline])
+        + "; step_up: "
+        + ", ".join(DECISION_CATEGORIES[DecisionKind.step_up])
+        + "; redirect: "
+        + ", ".join(DECISION_CATEGORIES[DecisionKind.redirect])
+        + "; accept: none. A decision without one is counted as `not_given`.",
+    )
     lead_practitioner_id: uuid.UUID | None = None
     signposted_service_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50)
     redirected_to: str | None = Field(default=None, min_length=1, max_length=300)
@@ -385,6 +423,19 @@ class ReferralDecide(InputModel):
         if self.decision == DecisionKind.redirect and not self.redirected_to:
             raise ValueError("a redirect names where the referral went (redirected_to)")
         return self
+
+    @field_validator("reason_category")
+    @classmethod
+    def _category_of_the_kind(cls, category: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("decision")
+        if category is None or kind is None:
+            return category
+        allowed = DECISION_CATEGORIES[kind]
+        if category not in allowed:
+            if not allowed:
+                raise ValueError(f"a decision to {kind} takes no reason_category")
+            raise ValueError(f"for a decision to {kind}, one of: " + ", ".join(allowed))
+        return category
 
 
 class Approval(InputModel):

@@ -320,10 +320,16 @@ async def update(
         )
     await _bump(session, case, version)
     changed: list[str] = []
+    details: dict[str, Any] = {}
     if (
         "lead_practitioner_id" in fields
         and change.lead_practitioner_id != case.lead_practitioner_id
     ):
+        # Before and after, so the caseload report can tell who led the case on a past day.
+        details["lead_practitioner"] = {
+            "from": _id_or_none(case.lead_practitioner_id),
+            "to": _id_or_none(change.lead_practitioner_id),
+        }
         case.lead_practitioner_id = change.lead_practitioner_id
         changed.append("lead practitioner")
     if change.level_of_need is not None and change.level_of_need != case.level_of_need:
@@ -353,6 +359,7 @@ async def update(
         "case.updated",
         "Updated: " + (", ".join(changed) or "nothing changed"),
         case_id=case.id,
+        details=details or None,
     )
     await session.flush()
     touched = pupil_ids(held) + [c.pupil_id for c in children or [] if c.pupil_id]
@@ -365,6 +372,10 @@ async def update(
         la_code=case.la_code,
     )
     return case
+
+
+def _id_or_none(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
 
 
 async def chronology_of(auditor: Auditor, case_id: uuid.UUID) -> list[ChronologyItem]:

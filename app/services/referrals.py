@@ -288,6 +288,7 @@ async def decide(
         referral.pending_decision = {
             "decision": decision.decision.value,
             "reason": decision.reason,
+            "reason_category": decision.reason_category,
             "requested_by": principal.subject,
             "requested_at": now.isoformat(),
             "signposted_service_ids": [str(s) for s in decision.signposted_service_ids],
@@ -311,6 +312,7 @@ async def decide(
             held,
             decision.decision,
             decision.reason,
+            decision.reason_category,
             decided_by=principal.subject,
             lead=lead,
             signposted=[str(s) for s in decision.signposted_service_ids],
@@ -328,6 +330,7 @@ async def _apply(
     held: Sequence[ReferralChild],
     kind: DecisionKind,
     reason: str,
+    category: str | None,
     *,
     decided_by: str,
     lead: uuid.UUID | None,
@@ -344,6 +347,7 @@ async def _apply(
     referral.status = DECISION_STATUS[kind]
     referral.decision = kind
     referral.decision_reason = reason
+    referral.decision_category = category
     referral.decided_by = decided_by
     referral.decided_at = now
     referral.decision_seconds = max(0, int((now - as_utc(referral.received_at)).total_seconds()))
@@ -364,7 +368,12 @@ async def _apply(
         f"referral.{referral.status!s}",
         f"{label}: {reason}",
         referral_id=referral.id,
-        details={"from": str(before), "to": str(referral.status), "reason": reason},
+        details={
+            "from": str(before),
+            "to": str(referral.status),
+            "reason": reason,
+            "reason_category": category,
+        },
     )
 
 
@@ -397,6 +406,7 @@ async def approve_step_up(
             held,
             DecisionKind.step_up,
             pending["reason"],
+            pending.get("reason_category"),
             decided_by=pending["requested_by"],
             lead=None,
             signposted=list(pending.get("signposted_service_ids", [])),
@@ -477,6 +487,7 @@ async def present(
             decision = DecisionRead(
                 decision=r.decision,
                 reason=r.decision_reason or "",
+                reason_category=r.decision_category,
                 decided_by=r.decided_by or "",
                 decided_at=r.decided_at,
                 decision_seconds=r.decision_seconds or 0,

@@ -270,7 +270,8 @@ async def _withhold_consent_givers(session: AsyncSession, model: Any, ids: Seque
 
 async def _deidentify_referrals(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[str, int]:
     """Names, narrative, family, consent and the casework events go; la, school, source,
-    status, dates, concerns, level of need, urgency, decision and reasons stay."""
+    status, dates, concerns, level of need, urgency, decision, reasons and the reason's
+    category (`decision_category`, counted by the referrals report) stay."""
     events = await _count(
         session, delete(CaseworkEvent).where(col(CaseworkEvent.referral_id).in_(ids))
     )

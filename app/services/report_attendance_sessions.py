@@ -1,0 +1,302 @@
+"""The sessions the attendance-impact report counts, summed in the database: each child's
+before and after windows, and the terms of the period.
+
+Whole weeks (Monday to Sunday) come from `attendance_week`, the running counts every push
+keeps; only the days of a part week at the edge of a window or a term come from the marks.
+A child's figures are a few short index range scans of that child's own rows (a LATERAL
+join on PostgreSQL, correlated subqueries on SQLite), so the cost follows the children in
+scope, never the marks held; the terms read the children's weeks in one pass.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Date, Integer, String, and_, case, func, literal, select, true, union_all
+from sqlalchemy.sql import Select, Subquery
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.db import is_postgresql, run, table_of
+from app.models.attendance import AttendanceMark, AttendanceWeek, Category
+from app.models.case import Case, CaseChild
+from app.models.pupil import Pupil
+from app.models.school import School
+from app.services.school_calendar import week_start
+from app.services.sql_days import day_of, plus_days, week_of
+
+# The before window looks for its school weeks this many calendar weeks (plus the weeks
+# asked for) back from the opening, at most: a year's holidays are fewer.
+LOOK_BACK_WEEKS = 52
+_ATTENDED = (Category.present.value, Category.approved_activity.value)
+_WEEK = table_of(AttendanceWeek)
+_MARK = table_of(AttendanceMark)
+
+
+@dataclass(frozen=True)
+class ChildSessions:
+    pupil_id: uuid.UUID
+    jurisdiction: str
+    opened_on: date
+    after_to: date
+    before_weeks: int
+    before_from: date | None
+    possible_before: int
+    attended_before: int
+    possible_after: int
+    attended_after: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A term cut to the period, in one jurisdiction's calendar; `key` names it."""
+
+    key: int
+    jurisdiction: str
+    starts: date
+    ends: date
+
+
+def _earlier(a: Any, b: Any) -> Any:
+    return case((a < b, a), else_=b)
+
+
+def _later(a: Any, b: Any) -> Any:
+    return case((a > b, a), else_=b)
+
+
+def _marks_sums(pupil_id: Any, first: Any, last: Any) -> Select[Any]:
+    """Possible and attended sessions among one pupil's marks from `first` to `last`."""
+    m = _MARK.c
+    query = select(
+        func.count().filter(m.category != Category.not_possible.value).label("possible"),
+        func.count().filter(m.category.in_(_ATTENDED)).label("attended"),
+    )
+    return cast(Select[Any], query.where(m.pupil_id == pupil_id, m.date >= first, m.date <= last))
+
+
+def _per_row(
+    query: Select[Any], inner: Select[Any], name: str, lateral: bool
+) -> tuple[Select[Any], dict[str, Any]]:
+    """`inner` (one row of aggregates, correlated to the rows of `query`) for each row: a
+    LATERAL join on PostgreSQL, whose planner would otherwise hash a whole table; on SQLite,
+    which has no LATERAL, one correlated subquery per column."""
+    names = [c.name for c in inner.selected_columns]
+    if lateral:
+        joined = inner.lateral(name)
+        return query.join(joined, true()), {n: joined.c[n] for n in names}
+    return query, {
+        n: inner.with_only_columns(c).scalar_subquery()
+        for n, c in zip(names, inner.selected_columns, strict=True)
+    }
+
+
+def _windows(scope: Subquery, end: date) -> Subquery:
+    """Each child on a roll in the cases in scope, with their school's jurisdiction: the day
+    their first case opened (`lo`) and the after window's last day (`hi`): their last case's
+    closure, or `end`."""
+    to = literal(end, Date)
+    last = func.max(func.coalesce(day_of(col(Case.closed_at)), to))
+    windows = (
+        select(
+            col(CaseChild.pupil_id).label("pupil_id"),
+            func.min(day_of(col(Case.opened_at))).label("lo"),
+            _earlier(last, to).label("hi"),
+        )
+        .join(Case, col(Case.id) == col(CaseChild.case_id))
+        .where(col(Case.id).in_(select(scope.c.id)), col(CaseChild.pupil_id).is_not(None))
+        .group_by(col(CaseChild.pupil_id))
+        .subquery("windows")
+    )
+    return (
+        select(windows, col(School.jurisdiction).label("jurisdiction"))
+        .join(Pupil, col(Pupil.id) == windows.c.pupil_id)
+        .join(School, col(School.id) == col(Pupil.school_id))
+        .subquery("children")
+    )
+
+
+async def children(
+    session: AsyncSession, scope: Subquery, end: date, weeks: int
+) -> list[ChildSessions]:
+    """Each child's before window (the `weeks` latest weeks with a possible session wholly
+    before the week their case opened) and after window (`lo` to `hi`)."""
+    kids = _windows(scope, end)
+    opening_week = week_of(kids.c.lo)
+    first_full = week_of(plus_days(kids.c.lo, 6))  # the first Monday on or after lo
+    last_full = week_of(plus_days(kids.c.hi, -6))  # the Monday of the last whole week by hi
+    bounds = select(
+        kids,
+        opening_week.label("opening_week"),
+        first_full.label("weeks_from"),
+        last_full.label("weeks_to"),
+        _earlier(plus_days(first_full, -1), kids.c.hi).label("head_to"),
+        _later(plus_days(last_full, 7), first_full).label("tail_from"),
+    ).subquery("bounds")
+    w = _WEEK.c
+    recent = (
+        select(w.week_start, w.possible, w.attended)
+        .where(
+            w.pupil_id == bounds.c.pupil_id,
+            w.possible > 0,
+            w.week_start < bounds.c.opening_week,
+            w.week_start >= plus_days(bounds.c.opening_week, -7 * (LOOK_BACK_WEEKS + weeks)),
+        )
+        .order_by(w.week_start.desc())
+        .limit(weeks)
+        .correlate(bounds)
+        .subquery("recent")
+    )
+    before = select(
+        func.count(recent.c.week_start).label("weeks"),
+        func.min(recent.c.week_start).label("first_week"),
+        func.coalesce(func.sum(recent.c.possible), 0).label("possible"),
+        func.coalesce(func.sum(recent.c.attended), 0).label("attended"),
+    ).select_from(recent)
+    whole = select(
+        func.coalesce(func.sum(w.possible), 0).label("possible"),
+        func.coalesce(func.sum(w.attended), 0).label("attended"),
+    ).where(
+        w.pupil_id == bounds.c.pupil_id,
+        w.week_start >= bounds.c.weeks_from,
+        w.week_start <= bounds.c.weeks_to,
+    )
+    head = _marks_sums(bounds.c.pupil_id, bounds.c.lo, bounds.c.head_to)
+    tail = _marks_sums(bounds.c.pupil_id, bounds.c.tail_from, bounds.c.hi)
+    lateral = is_postgresql(session)
+    query = select(bounds.c.pupil_id).select_from(bounds)
+    query, b = _per_row(query, before, "before", lateral)
+    query, a = _per_row(query, whole, "whole", lateral)
+    query, h = _per_row(query, head, "head", lateral)
+    query, t = _per_row(query, tail, "tail", lateral)
+    query = query.with_only_columns(
+        bounds.c.pupil_id,
+        bounds.c.jurisdiction,
+        bounds.c.lo,
+        bounds.c.hi,
+        b["weeks"],
+        b["first_week"],
+        b["possible"],
+        b["attended"],
+        a["possible"] + h["possible"] + t["possible"],
+        a["attended"] + h["attended"] + t["attended"],
+    )
+    found = [ChildSessions(*row) for row in map(tuple, await run(session, query))]
+    return sorted(found, key=lambda c: str(c.pupil_id))
+
+
+def _part_weeks(segment: Segment) -> list[tuple[date, date]]:
+    """The days of `segment` in weeks it does not wholly hold: at most one run at each end."""
+    first_full = week_start(segment.starts + timedelta(days=6))
+    last_full = week_start(segment.ends - timedelta(days=6))
+    runs = [
+        (segment.starts, min(first_full - timedelta(days=1), segment.ends)),
+        (max(last_full + timedelta(days=7), first_full), segment.ends),
+    ]
+    return [(a, b) for a, b in runs if a <= b]
+
+
+async def term_sessions(
+    session: AsyncSession, scope: Subquery, end: date, segments: list[Segment]
+) -> dict[int, tuple[int, int, int]]:
+    """Per segment: the children with a possible session in it, and their possible and
+    attended sessions."""
+    if not segments:
+        return {}
+    kids = _windows(scope, end)
+    w = _WEEK.c
+    whole = [
+        (s, week_start(s.starts + timedelta(days=6)), week_start(s.ends - timedelta(days=6)))
+        for s in segments
+    ]
+    whens = [
+        (
+            and_(
+                kids.c.jurisdiction == s.jurisdiction, w.week_start >= first, w.week_start <= last
+            ),
+            s.key,
+        )
+        for s, first, last in whole
+        if first <= last
+    ]
+    runs = [(s, a, b) for s in segments for a, b in _part_weeks(s)]
+    # The children's weeks of the period: a whole week inside a segment counts as it is; a
+    # part week's days are read from the marks, and only where the child has a possible
+    # session that week (most part weeks are holidays).
+    weeks = (
+        select(
+            kids.c.pupil_id,
+            kids.c.jurisdiction,
+            w.week_start,
+            w.possible,
+            w.attended,
+            (case(*whens, else_=None) if whens else literal(None, Integer)).label("key"),
+        )
+        .join_from(kids, _WEEK, w.pupil_id == kids.c.pupil_id)
+        .where(
+            w.week_start >= week_start(segments[0].starts),
+            w.week_start <= max(week_start(s.ends) for s in segments),
+        )
+        .cte("term_weeks")
+    )
+    parts: list[Select[Any]] = [
+        select(weeks.c.pupil_id, weeks.c.key, weeks.c.possible, weeks.c.attended).where(
+            weeks.c.key.is_not(None)
+        )
+    ]
+    if runs:
+        listed = union_all(
+            *(
+                select(
+                    literal(s.key, Integer).label("key"),
+                    literal(s.jurisdiction, String).label("jurisdiction"),
+                    literal(week_start(a), Date).label("week"),
+                    literal(a, Date).label("first"),
+                    literal(b, Date).label("last"),
+                )
+                for s, a, b in runs
+            )
+        ).subquery("runs")
+        spans = (
+            select(weeks.c.pupil_id, listed.c.key, listed.c.first, listed.c.last)
+            .join_from(
+                weeks,
+                listed,
+                and_(
+                    listed.c.jurisdiction == weeks.c.jurisdiction,
+                    listed.c.week == weeks.c.week_start,
+                ),
+            )
+            .where(weeks.c.possible > 0)
+            .subquery("spans")
+        )
+        inner = _marks_sums(spans.c.pupil_id, spans.c.first, spans.c.last)
+        query, m = _per_row(
+            select(spans.c.pupil_id).select_from(spans), inner, "days", is_postgresql(session)
+        )
+        parts.append(
+            query.with_only_columns(spans.c.pupil_id, spans.c.key, m["possible"], m["attended"])
+        )
+    joined = union_all(*parts).subquery("parts")
+    per_child = (
+        select(
+            joined.c.key,
+            func.sum(joined.c.possible).label("possible"),
+            func.sum(joined.c.attended).label("attended"),
+        )
+        .group_by(joined.c.key, joined.c.pupil_id)
+        .subquery("per_child")
+    )
+    query = select(
+        per_child.c.key,
+        func.count().filter(per_child.c.possible > 0),
+        func.sum(per_child.c.possible),
+        func.sum(per_child.c.attended),
+    ).group_by(per_child.c.key)
+    return {
+        key: (children or 0, possible or 0, attended or 0)
+        for key, children, possible, attended in map(tuple, await run(session, query))
+    }
