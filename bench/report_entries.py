@@ -687,25 +687,36 @@ _WINDOWS = f"""
 
 
 def _spans_sessions(spans: str) -> str:
-    """SQL: (key, pupil_id, possible, attended) over the spans (key, pupil_id, lo, hi)."""
+    """SQL: (key, pupil_id, possible, attended) over the spans (key, pupil_id, lo, hi): per
+    span, three short index range scans of the child's own rows (LATERAL)."""
+    count = """count(*) FILTER (WHERE m.category <> 'not_possible') AS possible,
+               count(*) FILTER (WHERE m.category IN ('present', 'approved_activity'))
+                   AS attended"""
     return f"""
-    SELECT key, pupil_id, sum(possible) AS possible, sum(attended) AS attended FROM (
-        SELECT s.key, s.pupil_id, w.possible, w.attended
-        FROM ({spans}) AS s JOIN attendance_week AS w ON w.pupil_id = s.pupil_id
-         AND w.week_start >= date_trunc('week', s.lo + 6)::date
-         AND w.week_start + 6 < date_trunc('week', s.hi + 1)::date
-        UNION ALL
-        SELECT s.key, s.pupil_id, (m.category <> 'not_possible')::int,
-               (m.category IN ('present', 'approved_activity'))::int
-        FROM ({spans}) AS s JOIN attendance_mark AS m ON m.pupil_id = s.pupil_id
-         AND m.date >= s.lo AND m.date <= s.hi AND m.date < date_trunc('week', s.lo + 6)::date
-        UNION ALL
-        SELECT s.key, s.pupil_id, (m.category <> 'not_possible')::int,
-               (m.category IN ('present', 'approved_activity'))::int
-        FROM ({spans}) AS s JOIN attendance_mark AS m ON m.pupil_id = s.pupil_id
-         AND m.date >= s.lo AND m.date <= s.hi AND m.date >= date_trunc('week', s.hi + 1)::date
-         AND m.date >= date_trunc('week', s.lo + 6)::date
-    ) AS parts GROUP BY key, pupil_id
+    SELECT s.key, s.pupil_id,
+           coalesce(w.possible, 0) + h.possible + t.possible AS possible,
+           coalesce(w.attended, 0) + h.attended + t.attended AS attended
+    FROM (
+        SELECT *, date_trunc('week', lo + 6)::date AS first_full,
+               date_trunc('week', hi + 1)::date AS after_full
+        FROM ({spans}) AS given
+    ) AS s
+    CROSS JOIN LATERAL (
+        SELECT sum(w.possible) AS possible, sum(w.attended) AS attended
+        FROM attendance_week AS w
+        WHERE w.pupil_id = s.pupil_id AND w.week_start >= s.first_full
+          AND w.week_start <= s.after_full - 7
+    ) AS w
+    CROSS JOIN LATERAL (
+        SELECT {count} FROM attendance_mark AS m
+        WHERE m.pupil_id = s.pupil_id AND m.date >= s.lo
+          AND m.date <= LEAST(s.hi, s.first_full - 1)
+    ) AS h
+    CROSS JOIN LATERAL (
+        SELECT {count} FROM attendance_mark AS m
+        WHERE m.pupil_id = s.pupil_id AND m.date >= GREATEST(s.after_full, s.first_full)
+          AND m.date <= s.hi
+    ) AS t
     """
 
 

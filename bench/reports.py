@@ -294,8 +294,8 @@ async def profile(http: httpx.AsyncClient, pid: int, entry: Entry, span: Span, r
 def hottest(raw: Path, top: int = 10) -> str:
     """From py-spy's collapsed stacks of the server's main thread (greenlets included; the
     idle worker threads left out): the share of samples the event loop waited (on the
-    database, mostly), the app/ frames most busy samples passed through, and the frames
-    most of them ended in."""
+    database, or for the next request: the statement log says which), the app/ frames most
+    busy samples passed through, and the frames most of them ended in."""
     if not raw.exists():
         return "  (py-spy wrote nothing: is ptrace allowed?)"
     total = idle = 0
@@ -318,7 +318,8 @@ def hottest(raw: Path, top: int = 10) -> str:
     busy = max(total - idle, 1)
     lines = [
         f"  {total} samples of the main thread: {idle / max(total, 1):.0%} waiting in the "
-        f"event loop (the database), {busy / max(total, 1):.0%} in Python; of those:"
+        f"event loop (on the database or between requests), {busy / max(total, 1):.0%} "
+        "in Python; of those:"
     ]
     lines += [f"  {n / busy:5.1%}  {frame}" for frame, n in inclusive.most_common(top)]
     lines.append("  where they ended:")
