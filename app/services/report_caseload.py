@@ -44,8 +44,11 @@ AGE_BANDS = (
     ("open_6_to_12_months", 6, 12),
     ("open_12_months_or_more", 12, None),
 )
+# What adds up across practitioners into the total row; children nearly do (a child can be
+# on two practitioners' cases) and are treated as adding up, so suppression stays safe.
 _ADDING_UP = [
     "open_cases",
+    "children",
     "reviews_overdue",
     "closures_pending_approval",
     "step_ups_pending_approval",

@@ -228,7 +228,9 @@ async def referrals_report(
         )
         for source in SOURCES
     ]
-    table.adds_up(0, source_rows, _ADDING_UP)
+    # Children nearly add up across sources (a child can be referred by the hub and a school):
+    # treated as adding up, so a withheld count is never given back by the total.
+    table.adds_up(0, source_rows, [*_ADDING_UP, "children"])
     for decision, categories in _REASONED:
         rows = [
             table.add(
