@@ -256,6 +256,9 @@ def short(rows: list[dict[str, Any]]) -> str:
 async def profile(http: httpx.AsyncClient, pid: int, entry: Entry, span: Span, runs: int) -> str:
     """py-spy on the server while the report is asked for `runs` times: the flame graph's
     path and the frames in app/ that most samples were in."""
+    spy = ROOT / ".venv/bin/py-spy"
+    if not spy.exists():
+        return "  (py-spy is not installed: .venv/bin/pip install py-spy)"
     headers = await manager_headers(http)
     folder = Path(tempfile.gettempdir())
     svg, raw = (
@@ -265,7 +268,7 @@ async def profile(http: httpx.AsyncClient, pid: int, entry: Entry, span: Span, r
     spies = [
         subprocess.Popen(
             [
-                str(ROOT / ".venv/bin/py-spy"),
+                str(spy),
                 "record",
                 "--pid",
                 str(pid),
