@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, case, func, or_
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app.audit import Auditor
+from app.db import run
 from app.models.case import Case, CaseChild
 from app.models.plan import Goal, Review, ReviewScore
 from app.models.report import BANDS, OutcomeRow, Report
@@ -56,16 +58,59 @@ async def cases_in_scope(
 
 async def children_of(
     session: AsyncSession, cases: SelectOfScalar[uuid.UUID]
-) -> dict[uuid.UUID, set[uuid.UUID]]:
+) -> dict[uuid.UUID, frozenset[uuid.UUID]]:
     """Each case's children, as the report counts them: the pupil where the child is on a
     roll (so a child on two cases counts once), else the case's own entry."""
     found: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    query = select(col(CaseChild.case_id), col(CaseChild.pupil_id), col(CaseChild.id)).where(
-        col(CaseChild.case_id).in_(cases.scalar_subquery())
+    query = core_select(
+        col(CaseChild.case_id), func.coalesce(col(CaseChild.pupil_id), col(CaseChild.id))
+    ).where(col(CaseChild.case_id).in_(cases.scalar_subquery()))
+    rows: list[Any] = list(await run(session, query))
+    for case_id, child in rows:
+        found[case_id].add(child)
+    return {case_id: frozenset(children) for case_id, children in found.items()}
+
+
+async def first_and_latest(
+    session: AsyncSession, in_scope: ColumnElement[bool], until: date
+) -> list[tuple[uuid.UUID, str, int | None, int | None]]:
+    """Every goal of the cases in scope: its case, its category, and its first and latest
+    score by `until`, in review order (held_on, then when recorded); None when unscored.
+    The database picks the two scores, so one row per goal comes back, not one per score."""
+    order = (col(Review.held_on), col(Review.id))
+    ranked = (
+        core_select(
+            col(ReviewScore.goal_id).label("goal_id"),
+            col(ReviewScore.score).label("score"),
+            func.row_number()
+            .over(partition_by=col(ReviewScore.goal_id), order_by=order)
+            .label("up"),
+            func.row_number()
+            .over(partition_by=col(ReviewScore.goal_id), order_by=[c.desc() for c in order])
+            .label("down"),
+        )
+        .join(Review, col(Review.id) == col(ReviewScore.review_id))
+        .join(Goal, col(Goal.id) == col(ReviewScore.goal_id))
+        .where(in_scope, col(Review.held_on) <= until)
+        .subquery("ranked")
     )
-    for case_id, pupil_id, entry_id in await session.exec(query):
-        found[case_id].add(pupil_id or entry_id)
-    return found
+    ends = (
+        core_select(
+            ranked.c.goal_id,
+            func.max(case((ranked.c.up == 1, ranked.c.score))).label("first"),
+            func.max(case((ranked.c.down == 1, ranked.c.score))).label("latest"),
+        )
+        .where(or_(ranked.c.up == 1, ranked.c.down == 1))
+        .group_by(ranked.c.goal_id)
+        .subquery("ends")
+    )
+    query = (
+        core_select(col(Goal.case_id), col(Goal.outcome_category), ends.c.first, ends.c.latest)
+        .outerjoin(ends, ends.c.goal_id == col(Goal.id))
+        .where(in_scope)
+    )
+    rows: list[Any] = list(await run(session, query))
+    return [(case_id, category, first, latest) for case_id, category, first, latest in rows]
 
 
 @dataclass
@@ -78,10 +123,10 @@ class _Tally:
     cases: set[uuid.UUID] = field(default_factory=set)
     scaled_cases: set[uuid.UUID] = field(default_factory=set)
 
-    def row(self, children: dict[uuid.UUID, set[uuid.UUID]], **keys: Any) -> dict[str, Any]:
+    def row(self, children: dict[uuid.UUID, frozenset[uuid.UUID]], **keys: Any) -> dict[str, Any]:
         kids: set[uuid.UUID] = set()
         for case_id in self.scaled_cases:
-            kids |= children.get(case_id, set())
+            kids.update(children.get(case_id, ()))
         return {
             **keys,
             "goals": self.goals,
@@ -111,38 +156,20 @@ async def outcomes(
     scope = scope_query(principal, span, school_id)
     case_ids = await cases_in_scope(session, principal, span, school_id)
     in_scope = col(Goal.case_id).in_(scope.scalar_subquery())
-    goals = (
-        await session.exec(
-            select(col(Goal.id), col(Goal.case_id), col(Goal.outcome_category)).where(in_scope)
-        )
-    ).all()
-    # Each goal's first and latest score, in review order (held_on, then when recorded).
-    first: dict[uuid.UUID, int] = {}
-    last: dict[uuid.UUID, int] = {}
-    scores = (
-        select(col(ReviewScore.goal_id), col(ReviewScore.score))
-        .join(Review, col(Review.id) == ReviewScore.review_id)
-        .join(Goal, col(Goal.id) == ReviewScore.goal_id)
-        .where(in_scope, col(Review.held_on) <= span.end)
-        .order_by(col(Review.held_on), col(Review.id))
-    )
-    for goal_id, score in await session.exec(scores):
-        first.setdefault(goal_id, score)
-        last[goal_id] = score
     total = _Tally(cases=set(case_ids))
     by_category: dict[str, _Tally] = defaultdict(_Tally)
-    for goal_id, case_id, category in goals:
+    for case_id, category, first, latest in await first_and_latest(session, in_scope, span.end):
         tallies = (total, by_category[category])
         for tally in tallies:
             tally.goals += 1
             tally.cases.add(case_id)
-        if goal_id not in last:
+        if latest is None or first is None:
             continue
         for tally in tallies:
             tally.goals_scaled += 1
             tally.scaled_cases.add(case_id)
-            if last[goal_id] > first[goal_id]:
-                tally.bands[last[goal_id] - 1] += 1
+            if latest > first:
+                tally.bands[latest - 1] += 1
     children = await children_of(session, scope)
     labels = {c.code: c.label for c in await plans.categories(session, principal.reach.las)}
     table = Table(OutcomeRow)
