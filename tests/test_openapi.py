@@ -170,9 +170,12 @@ IF_MATCH_OPTIONAL = {
 
 def _problem(response: dict[str, Any]) -> bool:
     content = response.get("content", {})
-    return set(content) == {"application/problem+json"} and content[
-        "application/problem+json"
-    ]["schema"] == PROBLEM_REF
+    media = content.get("application/problem+json", {})
+    # The schema, and an example of this status (tests/test_docs.py checks the examples).
+    return set(content) == {"application/problem+json"} and media == {
+        "schema": PROBLEM_REF,
+        "example": media.get("example"),
+    }
 
 
 def test_every_operation_declares_the_problems_it_can_send() -> None:
