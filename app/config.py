@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     token_identity_limits: str = "10 per 15 minutes; 100 per day"
     token_address_limits: str = "50 per 15 minutes; 1000 per day"
 
+    # The API docs' public client (RFC 6749 §2.1): Swagger UI may send this client id with no
+    # secret, on the password grant only. Empty to register none.
+    docs_client_id: str = Field(default="liaison-docs", max_length=64, pattern=r"^[!-~]*$")
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 

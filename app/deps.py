@@ -25,7 +25,9 @@ from app.etags import Expected
 from app.models.base import UNSTORABLE_TEXT, unstorable
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from app.security import (
+    CLIENT_SCHEME,
     SCOPE_DESCRIPTIONS,
+    STAFF_SCHEME,
     InvalidToken,
     JwksCache,
     Principal,
@@ -38,13 +40,25 @@ from app.services import principals
 
 TOKEN_URL = "/oauth/token"
 
-oauth2_scheme = OAuth2(
+# Two schemes, so the docs show which identity a token is for: a system's (client
+# credentials) or a member of staff's (password grant). Both read the same bearer token;
+# every operation lists both, each with its scopes, as alternatives.
+client_scheme = OAuth2(
     flows=OAuthFlows(
-        clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_URL, scopes=SCOPE_DESCRIPTIONS),
-        password=OAuthFlowPassword(tokenUrl=TOKEN_URL, scopes=SCOPE_DESCRIPTIONS),
+        clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_URL, scopes=SCOPE_DESCRIPTIONS)
     ),
-    scheme_name="OAuth2",
-    description="Client credentials for systems; password grant for staff accounts.",
+    scheme_name=CLIENT_SCHEME,
+    description="Systems (MIS integrations, hubs): OAuth2 client credentials.",
+    auto_error=False,
+)
+staff_scheme = OAuth2(
+    flows=OAuthFlows(password=OAuthFlowPassword(tokenUrl=TOKEN_URL, scopes=SCOPE_DESCRIPTIONS)),
+    scheme_name=STAFF_SCHEME,
+    description=(
+        "Staff accounts: OAuth2 password grant. From the docs, leave client_id and "
+        "client_secret empty, or give the public docs client id (`LIAISON_DOCS_CLIENT_ID`, "
+        "by default `liaison-docs`) with no secret."
+    ),
     auto_error=False,
 )
 
@@ -112,13 +126,15 @@ async def authenticate(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    authorization: Annotated[str | None, Depends(oauth2_scheme)],
+    authorization: Annotated[str | None, Depends(client_scheme)],
+    _staff_authorization: Annotated[str | None, Depends(staff_scheme)],
 ) -> Principal:
     """The request's principal, checked for the scopes this use of it declares.
 
     FastAPI caches a dependency per set of declared scopes, so a route asking for a scoped
     principal and an auditor would call this twice; the token is verified and the account
-    loaded once per request, and only the scope check repeats.
+    loaded once per request, and only the scope check repeats. The two schemes read the
+    same `Authorization` header; the staff one is declared only for the docs.
     """
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:

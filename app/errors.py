@@ -355,8 +355,32 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
+# The error each declared status stands for in the docs' examples. 403 is most often a
+# missing scope; a caller outside its reach is told 404, never 403.
+_EXAMPLE_ERRORS: dict[int, type[LiaisonError]] = {
+    **_HTTP_ERRORS,
+    403: InsufficientScope,
+    406: NotAcceptable,
+    428: PreconditionRequired,
+    500: LiaisonError,
+}
+
+
+def problem_example(status: int, detail: str) -> dict[str, Any]:
+    """A problem document as the handlers would send it for `status`."""
+    error = _EXAMPLE_ERRORS[status]
+    assert error.status == status, (error, status)
+    return {
+        "type": PROBLEM_TYPE_PREFIX + error.slug,
+        "title": error.title,
+        "status": status,
+        "detail": detail,
+    }
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries declaring problem+json bodies for `statuses`."""
+    """OpenAPI `responses=` entries declaring problem+json bodies for `statuses`, each with
+    an example of its own status and type."""
     descriptions = {
         400: "Bad request.",
         401: "Missing, invalid or expired bearer token.",
@@ -376,7 +400,12 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {
             "description": descriptions[status],
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "content": {
+                PROBLEM_MEDIA_TYPE: {
+                    "schema": {"$ref": "#/components/schemas/Problem"},
+                    "example": problem_example(status, descriptions[status]),
+                }
+            },
         }
         for status in statuses
     }

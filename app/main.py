@@ -25,12 +25,13 @@ from app.middleware import (
     Metrics,
     RequestContextMiddleware,
 )
-from app.openapi import declare_problems, declare_scope_alternatives
+from app.openapi import declare_identity_provider, declare_problems, declare_scope_alternatives
 from app.routers import (
     attendance,
     audit_events,
     cases,
     directory,
+    docs,
     health,
     legal_holds,
     oauth,
@@ -56,7 +57,8 @@ DESCRIPTION = """
 Liaison holds the casework around children whose attendance, wellbeing or family
 circumstances put their education at risk, and the evidence of what helped.
 
-**Authorize** above with client credentials (systems) or a staff username and password.
+**Authorize** above with client credentials (systems, scheme `Client`) or a staff
+username and password (scheme `Staff`; leave client_id and secret empty).
 Every error is `application/problem+json` (RFC 9457).
 """
 
@@ -100,6 +102,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
         separate_input_output_schemas=False,
         swagger_ui_init_oauth={"usePkceWithAuthorizationCodeGrant": False},
+        # Served by app/routers/docs.py from local assets, with a Content-Security-Policy.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         dependencies=[Depends(storable_parameters)],
     )
     app.state.settings = settings
@@ -124,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subject_access.router,
         legal_holds.router,
         health.router,
+        docs.router,
     ):
         app.include_router(router)
     app.add_middleware(HeadMiddleware)
@@ -144,6 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             schemas.update(problem.pop("$defs", {}))
             schemas["Problem"] = problem
             declare_scope_alternatives(schema)
+            if settings.external_issuer:
+                declare_identity_provider(schema, settings.external_issuer)
             declare_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema

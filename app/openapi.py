@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from app.errors import problem_responses
+from app.security import CLIENT_SCHEME, STAFF_SCHEME
 
 # A route that admits any one of several scope sets checks them itself and says so with this
 # key in its `openapi_extra`; the generated `security` (any token) is replaced by the sets.
@@ -17,7 +18,43 @@ def declare_scope_alternatives(schema: dict[str, Any]) -> None:
         for operation in operations.values():
             alternatives = operation.pop(SCOPES_ANY_OF, None)
             if alternatives is not None:
-                operation["security"] = [{"OAuth2": list(scopes)} for scopes in alternatives]
+                operation["security"] = [
+                    {scheme: list(scopes)}
+                    for scopes in alternatives
+                    for scheme in (CLIENT_SCHEME, STAFF_SCHEME)
+                ]
+
+
+IDENTITY_PROVIDER_SCHEME = "LAIdentityProvider"
+
+
+def declare_identity_provider(schema: dict[str, Any], issuer: str) -> None:
+    """With the LA's identity provider configured, staff may also bring its tokens: a third
+    scheme (a bearer token the docs are given by hand, so no request leaves for the
+    provider), offered wherever the staff scheme is, with the same scopes."""
+    schemes = schema["components"]["securitySchemes"]
+    schemes[IDENTITY_PROVIDER_SCHEME] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": (
+            f"Staff: an access token issued by the LA's identity provider ({issuer}), "
+            "mapped onto a staff account."
+        ),
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            security = operation.get("security")
+            if security:
+                operation["security"] = [
+                    alternative
+                    for need in security
+                    for alternative in (
+                        [need, {IDENTITY_PROVIDER_SCHEME: need[STAFF_SCHEME]}]
+                        if STAFF_SCHEME in need
+                        else [need]
+                    )
+                ]
 
 
 _FRAMEWORK_422 = "#/components/schemas/HTTPValidationError"

@@ -50,6 +50,10 @@ class Scope(StrEnum):
     admin = "admin"
 
 
+# The OpenAPI security schemes of the two kinds of caller (app/deps.py declares them).
+CLIENT_SCHEME = "Client"
+STAFF_SCHEME = "Staff"
+
 SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.pupils_read: "Read pupil rosters (names only with cases:read)",
     Scope.pupils_write: "Push a school's pupil roster",

@@ -455,7 +455,9 @@ def operations(spec: dict[str, Any]) -> tuple[list[Operation], list[str]]:
             if op_id in NOT_PROBED:
                 continue
             security = op.get("security")
-            scopes = tuple(s for need in security or [] for s in need.get("OAuth2", []))
+            # Every scope set is offered to systems and staff alike; the Client ones say it.
+            needs = [need["Client"] for need in security or [] if "Client" in need]
+            scopes = tuple(s for need in needs for s in need)
             slots: list[Slot] = []
             query: dict[str, dict[str, Any]] = {}
             for parameter in op.get("parameters", []):
@@ -482,7 +484,7 @@ def operations(spec: dict[str, Any]) -> tuple[list[Operation], list[str]]:
                     if kind := kind_of(key, "body", op_id):
                         many = key.endswith("_ids")
                         slots.append(Slot("body", name, key, kind, body_path, many, required))
-            alternatives = tuple(tuple(need.get("OAuth2", [])) for need in security or [])
+            alternatives = tuple(tuple(need) for need in needs)
             found.append(
                 Operation(
                     method.upper(),
@@ -1318,7 +1320,7 @@ def test_the_matrix_finds_every_id_and_refuses_unknown_ones() -> None:
             "/v1/widgets/{widget_id}": {
                 "post": {
                     "operationId": "widgets-frob",
-                    "security": [{"OAuth2": ["cases:write"]}],
+                    "security": [{"Client": ["cases:write"]}, {"Staff": ["cases:write"]}],
                     "parameters": [
                         {"name": "widget_id", "in": "path", "schema": {"type": "string"}},
                         {"name": "case_id", "in": "query", "schema": {"type": "string"}},

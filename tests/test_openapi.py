@@ -44,19 +44,28 @@ def test_operations_have_stable_ids_tags_and_declared_errors() -> None:
                 assert "404" in responses or "{id}" not in path, (method, path)
             elif path != "/oauth/token":
                 assert {"401", "403", "422"} <= set(responses), (method, path)
-                # One or more alternative scope sets, all of our OAuth2 scheme.
-                assert operation["security"], (method, path)
-                assert all(set(need) == {"OAuth2"} for need in operation["security"])
+                # One or more alternative scope sets, each offered to a system (Client) and
+                # to staff (Staff) alike.
+                security = operation["security"]
+                assert security, (method, path)
+                assert all(set(need) in ({"Client"}, {"Staff"}) for need in security)
+                clients = [need["Client"] for need in security if "Client" in need]
+                staff = [need["Staff"] for need in security if "Staff" in need]
+                assert clients and clients == staff, (method, path)
                 problem = responses["401"]["content"]["application/problem+json"]["schema"]
                 assert problem == {"$ref": "#/components/schemas/Problem"}
     assert "pupils-push_roster" in seen and "oauth-token" in seen
 
 
 def test_docs_offer_both_oauth_flows() -> None:
-    flows = _schema()["components"]["securitySchemes"]["OAuth2"]["flows"]
-    assert flows["clientCredentials"]["tokenUrl"] == "/oauth/token"
-    assert flows["password"]["tokenUrl"] == "/oauth/token"
-    assert "cases:read" in flows["password"]["scopes"]
+    schemes = _schema()["components"]["securitySchemes"]
+    assert set(schemes) == {"Client", "Staff"}
+    client, staff = schemes["Client"]["flows"], schemes["Staff"]["flows"]
+    assert set(client) == {"clientCredentials"} and set(staff) == {"password"}
+    assert client["clientCredentials"]["tokenUrl"] == "/oauth/token"
+    assert staff["password"]["tokenUrl"] == "/oauth/token"
+    assert "cases:read" in staff["password"]["scopes"]
+    assert client["clientCredentials"]["scopes"] == staff["password"]["scopes"]
 
 
 async def test_docs_and_schema_are_served(client: httpx.AsyncClient) -> None:
@@ -160,7 +169,13 @@ IF_MATCH_OPTIONAL = {
 
 
 def _problem(response: dict[str, Any]) -> bool:
-    return response.get("content") == {"application/problem+json": {"schema": PROBLEM_REF}}
+    content = response.get("content", {})
+    media = content.get("application/problem+json", {})
+    # The schema, and an example of this status (tests/test_docs.py checks the examples).
+    return set(content) == {"application/problem+json"} and media == {
+        "schema": PROBLEM_REF,
+        "example": media.get("example"),
+    }
 
 
 def test_every_operation_declares_the_problems_it_can_send() -> None:

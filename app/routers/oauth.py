@@ -22,6 +22,7 @@ from app.services.oauth import (
     SUPPORTED_GRANTS,
     ClientCredentials,
     OAuthError,
+    SlowDown,
     grant_client_credentials,
     grant_password,
 )
@@ -76,8 +77,8 @@ _FORM_SCHEMA: dict[str, Any] = {
 }
 
 
-def _error(exc: OAuthError, basic_used: bool) -> JSONResponse:
-    body = OAuthErrorResponse(
+def _body(exc: OAuthError) -> OAuthErrorResponse:
+    return OAuthErrorResponse(
         error=exc.error,
         error_description=exc.description,
         type=f"{PROBLEM_TYPE_PREFIX}oauth-{exc.error.replace('_', '-')}",
@@ -85,6 +86,20 @@ def _error(exc: OAuthError, basic_used: bool) -> JSONResponse:
         status=exc.status,
         detail=exc.description,
     )
+
+
+def _declared(exc: OAuthError, description: str) -> dict[str, Any]:
+    """A declared error response of the token endpoint, its example the body it sends."""
+    example = _body(exc).model_dump()
+    return {
+        "model": OAuthErrorResponse,
+        "description": description,
+        "content": {"application/json": {"example": example}},
+    }
+
+
+def _error(exc: OAuthError, basic_used: bool) -> JSONResponse:
+    body = _body(exc)
     headers = {**NO_STORE, **exc.headers}
     if exc.status == 401:
         scheme = "Basic" if basic_used else "Bearer"
@@ -109,6 +124,10 @@ def _client_credentials(
         client_id, sep, secret = decoded.partition(":")
         if not sep:
             raise OAuthError("invalid_client", "Malformed Basic credentials.")
+        if not client_id and not secret:
+            # `Basic Og==`, an empty id and secret, is what Swagger UI sends for a password
+            # grant when no client is filled in: no client at all.
+            return None, True
         return ClientCredentials(unquote(client_id), unquote(secret)), True
     if in_form:
         return ClientCredentials(form.get("client_id", ""), form.get("client_secret", "")), False
@@ -136,18 +155,18 @@ def _check_values(form: dict[str, str], credentials: ClientCredentials | None) -
     summary="Obtain an access token",
     response_model=TokenResponse,
     responses={
-        400: {
-            "model": OAuthErrorResponse,
-            "description": (
-                "RFC 6749 §5.2 error; a body that is not form-encoded is `invalid_request`."
-            ),
-        },
-        401: {"model": OAuthErrorResponse, "description": "invalid_client."},
+        400: _declared(
+            OAuthError("invalid_grant", "The username or password is incorrect."),
+            "RFC 6749 §5.2 error; a body that is not form-encoded is `invalid_request`.",
+        ),
+        401: _declared(
+            OAuthError("invalid_client", "Client authentication failed."), "invalid_client."
+        ),
         429: {
-            "model": OAuthErrorResponse,
-            "description": (
+            **_declared(
+                SlowDown(900),
                 "slow_down: too many failed attempts for this client id, username or "
-                "address; even the right secret is refused until the window ends."
+                "address; even the right secret is refused until the window ends.",
             ),
             "headers": {
                 "Retry-After": {
@@ -167,7 +186,9 @@ def _check_values(form: dict[str, str], credentials: ClientCredentials | None) -
 )
 async def issue_token(request: Request, session: SessionDep, settings: SettingsDep) -> JSONResponse:
     """Client credentials for systems (HTTP Basic or form fields) and the password grant for
-    staff. Requested scopes must be a subset of those granted; no scope means all of them.
+    staff, with or without a client: an empty HTTP Basic (`Og==`) is no client, and the public
+    docs client id (`liaison-docs` unless configured otherwise) needs no secret.
+    Requested scopes must be a subset of those granted; no scope means all of them.
     Failed attempts are limited per client id, username and address (429 `slow_down`)."""
     attempts: TokenAttempts = request.app.state.token_attempts
     address = request.client.host if request.client else None

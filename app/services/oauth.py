@@ -54,6 +54,16 @@ class ClientCredentials:
     client_secret: str
 
 
+def is_public_docs_client(settings: Settings, credentials: ClientCredentials | None) -> bool:
+    """The API docs' registered public client (RFC 6749 §2.1): its id with no secret."""
+    return (
+        credentials is not None
+        and bool(settings.docs_client_id)
+        and credentials.client_id == settings.docs_client_id
+        and not credentials.client_secret
+    )
+
+
 def _narrow(requested: str | None, granted: list[str]) -> list[str]:
     """The requested scopes if they are all granted; every granted scope if none are asked."""
     wanted = parse_scopes(requested)
@@ -84,6 +94,11 @@ async def grant_client_credentials(
 ) -> AccessToken:
     if credentials is None:
         raise OAuthError("invalid_client", "Client authentication is required.")
+    if is_public_docs_client(settings, credentials):
+        raise OAuthError(
+            "unauthorized_client",
+            f"{credentials.client_id} is a public client: it may use the password grant only.",
+        )
     identity = attempts.client(credentials.client_id)
     reservation = await _reserve(session, attempts, [identity], address)
     client = await principals.authenticate_client(
@@ -114,6 +129,9 @@ async def grant_password(
 ) -> AccessToken:
     # A client that authenticates must do so correctly; staff may also sign in without one
     # (a public client such as the API docs). The password is checked only after the client.
+    public_client: str | None = None
+    if credentials is not None and is_public_docs_client(settings, credentials):
+        public_client, credentials = credentials.client_id, None
     identities: dict[str, str] = {}
     if credentials is not None:
         identities["client"] = attempts.client(credentials.client_id)
@@ -146,5 +164,5 @@ async def grant_password(
         kind="staff",
         subject_id=str(staff.id),
         scopes=scopes,
-        client_id=client.client_id if client else None,
+        client_id=client.client_id if client else public_client,
     )
