@@ -26,7 +26,7 @@ from app.models.attendance import AttendanceMark, AttendanceWeek, Category
 from app.models.case import Case, CaseChild
 from app.models.pupil import Pupil
 from app.models.school import School
-from app.services.school_calendar import week_start
+from app.services.school_calendar import school_today, week_start
 from app.services.sql_days import day_of, plus_days, week_of
 
 # The before window looks for its school weeks this many calendar weeks (plus the weeks
@@ -128,7 +128,13 @@ async def children(
     kids = _windows(scope, end)
     opening_week = week_of(kids.c.lo)
     first_full = week_of(plus_days(kids.c.lo, 6))  # the first Monday on or after lo
-    last_full = week_of(plus_days(kids.c.hi, -6))  # the Monday of the last whole week by hi
+    # The Monday of the last whole week by hi; or, when the window runs to today or later,
+    # of hi's own week: no mark is dated after today, so that week's counts hold only days
+    # of the window.
+    last_full = case(
+        (kids.c.hi >= literal(school_today(), Date), week_of(kids.c.hi)),
+        else_=week_of(plus_days(kids.c.hi, -6)),
+    )
     bounds = select(
         kids,
         opening_week.label("opening_week"),
@@ -165,8 +171,14 @@ async def children(
         w.week_start >= bounds.c.weeks_from,
         w.week_start <= bounds.c.weeks_to,
     )
-    head = _marks_sums(bounds.c.pupil_id, bounds.c.lo, bounds.c.head_to)
-    tail = _marks_sums(bounds.c.pupil_id, bounds.c.tail_from, bounds.c.hi)
+    # The part weeks' days, where there are any (a condition on the child alone: PostgreSQL
+    # skips the index scan when it is false).
+    head = _marks_sums(bounds.c.pupil_id, bounds.c.lo, bounds.c.head_to).where(
+        bounds.c.lo <= bounds.c.head_to
+    )
+    tail = _marks_sums(bounds.c.pupil_id, bounds.c.tail_from, bounds.c.hi).where(
+        bounds.c.tail_from <= bounds.c.hi
+    )
     lateral = is_postgresql(session)
     query = select(bounds.c.pupil_id).select_from(bounds)
     query, b = _per_row(query, before, "before", lateral)
@@ -220,17 +232,26 @@ async def term_sessions(
         if (first := week_start(s.starts + timedelta(days=6)))
         <= (last := week_start(s.ends - timedelta(days=6)))
     ]
-    runs = [(s, a, b) for s in segments for a, b in _part_weeks(s)]
+    runs = []
+    today = school_today()
+    for segment in segments:
+        for a, b in _part_weeks(segment):
+            if a == week_start(a) and b >= today:
+                # From a Monday to today or later: no mark is dated after today, so the
+                # week's counts are those of these days.
+                whole.append((segment, a, a))
+            else:
+                runs.append((segment, a, b))
     if not whole and not runs:
         return {}
     # Each child's weeks summed by week range alone (a segment's jurisdiction is matched
     # below, on one row per child): one hash aggregate of the children's weeks.
     columns: list[Any] = []
-    for s, first, last in whole:
+    for i, (_, first, last) in enumerate(whole):
         inside = and_(w.week_start >= first, w.week_start <= last)
         columns += [
-            func.sum(w.possible).filter(inside).label(f"possible_{s.key}"),
-            func.sum(w.attended).filter(inside).label(f"attended_{s.key}"),
+            func.sum(w.possible).filter(inside).label(f"possible_{i}"),
+            func.sum(w.attended).filter(inside).label(f"attended_{i}"),
         ]
     for i, (_, a, _) in enumerate(runs):
         columns.append(func.max(w.possible).filter(w.week_start == week_start(a)).label(f"run_{i}"))
@@ -256,10 +277,10 @@ async def term_sessions(
         select(
             c.pupil_id,
             literal(s.key, Integer).label("key"),
-            sql_cast(c[f"possible_{s.key}"], Integer).label("possible"),
-            sql_cast(c[f"attended_{s.key}"], Integer).label("attended"),
-        ).where(c.jurisdiction == s.jurisdiction, c[f"possible_{s.key}"].is_not(None))
-        for s, _, _ in whole
+            sql_cast(c[f"possible_{i}"], Integer).label("possible"),
+            sql_cast(c[f"attended_{i}"], Integer).label("attended"),
+        ).where(c.jurisdiction == s.jurisdiction, c[f"possible_{i}"].is_not(None))
+        for i, (s, _, _) in enumerate(whole)
     ]
     if runs:
         spans = union_all(
