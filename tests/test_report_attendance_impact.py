@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.services.school_calendar import rate
+from app.services.school_calendar import rate, school_today
 from tests.builders.api import assert_problem, created
 from tests.builders.casework import case_body, open_case, request_closure
 from tests.builders.holds import disposed, retain
@@ -556,3 +556,47 @@ async def test_the_report_needs_reports_read(client: httpx.AsyncClient, data: Im
         422,
         "validation-failed",
     )
+
+
+async def test_a_window_to_today_counts_this_weeks_marks(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A window running to today takes this week (a part week, Monday to today) from the
+    weekly counts, as no mark can be dated after today; the figures are the marks'. An
+    English school, one child, case opened on the Monday two weeks back: weeks 4 and 3 back
+    each 5 of 10 (the before window: 2 school weeks, 10 of 20), weeks 2 and 1 back all 10
+    present, this week to today (weekdays only) present mornings and absent afternoons."""
+    setup = await make_school(world, client, pupils=1)
+    manager = await world.headers(await world.staff("manager", la_code="202"))
+    today = school_today()
+    this_week = today - timedelta(days=today.weekday())
+    first = this_week - timedelta(weeks=4)
+    marks: list[dict[str, Any]] = []
+    for n in range(4):
+        monday = first + timedelta(weeks=n)
+        marks += week(setup, "P0", monday, 5 if n < 2 else 0, present="/", absence="O")
+    days = [this_week + timedelta(days=d) for d in range(min(today.weekday() + 1, 5))]
+    for day in days:
+        marks += [setup.mark("P0", day, "AM", "/"), setup.mark("P0", day, "PM", "O")]
+    await push_marks(client, setup, marks)
+    opened = first + timedelta(weeks=2)
+    await open_case(client, manager, [setup.pupil_ids["P0"]], opened_on=opened.isoformat())
+
+    after = (20 + 2 * len(days), 20 + len(days))
+    body = await report(client, manager, **{"from": first.isoformat(), "to": today.isoformat()})
+    rows = body["rows"]
+    assert rows[0] == total(1, 0, 0, 1, 1, (20, 10), after)
+    assert rows[-1] == child(
+        setup.pupil_ids["P0"],
+        opened.isoformat(),
+        first.isoformat(),
+        today.isoformat(),
+        1,
+        2,
+        (20, 10),
+        after,
+    )
+    terms = [r for r in rows if r["row_type"] == "term"]
+    assert sum(r["possible"] for r in terms) == 40 + 2 * len(days)
+    assert sum(r["attended"] for r in terms) == 30 + len(days)
+    assert [r["row_type"] for r in rows] == ["total", *["term"] * len(terms), "child"]

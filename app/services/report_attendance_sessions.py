@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Date, Integer, String, and_, case, func, literal, select, true, union_all
+from sqlalchemy import Date, Integer, and_, case, func, literal, select, true, union_all
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.sql import Select, Subquery
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,7 +26,7 @@ from app.models.attendance import AttendanceMark, AttendanceWeek, Category
 from app.models.case import Case, CaseChild
 from app.models.pupil import Pupil
 from app.models.school import School
-from app.services.school_calendar import week_start
+from app.services.school_calendar import school_today, week_start
 from app.services.sql_days import day_of, plus_days, week_of
 
 # The before window looks for its school weeks this many calendar weeks (plus the weeks
@@ -127,7 +128,13 @@ async def children(
     kids = _windows(scope, end)
     opening_week = week_of(kids.c.lo)
     first_full = week_of(plus_days(kids.c.lo, 6))  # the first Monday on or after lo
-    last_full = week_of(plus_days(kids.c.hi, -6))  # the Monday of the last whole week by hi
+    # The Monday of the last whole week by hi; or, when the window runs to today or later,
+    # of hi's own week: no mark is dated after today, so that week's counts hold only days
+    # of the window.
+    last_full = case(
+        (kids.c.hi >= literal(school_today(), Date), week_of(kids.c.hi)),
+        else_=week_of(plus_days(kids.c.hi, -6)),
+    )
     bounds = select(
         kids,
         opening_week.label("opening_week"),
@@ -164,8 +171,14 @@ async def children(
         w.week_start >= bounds.c.weeks_from,
         w.week_start <= bounds.c.weeks_to,
     )
-    head = _marks_sums(bounds.c.pupil_id, bounds.c.lo, bounds.c.head_to)
-    tail = _marks_sums(bounds.c.pupil_id, bounds.c.tail_from, bounds.c.hi)
+    # The part weeks' days, where there are any (a condition on the child alone: PostgreSQL
+    # skips the index scan when it is false).
+    head = _marks_sums(bounds.c.pupil_id, bounds.c.lo, bounds.c.head_to).where(
+        bounds.c.lo <= bounds.c.head_to
+    )
+    tail = _marks_sums(bounds.c.pupil_id, bounds.c.tail_from, bounds.c.hi).where(
+        bounds.c.tail_from <= bounds.c.hi
+    )
     lateral = is_postgresql(session)
     query = select(bounds.c.pupil_id).select_from(bounds)
     query, b = _per_row(query, before, "before", lateral)
@@ -203,100 +216,113 @@ async def term_sessions(
     session: AsyncSession, scope: Subquery, end: date, segments: list[Segment]
 ) -> dict[int, tuple[int, int, int]]:
     """Per segment: the children with a possible session in it, and their possible and
-    attended sessions."""
+    attended sessions.
+
+    One pass over the children's weeks of the period, grouped by child: each segment's
+    whole weeks summed in a column of its own, and for each part week (a run of its days at
+    a segment's edge) whether the child had a possible session that week at all (most part
+    weeks are holidays). Only those part weeks' days are then read from the marks."""
     if not segments:
         return {}
     kids = _windows(scope, end)
     w = _WEEK.c
     whole = [
-        (s, week_start(s.starts + timedelta(days=6)), week_start(s.ends - timedelta(days=6)))
+        (s, first, last)
         for s in segments
+        if (first := week_start(s.starts + timedelta(days=6)))
+        <= (last := week_start(s.ends - timedelta(days=6)))
     ]
-    whens = [
-        (
-            and_(
-                kids.c.jurisdiction == s.jurisdiction, w.week_start >= first, w.week_start <= last
-            ),
-            s.key,
-        )
-        for s, first, last in whole
-        if first <= last
-    ]
-    runs = [(s, a, b) for s in segments for a, b in _part_weeks(s)]
-    # The children's weeks of the period: a whole week inside a segment counts as it is; a
-    # part week's days are read from the marks, and only where the child has a possible
-    # session that week (most part weeks are holidays).
-    weeks = (
-        select(
-            kids.c.pupil_id,
-            kids.c.jurisdiction,
-            w.week_start,
-            w.possible,
-            w.attended,
-            (case(*whens, else_=None) if whens else literal(None, Integer)).label("key"),
-        )
-        .join_from(kids, _WEEK, w.pupil_id == kids.c.pupil_id)
+    runs = []
+    today = school_today()
+    for segment in segments:
+        for a, b in _part_weeks(segment):
+            if a == week_start(a) and b >= today:
+                # From a Monday to today or later: no mark is dated after today, so the
+                # week's counts are those of these days.
+                whole.append((segment, a, a))
+            else:
+                runs.append((segment, a, b))
+    if not whole and not runs:
+        return {}
+    # Each child's weeks summed by week range alone (a segment's jurisdiction is matched
+    # below, on one row per child): one hash aggregate of the children's weeks.
+    columns: list[Any] = []
+    for i, (_, first, last) in enumerate(whole):
+        inside = and_(w.week_start >= first, w.week_start <= last)
+        columns += [
+            func.sum(w.possible).filter(inside).label(f"possible_{i}"),
+            func.sum(w.attended).filter(inside).label(f"attended_{i}"),
+        ]
+    for i, (_, a, _) in enumerate(runs):
+        columns.append(func.max(w.possible).filter(w.week_start == week_start(a)).label(f"run_{i}"))
+    # A week with no possible session adds nothing: left out.
+    per_pupil = (
+        select(w.pupil_id, *columns)
         .where(
-            w.week_start >= week_start(segments[0].starts),
-            w.week_start <= max(week_start(s.ends) for s in segments),
+            w.pupil_id.in_(select(kids.c.pupil_id)),
+            w.week_start >= week_start(min(s.starts for s in segments)),
+            w.week_start <= week_start(max(s.ends for s in segments)),
+            w.possible > 0,
         )
-        .cte("term_weeks")
+        .group_by(w.pupil_id)
+        .subquery("per_pupil")
     )
+    per_child = (
+        select(per_pupil, kids.c.jurisdiction)
+        .join_from(kids, per_pupil, per_pupil.c.pupil_id == kids.c.pupil_id)
+        .cte("per_child_weeks")
+    )
+    c = per_child.c
     parts: list[Select[Any]] = [
-        select(weeks.c.pupil_id, weeks.c.key, weeks.c.possible, weeks.c.attended).where(
-            weeks.c.key.is_not(None)
-        )
+        select(
+            c.pupil_id,
+            literal(s.key, Integer).label("key"),
+            sql_cast(c[f"possible_{i}"], Integer).label("possible"),
+            sql_cast(c[f"attended_{i}"], Integer).label("attended"),
+        ).where(c.jurisdiction == s.jurisdiction, c[f"possible_{i}"].is_not(None))
+        for i, (s, _, _) in enumerate(whole)
     ]
     if runs:
-        listed = union_all(
+        spans = union_all(
             *(
                 select(
+                    c.pupil_id,
                     literal(s.key, Integer).label("key"),
-                    literal(s.jurisdiction, String).label("jurisdiction"),
-                    literal(week_start(a), Date).label("week"),
                     literal(a, Date).label("first"),
                     literal(b, Date).label("last"),
-                )
-                for s, a, b in runs
+                ).where(c.jurisdiction == s.jurisdiction, c[f"run_{i}"] > 0)
+                for i, (s, a, b) in enumerate(runs)
             )
-        ).subquery("runs")
-        spans = (
-            select(weeks.c.pupil_id, listed.c.key, listed.c.first, listed.c.last)
-            .join_from(
-                weeks,
-                listed,
-                and_(
-                    listed.c.jurisdiction == weeks.c.jurisdiction,
-                    listed.c.week == weeks.c.week_start,
-                ),
-            )
-            .where(weeks.c.possible > 0)
-            .subquery("spans")
-        )
+        ).subquery("spans")
         inner = _marks_sums(spans.c.pupil_id, spans.c.first, spans.c.last)
         query, m = _per_row(
             select(spans.c.pupil_id).select_from(spans), inner, "days", is_postgresql(session)
         )
         parts.append(
-            query.with_only_columns(spans.c.pupil_id, spans.c.key, m["possible"], m["attended"])
+            query.with_only_columns(
+                spans.c.pupil_id,
+                spans.c.key,
+                sql_cast(m["possible"], Integer),
+                sql_cast(m["attended"], Integer),
+            )
         )
     joined = union_all(*parts).subquery("parts")
-    per_child = (
+    per_segment = (
         select(
             joined.c.key,
             func.sum(joined.c.possible).label("possible"),
             func.sum(joined.c.attended).label("attended"),
         )
         .group_by(joined.c.key, joined.c.pupil_id)
-        .subquery("per_child")
+        .subquery("per_segment")
     )
     query = select(
-        per_child.c.key,
-        func.count().filter(per_child.c.possible > 0),
-        func.sum(per_child.c.possible),
-        func.sum(per_child.c.attended),
-    ).group_by(per_child.c.key)
+        per_segment.c.key,
+        func.count().filter(per_segment.c.possible > 0),
+        func.sum(per_segment.c.possible),
+        func.sum(per_segment.c.attended),
+    ).group_by(per_segment.c.key)
     return {
-        key: (children or 0, possible or 0, attended or 0)
+        key: (children or 0, int(possible or 0), int(attended or 0))
         for key, children, possible, attended in map(tuple, await run(session, query))
     }
