@@ -100,22 +100,10 @@ class AttendanceMark(SQLModel, table=True):
 
 class AttendanceWeek(SQLModel, table=True):
     """Running counts per pupil per week (Monday), kept in step with the marks by every push,
-    so flags never rescan a pupil's whole year.
-
-    On PostgreSQL an index of the key carries the counts too, so that reading a child's
-    weeks (the attendance-impact report's windows, a range per child) is an index-only
-    scan: a child's weeks are otherwise a heap page each, written a week apart."""
+    so flags never rescan a pupil's whole year."""
 
     __tablename__ = "attendance_week"
-    __table_args__ = (
-        PrimaryKeyConstraint("pupil_id", "week_start"),
-        Index(
-            "ix_attendance_week_pupil_id_week_start_counts",
-            "pupil_id",
-            "week_start",
-            postgresql_include=["possible", "attended"],
-        ),
-    )
+    __table_args__ = (PrimaryKeyConstraint("pupil_id", "week_start"),)
 
     pupil_id: uuid.UUID = ColumnField(foreign_key="pupil.id", ondelete="CASCADE")
     week_start: date
