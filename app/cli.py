@@ -60,7 +60,8 @@ class OneLineErrors(TyperGroup):
         except UsageError as exc:
             path = exc.ctx.command_path if exc.ctx else ctx.command_path
             hint = f" (see '{path} --help')"
-            raise _fail(exc.format_message().rstrip(".") + hint, 2) from None
+            message = exc.format_message().replace("Value error, ", "").rstrip(".")
+            raise _fail(message + hint, 2) from None
         except ClickException as exc:
             raise _fail(exc.format_message(), exc.exit_code) from None
         except ValidationError as exc:
@@ -464,7 +465,7 @@ M = TypeVar("M", bound=BaseModel)
 
 def _valid(model: type[M], **values: Any) -> M:
     """The model, or one line of reasons (each named by its option) and exit status 2."""
-    _check_la(values.get("la_code"))
+    _check_la(values.get("la_code"), values.get("jurisdiction"))
     try:
         return model(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
