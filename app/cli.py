@@ -6,7 +6,6 @@ import asyncio
 import getpass
 import json
 import os
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,24 +14,71 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
+from typer._click import Context
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
 from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
-from app.errors import LiaisonError
+from app.errors import LiaisonError, ValidationFailed
 from app.models.principal import StaffRole
-from app.models.school import LA_CODE_PATTERN, Jurisdiction, Phase, SchoolCreate
+from app.models.school import (
+    LA_CODE_HELP,
+    LA_CODE_KINDS,
+    SCHOOL_CODE_KINDS,
+    Jurisdiction,
+    Phase,
+    SchoolCreate,
+    check_la_code,
+    check_school_in_la,
+)
 from app.services import principals, schools
 from app.services.seed import seed_demo
 
 T = TypeVar("T")
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str, status: int) -> typer.Exit:
+    """Say what went wrong in one line on stderr; the caller raises the exit it returns."""
+    line = " ".join(message.split())
+    err.print(f"[red]error:[/red] {escape(line)}")
+    return typer.Exit(status)
+
+
+class OneLineErrors(TyperGroup):
+    """Every command's failure is one line on stderr, never a traceback: exit status 2 for
+    bad usage or input, 1 for anything else that goes wrong."""
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, NoArgsIsHelpError, KeyboardInterrupt):
+            raise
+        except UsageError as exc:
+            path = exc.ctx.command_path if exc.ctx else ctx.command_path
+            hint = f" (see '{path} --help')"
+            message = exc.format_message().replace("Value error, ", "").rstrip(".")
+            raise _fail(message + hint, 2) from None
+        except ClickException as exc:
+            raise _fail(exc.format_message(), exc.exit_code) from None
+        except ValidationError as exc:
+            raise _fail(_reasons(exc), 2) from None
+        except Exception as exc:
+            text = str(exc).strip()
+            what = type(exc).__name__ + (f": {text.splitlines()[0]}" if text else "")
+            raise _fail(what, 1) from None
+
 
 cli = typer.Typer(
     name="liaison",
     help="Liaison: the service behind school early-help casework.",
     no_args_is_help=True,
     add_completion=False,
+    cls=OneLineErrors,
 )
-err = Console(stderr=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,9 +112,10 @@ def _run(work: Callable[[Any], Awaitable[T]], settings: Settings | None = None) 
 
     try:
         return asyncio.run(main())
+    except ValidationFailed as exc:
+        raise _fail(exc.detail or exc.title, 2) from None
     except LiaisonError as exc:
-        err.print(f"[red]error:[/red] {exc.detail or exc.title}")
-        raise typer.Exit(1) from None
+        raise _fail(exc.detail or exc.title, 1) from None
 
 
 def _checked_settings() -> Settings:
@@ -76,9 +123,29 @@ def _checked_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-        err.print(f"[red]refusing to start:[/red] {reasons}")
+        err.print(f"[red]refusing to start:[/red] {escape(_reasons(exc))}")
         raise typer.Exit(2) from None
+
+
+def _reasons(exc: ValidationError, options: dict[str, str] | None = None) -> str:
+    """A validation error's reasons in one line, each named by its option where it has one."""
+    reasons = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = ".".join(str(p) for p in error["loc"])
+        if options is not None and field:
+            field = options.get(field, "--" + field.replace("_", "-"))
+        reasons.append(f"{field}: {message}" if field else message)
+    return "; ".join(reasons)
+
+
+def _check_la(la: str | None, jurisdiction: Jurisdiction | None = None) -> None:
+    """Exit status 2 and one line unless `la` is an LA code (of `jurisdiction`, when given)."""
+    if la is not None:
+        try:
+            check_la_code(jurisdiction, la)
+        except ValueError as exc:
+            raise _fail(f"--la {la!r}: {exc}", 2) from None
 
 
 def alembic_config(database_url: str | None = None) -> Any:
@@ -87,7 +154,7 @@ def alembic_config(database_url: str | None = None) -> Any:
     home = _migrations_home()
     config = Config(str(home / "alembic.ini"))
     config.set_main_option("script_location", str(home / "alembic"))
-    config.attributes["database_url"] = database_url or get_settings().database_url
+    config.attributes["database_url"] = database_url or _checked_settings().database_url
     config.attributes["configure_logger"] = False
     return config
 
@@ -96,9 +163,14 @@ def alembic_config(database_url: str | None = None) -> Any:
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Bring the database schema up to date (Alembic)."""
     from alembic import command
+    from alembic.util.exc import CommandError
 
-    command.upgrade(alembic_config(), revision)
-    err.print(f"[green]database migrated to {revision}[/green]")
+    config = alembic_config()
+    try:
+        command.upgrade(config, revision)
+    except CommandError as exc:
+        raise _fail(f"migrate {revision}: {exc}", 2) from None
+    err.print(f"[green]database migrated to {escape(revision)}[/green]")
 
 
 @cli.command()
@@ -130,20 +202,42 @@ def serve(
 
 @cli.command("create-school")
 def create_school(
-    code: Annotated[str, typer.Option(help="URN, LA+establishment number or SEED code.")],
+    code: Annotated[
+        str,
+        typer.Option(
+            help="The school's code: in England "
+            + SCHOOL_CODE_KINDS[Jurisdiction.england]
+            + " (e.g. 100000); in Wales "
+            + SCHOOL_CODE_KINDS[Jurisdiction.wales]
+            + " (e.g. 6602001); in Scotland "
+            + SCHOOL_CODE_KINDS[Jurisdiction.scotland]
+            + " (e.g. 5244439)."
+        ),
+    ],
     name: Annotated[str, typer.Option(help="School name.")],
-    la: Annotated[str, typer.Option("--la", help="LA code.")],
+    la: Annotated[
+        str,
+        typer.Option(
+            "--la",
+            help="The LA's code: in England and Wales "
+            + LA_CODE_KINDS[Jurisdiction.england].split(",")[0]
+            + " (e.g. 202, or 660 in Wales); in Scotland "
+            + LA_CODE_KINDS[Jurisdiction.scotland]
+            + ".",
+        ),
+    ],
     jurisdiction: Annotated[Jurisdiction, typer.Option()] = Jurisdiction.england,
     phase: Annotated[Phase, typer.Option()] = Phase.primary,
 ) -> None:
     """Create a school and print it as JSON."""
+    school_in = _valid(
+        SchoolCreate, code=code, name=name, la_code=la, jurisdiction=jurisdiction, phase=phase
+    )
+    _check_la(school_in.la_code, jurisdiction)
     try:
-        school_in = SchoolCreate(
-            code=code, name=name, la_code=la, jurisdiction=jurisdiction, phase=phase
-        )
+        check_school_in_la(jurisdiction, school_in.code, school_in.la_code)
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise _fail(f"--code {school_in.code!r}: {exc}", 2) from None
 
     async def work(session: Any) -> dict[str, Any]:
         school = await schools.create(session, None, school_in)
@@ -159,9 +253,30 @@ def create_client(
     school: Annotated[
         list[str] | None, typer.Option("--school", help="School code in reach (repeatable).")
     ] = None,
-    la: Annotated[str | None, typer.Option("--la", help="LA code: every school of it.")] = None,
+    la: Annotated[
+        str | None, typer.Option("--la", help=f"Every school of this LA: {LA_CODE_HELP}.")
+    ] = None,
+    no_reach: Annotated[
+        bool,
+        typer.Option(
+            "--no-reach",
+            help="Create it with no --school and no --la: it then reaches no school.",
+        ),
+    ] = False,
 ) -> None:
-    """Create a machine client and print its client_id and client_secret (shown once)."""
+    """Create a machine client and print its client_id and client_secret (shown once).
+    It reaches the schools given with --school and every school of the LA given with --la."""
+    _check_la(la)
+    if no_reach and (school or la):
+        raise _fail("--no-reach is for a client with no --school and no --la", 2)
+    if not (school or la or no_reach):
+        raise _fail(
+            "a client with no --school and no --la reaches no school: give one, "
+            "or --no-reach to create it anyway",
+            2,
+        )
+    if no_reach:
+        err.print("[yellow]warning:[/yellow] this client reaches no school (--no-reach)")
 
     async def work(session: Any) -> dict[str, Any]:
         new = await principals.create_client(
@@ -187,7 +302,9 @@ def create_staff(
     school: Annotated[
         list[str] | None, typer.Option("--school", help="School code (repeatable).")
     ] = None,
-    la: Annotated[str | None, typer.Option("--la", help="LA code: every school of it.")] = None,
+    la: Annotated[
+        str | None, typer.Option("--la", help=f"Every school of this LA: {LA_CODE_HELP}.")
+    ] = None,
     external_subject: Annotated[
         str | None, typer.Option(help="Subject of this person in the LA's identity provider.")
     ] = None,
@@ -196,15 +313,14 @@ def create_staff(
     ] = "LIAISON_STAFF_PASSWORD",
 ) -> None:
     """Create a staff account. The password comes from the environment or a prompt."""
+    _check_la(la)
     password = os.environ.get(password_env)
     if password is None and external_subject is None:
         if not sys.stdin.isatty():
-            err.print(f"[red]error:[/red] set {password_env} or --external-subject")
-            raise typer.Exit(1)
+            raise _fail(f"set {password_env} or --external-subject", 2)
         password = getpass.getpass("Password: ")
     if password is not None and len(password) < 12:
-        err.print("[red]error:[/red] a password has at least 12 characters")
-        raise typer.Exit(1)
+        raise _fail("a password has at least 12 characters", 2)
 
     async def work(session: Any) -> dict[str, Any]:
         staff = await principals.create_staff(
@@ -267,7 +383,9 @@ def import_directory(
     la: Annotated[
         str | None,
         typer.Option(
-            "--la", help="Import as this LA's records (default: the operator's, for every LA)."
+            "--la",
+            help="Import as this LA's records (default: the operator's, for every LA); "
+            f"{LA_CODE_HELP}.",
         ),
     ] = None,
 ) -> None:
@@ -288,9 +406,7 @@ def import_directory(
     if not url.startswith(("http://", "https://")):
         err.print("[red]error:[/red] the feed URL starts with http:// or https://")
         raise typer.Exit(2)
-    if la is not None and not re.fullmatch(LA_CODE_PATTERN, la):
-        err.print("[red]error:[/red] --la takes an LA code: 1 to 10 digits or capital letters")
-        raise typer.Exit(2)
+    _check_la(la)
     columns = (TextColumn("importing services"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("services", total=None)
@@ -339,20 +455,21 @@ cli.add_typer(reference_cli, name="reference")
 
 LaOption = Annotated[
     str | None,
-    typer.Option("--la", help="For this LA only (default: the national list, for every LA)."),
+    typer.Option(
+        "--la",
+        help=f"For this LA only (default: the national list, for every LA): {LA_CODE_HELP}.",
+    ),
 ]
 M = TypeVar("M", bound=BaseModel)
 
 
 def _valid(model: type[M], **values: Any) -> M:
-    """The model, or a one-line reason for each invalid value and exit status 2."""
+    """The model, or one line of reasons (each named by its option) and exit status 2."""
+    _check_la(values.get("la_code"), values.get("jurisdiction"))
     try:
         return model(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "value"
-            err.print(f"[red]error:[/red] {where}: {error['msg']}")
-        raise typer.Exit(2) from None
+        raise _fail(_reasons(exc, {"la_code": "--la"}), 2) from None
 
 
 def _printed(row: Any) -> None:

@@ -78,7 +78,15 @@ async def main(services: int, reads: int) -> None:
     }
     liaison("migrate", env=env)
     credentials = json.loads(
-        liaison("create-client", "--name", "bench directory", "--scope", "directory:write", env=env)
+        liaison(
+            "create-client",
+            "--name",
+            "bench directory",
+            "--scope",
+            "directory:write",
+            "--no-reach",
+            env=env,
+        )
     )
     server, base = serve(env)
     raw = await asyncpg.connect(f"{SERVER}/{DATABASE}")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -37,20 +41,218 @@ def test_create_school_client_and_staff(cli_env: None) -> None:
 
 
 def test_cli_refuses_bad_input(cli_env: None) -> None:
-    bad = runner.invoke(cli, ["create-client", "--name", "x", "--scope", "pupils:write everything"])
-    assert bad.exit_code == 1 and "everything" in bad.output
+    bad = runner.invoke(
+        cli, ["create-client", "--name", "x", "--scope", "pupils:write everything", "--la", "202"]
+    )
+    assert bad.exit_code == 2 and "everything" in bad.output
     bad = runner.invoke(
         cli, ["create-client", "--name", "x", "--scope", "admin", "--school", "000000"]
     )
     assert bad.exit_code == 1 and "000000" in bad.output
     bad = runner.invoke(cli, ["create-school", "--code", "12", "--name", "x", "--la", "202"])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2
     short = runner.invoke(
         cli,
         ["create-staff", "--username", "a@b.c", "--name", "A", "--role", "dpo"],
         env={"LIAISON_STAFF_PASSWORD": "short"},
     )
-    assert short.exit_code == 1
+    assert short.exit_code == 2
+
+
+LA_CODE = (
+    "an LA code is three digits: the DfE LA code in England and Wales (e.g. 202), the "
+    "council's code in Scotland (e.g. 100)"
+)
+
+
+def one_line_error(args: list[str], status: int, env: dict[str, str] | None = None) -> str:
+    """The command fails with `status`, says why in one line on stderr, prints nothing on
+    stdout, and no exception escaped it."""
+    result = runner.invoke(cli, args, env=env)
+    assert (result.exit_code, result.stdout) == (status, ""), result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "line"),
+    [
+        (
+            ["create-school", "--code", "ABC", "--name", "x", "--la", "202"],
+            2,
+            "error: a school code in england is a six-digit URN",
+        ),
+        (
+            ["create-school", "--code", "12345", "--name", "x", "--la", "100",
+             "--jurisdiction", "scotland"],
+            2,
+            "error: a school code in scotland is a seven-digit SEED code",
+        ),
+        (
+            ["create-school", "--code", "654321", "--name", "x", "--la", "ZZZZ"],
+            2,
+            "error: --la 'ZZZZ': an LA code in england is the three-digit DfE LA code, e.g. 202",
+        ),
+        (
+            ["create-school", "--code", "5244439", "--name", "x", "--la", "S12",
+             "--jurisdiction", "scotland"],
+            2,
+            "error: --la 'S12': an LA code in scotland is the three-digit council code, e.g. 100",
+        ),
+        (
+            ["create-school", "--code", "6602001", "--name", "x", "--la", "202",
+             "--jurisdiction", "wales"],
+            2,
+            "error: --code '6602001': a Welsh school code starts with its LA code (202)",
+        ),
+        (
+            ["create-school", "--name", "x", "--la", "202"],
+            2,
+            "error: Missing option '--code' (see 'liaison create-school --help')",
+        ),
+        (
+            ["create-school", "--code", "654321", "--name", "x", "--la", "202", "--phase", "x"],
+            2,
+            "error: Invalid value for '--phase': 'x' is not one of 'nursery', 'primary', "
+            "'middle', 'secondary', 'all_through', 'special', 'alternative_provision', "
+            "'post_16' (see 'liaison create-school --help')",
+        ),
+        (
+            ["create-client", "--name", "x", "--scope", "pupils:write", "--la", "2020"],
+            2,
+            f"error: --la '2020': {LA_CODE}",
+        ),
+        (
+            ["create-staff", "--username", "a@b.c", "--name", "A", "--role", "dpo", "--la", "z"],
+            2,
+            f"error: --la 'z': {LA_CODE}",
+        ),
+        (
+            ["reference", "concern", "--code", "x", "--label", "x", "--la", "ZZZZ"],
+            2,
+            f"error: --la 'ZZZZ': {LA_CODE}",
+        ),
+        (
+            ["reference", "concern", "--code", "Bad Code", "--label", "x"],
+            2,
+            "error: --code: String should match pattern '^[a-z][a-z0-9_]{0,63}$'",
+        ),
+        (
+            ["directory", "import", "https://example.org/api", "--la", "ZZZZ"],
+            2,
+            f"error: --la 'ZZZZ': {LA_CODE}",
+        ),
+        (
+            ["retention", "schedule", "--today", "soon"],
+            2,
+            "error: Invalid value: 'soon' is not a date (YYYY-MM-DD) "
+            "(see 'liaison retention schedule --help')",
+        ),
+        (["nosuch"], 2, "error: No such command 'nosuch' (see 'liaison --help')"),
+        (
+            ["create-client", "--name", "x", "--scope", "admin", "--school", "000000"],
+            1,
+            "error: No school with code(s): 000000.",
+        ),
+    ],
+)  # fmt: skip
+def test_errors_are_one_line(cli_env: None, args: list[str], status: int, line: str) -> None:
+    assert (
+        one_line_error(args, status, env={"LIAISON_STAFF_PASSWORD": "long enough password"}) == line
+    )
+
+
+def test_codes_are_checked_per_jurisdiction_and_help_says_what_each_takes(cli_env: None) -> None:
+    welsh = run(
+        "create-school", "--code", "6602001", "--name", "Ysgol", "--la", "660",
+        "--jurisdiction", "wales",
+    )  # fmt: skip
+    assert welsh == {"id": welsh["id"], "code": "6602001", "name": "Ysgol"}
+    scottish = run(
+        "create-school", "--code", "5244439", "--name", "Academy", "--la", "100",
+        "--jurisdiction", "scotland",
+    )  # fmt: skip
+    assert scottish == {"id": scottish["id"], "code": "5244439", "name": "Academy"}
+    school_help, client_help = (
+        help_text(command) for command in ("create-school", "create-client")
+    )
+    for says in (
+        "in England a six-digit URN (e.g. 100000)",
+        "in Wales a seven-digit LA and establishment number (e.g. 6602001)",
+        "in Scotland a seven-digit SEED code (e.g. 5244439)",
+        "in England and Wales the three-digit DfE LA code (e.g. 202, or 660 in Wales)",
+        "in Scotland the three-digit council code, e.g. 100",
+    ):
+        assert says in school_help, says
+    assert "three digits: the DfE LA code in England and Wales (e.g. 202)" in client_help
+    assert "--no-reach" in client_help
+
+
+def help_text(command: str) -> str:
+    """A command's --help as one line of words, without the boxes around it."""
+    shown = runner.invoke(cli, [command, "--help"], env={"COLUMNS": "400"})
+    assert shown.exit_code == 0, shown.output
+    return " ".join(shown.stdout.replace("│", " ").split())
+
+
+def test_a_client_with_no_reach_is_refused_unless_asked_for(cli_env: None) -> None:
+    args = ["create-client", "--name", "Nobody's", "--scope", "pupils:write"]
+    assert one_line_error(args, 2) == (
+        "error: a client with no --school and no --la reaches no school: give one, "
+        "or --no-reach to create it anyway"
+    )
+    assert one_line_error([*args, "--la", "202", "--no-reach"], 2) == (
+        "error: --no-reach is for a client with no --school and no --la"
+    )
+    made = runner.invoke(cli, [*args, "--no-reach"])
+    assert made.exit_code == 0, made.output
+    assert made.stderr == "warning: this client reaches no school (--no-reach)\n"
+    created = json.loads(made.stdout)
+    assert created == {
+        "client_id": created["client_id"], "client_secret": created["client_secret"],
+        "name": "Nobody's", "scope": "pupils:write", "schools": [], "la": None,
+    }  # fmt: skip
+
+
+def test_an_unexpected_failure_is_one_line_with_status_1(
+    cli_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIAISON_DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:9/none")
+    get_settings.cache_clear()
+    line = one_line_error(["create-school", "--code", "654321", "--name", "x", "--la", "202"], 1)
+    assert line.startswith("error: ") and "Connect" in line, line
+
+
+def liaison(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The installed command as an operator runs it, in its own process."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-c", "from app.cli import main; main()", *args],
+        env={**keep, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_migrate_errors_are_one_line_in_a_real_process(tmp_path: Path) -> None:
+    """What the operator sees: no traceback for an unknown revision or a production
+    configuration without a signing key (the same line `serve` prints)."""
+    db = {"LIAISON_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+    unknown = liaison("migrate", "nosuchrev", env=db)
+    assert (unknown.returncode, unknown.stdout, unknown.stderr) == (
+        2, "", "error: migrate nosuchrev: Can't locate revision identified by 'nosuchrev'\n",
+    )  # fmt: skip
+    production = {**db, "LIAISON_ENVIRONMENT": "production"}
+    refused = {command: liaison(command, env=production) for command in ("migrate", "serve")}
+    line = (
+        "refusing to start: LIAISON_SIGNING_KEY must be set to a secret of your own in production\n"
+    )
+    for command, answer in refused.items():
+        assert (answer.returncode, answer.stdout, answer.stderr) == (2, "", line), command
 
 
 async def test_created_client_gets_a_token(
