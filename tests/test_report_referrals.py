@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.services.report_referrals import median_hours
+from app.services.report_tables import median
 from tests.builders.api import assert_problem, expect
 from tests.builders.casework import HUB_SCOPES, hub, open_case, referral_body, request_closure
 from tests.builders.clock import days_ago, today
@@ -506,4 +506,4 @@ async def test_a_decision_carries_a_reason_category_of_its_kind(
     ],
 )
 def test_the_median_time_to_decision_in_hours(seconds: list[int], hours: float | None) -> None:
-    assert median_hours(seconds) == hours
+    assert median(seconds, per=3600) == hours

@@ -33,7 +33,7 @@ from app.models.school import School
 from app.services import report_attendance_sessions as sessions
 from app.services import retention
 from app.services.report_attendance_sessions import LOOK_BACK_WEEKS, ChildSessions, Segment
-from app.services.report_tables import Period, Table, check_school, envelope, period
+from app.services.report_tables import Period, Table, audit, check_school, envelope, period
 from app.services.reports import scope_query
 from app.services.school_calendar import Term, rate, term_of, week_start
 
@@ -223,29 +223,12 @@ async def attendance_impact(
             ),
         )
     report = envelope("attendance-impact", table, principal, span, school_id, suppress_below)
-    await _audit(auditor, report, school_id, [c.pupil_id for c in shown], before_weeks)
-    return report
-
-
-async def _audit(
-    auditor: Auditor,
-    report: Report[Any],
-    school_id: uuid.UUID | None,
-    pupil_ids: list[uuid.UUID],
-    before_weeks: int,
-) -> None:
-    """As `report_tables.audit`, naming the children whose rows the report carries: their
-    attendance by pupil id is child-level data."""
-    await auditor.record(
-        f"report.{report.report}",
-        "report",
-        pupil_ids=pupil_ids,
-        details={
-            "from": report.period.from_.isoformat() if report.period.from_ else None,
-            "to": report.period.to.isoformat(),
-            "school_id": str(school_id) if school_id else None,
-            "suppress_below": report.suppress_below,
-            "rows": len(report.rows),
-            "before_weeks": before_weeks,
-        },
+    # Its child rows are child-level data: the event names those children.
+    await audit(
+        auditor,
+        report,
+        school_id,
+        pupil_ids=[c.pupil_id for c in shown],
+        before_weeks=before_weeks,
     )
+    return report

@@ -29,7 +29,16 @@ from app.models.report_caseload import CaseloadRow
 from app.security import Principal
 from app.services import access
 from app.services.cases import months_before
-from app.services.report_tables import Period, Table, audit, check_school, envelope, mean, median
+from app.services.report_tables import (
+    Period,
+    Table,
+    audit,
+    check_school,
+    children_by,
+    envelope,
+    mean,
+    median,
+)
 from app.services.school_calendar import school_today
 
 # The steps of a case's life the report reads back, and of a referral's step-up.
@@ -186,22 +195,6 @@ async def _last_reviews(
     return dict((await session.exec(query)).all())
 
 
-async def _children(
-    session: AsyncSession, scope: list[ColumnElement[bool]]
-) -> dict[uuid.UUID, set[uuid.UUID]]:
-    """Each case's children as they are recorded now: the pupil where on a roll, else the
-    case's own entry (names are never read)."""
-    query = (
-        select(col(CaseChild.case_id), col(CaseChild.pupil_id), col(CaseChild.id))
-        .join(Case, col(Case.id) == col(CaseChild.case_id))
-        .where(*scope)
-    )
-    found: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    for case_id, pupil_id, entry_id in await session.exec(query):
-        found[case_id].add(pupil_id or entry_id)
-    return found
-
-
 async def _step_ups_pending(
     session: AsyncSession, principal: Principal, cutoff: datetime, school_id: uuid.UUID | None
 ) -> dict[uuid.UUID | None, int]:
@@ -291,7 +284,7 @@ async def caseload(
     scope = _candidates(principal, cutoff, school_id)
     histories = await _histories(session, scope)
     reviews = await _last_reviews(session, scope, day)
-    children = await _children(session, scope)
+    children = await children_by(session, CaseChild, col(CaseChild.case_id), Case, scope)
     step_ups = await _step_ups_pending(session, principal, cutoff, school_id)
 
     total = _Load()

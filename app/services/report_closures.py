@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement
 from sqlalchemy import select as core_select
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
@@ -30,6 +29,7 @@ from app.services.report_tables import (
     Table,
     audit,
     check_school,
+    children_by,
     envelope,
     mean,
     median,
@@ -62,22 +62,6 @@ def closed_cases(
     if school_id is not None:
         conditions.append(col(Case.school_id) == school_id)
     return conditions
-
-
-async def children_by_case(
-    session: AsyncSession, conditions: Iterable[ColumnElement[bool]]
-) -> dict[uuid.UUID, set[uuid.UUID]]:
-    """The children of the cases `conditions` pick, as reports count them: the pupil where
-    the child is on a roll (a child on two cases is one child), else the case's own entry."""
-    query = (
-        select(col(CaseChild.case_id), col(CaseChild.pupil_id), col(CaseChild.id))
-        .join(Case, col(Case.id) == col(CaseChild.case_id))
-        .where(*conditions)
-    )
-    found: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    for case_id, pupil_id, entry_id in await session.exec(query):
-        found[case_id].add(pupil_id or entry_id)
-    return found
 
 
 def families(children: dict[uuid.UUID, set[uuid.UUID]]) -> dict[uuid.UUID, uuid.UUID]:
@@ -276,7 +260,7 @@ async def closures(
     await check_school(session, principal, school_id)
     conditions = closed_cases(principal, span.start, span.end, school_id)
     found = await _closures(session, conditions)
-    children = await children_by_case(session, conditions)
+    children = await children_by(session, CaseChild, col(CaseChild.case_id), Case, conditions)
     table = build_table(found, children)
     report = envelope("closures", table, principal, span, school_id, suppress_below)
     await audit(auditor, report, school_id, cases=len(found))

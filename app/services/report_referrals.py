@@ -8,7 +8,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -37,8 +36,9 @@ from app.services.report_tables import (
     Table,
     audit,
     check_school,
+    children_by,
     envelope,
-    one_place,
+    median,
     period,
     share,
 )
@@ -123,22 +123,6 @@ async def _received(session: AsyncSession, scope: list[ColumnElement[bool]]) -> 
     ]
 
 
-async def _children(
-    session: AsyncSession, scope: list[ColumnElement[bool]]
-) -> dict[uuid.UUID, set[uuid.UUID]]:
-    """Each referral's children as the report counts them: the pupil where the child is on a
-    roll, else the referral's own entry (names are never read)."""
-    query = (
-        select(col(ReferralChild.referral_id), col(ReferralChild.pupil_id), col(ReferralChild.id))
-        .join(Referral, col(Referral.id) == col(ReferralChild.referral_id))
-        .where(*scope)
-    )
-    found: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    for referral_id, pupil_id, entry_id in await session.exec(query):
-        found[referral_id].add(pupil_id or entry_id)
-    return found
-
-
 async def _service_names(session: AsyncSession, ids: Iterable[str]) -> dict[str, str]:
     wanted = []
     for service_id in ids:
@@ -154,19 +138,6 @@ async def _service_names(session: AsyncSession, ids: Iterable[str]) -> dict[str,
     return {str(service_id): name for service_id, name in await session.exec(query)}
 
 
-def median_hours(seconds: Sequence[int]) -> float | None:
-    """The median of these durations, in hours to one place (half up on the exact value)."""
-    if not seconds:
-        return None
-    ordered = sorted(seconds)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        exact = Fraction(ordered[middle])
-    else:
-        exact = Fraction(ordered[middle - 1] + ordered[middle], 2)
-    return one_place(exact / 3600)
-
-
 def _figures(
     referrals: Sequence[_Received], children: dict[uuid.UUID, set[uuid.UUID]]
 ) -> dict[str, Any]:
@@ -180,12 +151,13 @@ def _figures(
         "referrals": len(referrals),
         "children": len(kids),
         **outcomes,
-        "median_hours_to_decision": median_hours(
+        "median_hours_to_decision": median(
             [
                 r.decision_seconds
                 for r in referrals
                 if r.outcome in DECIDED and r.decision_seconds is not None
-            ]
+            ],
+            per=3600,
         ),
         "re_referrals": re_referrals,
         "re_referral_rate": share(re_referrals, len(referrals)),
@@ -214,7 +186,9 @@ async def referrals_report(
     await check_school(session, principal, school_id)
     scope = _in_scope(principal, span, school_id)
     received = await _received(session, scope)
-    children = await _children(session, scope)
+    children = await children_by(
+        session, ReferralChild, col(ReferralChild.referral_id), Referral, scope
+    )
 
     table = Table(ReferralRow)
     table.add(**_keyed(_figures(received, children), group="total"))

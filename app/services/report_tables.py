@@ -21,9 +21,13 @@ from fractions import Fraction
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import ColumnElement, func
+from sqlalchemy import select as core_select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
+from app.db import run
 from app.errors import ProblemItem, ValidationFailed
 from app.models.base import utcnow
 from app.models.report import (
@@ -186,12 +190,19 @@ def envelope(
 
 
 async def audit(
-    auditor: Auditor, report: Report[Any], school_id: uuid.UUID | None, **details: Any
+    auditor: Auditor,
+    report: Report[Any],
+    school_id: uuid.UUID | None,
+    *,
+    pupil_ids: Iterable[uuid.UUID] = (),
+    **details: Any,
 ) -> None:
-    """Every report run leaves one audit event: which report, over what, for whom."""
+    """Every report run leaves one audit event: which report, over what, for whom; and,
+    where its rows are about single children, which children (`pupil_ids`)."""
     await auditor.record(
         f"report.{report.report}",
         "report",
+        pupil_ids=pupil_ids,
         details={
             "from": report.period.from_.isoformat() if report.period.from_ else None,
             "to": report.period.to.isoformat(),
@@ -231,15 +242,41 @@ def one_place(value: Fraction) -> float:
     return int(tenths) / 10
 
 
-def median(values: Sequence[int]) -> float | None:
-    """The middle value (the mean of the two middle ones for an even count), to one place."""
+def median(values: Sequence[int], per: int = 1) -> float | None:
+    """The middle value (the mean of the two middle ones for an even count), divided by
+    `per` (3600: seconds as hours), to one place, half up on the exact value."""
     if not values:
         return None
     ordered = sorted(values)
     middle = len(ordered) // 2
     if len(ordered) % 2:
-        return float(ordered[middle])
-    return one_place(Fraction(ordered[middle - 1] + ordered[middle], 2))
+        exact = Fraction(ordered[middle])
+    else:
+        exact = Fraction(ordered[middle - 1] + ordered[middle], 2)
+    return one_place(exact / per)
+
+
+async def children_by(
+    session: AsyncSession,
+    entry: Any,
+    owner_column: Any,
+    owner: Any,
+    conditions: Iterable[ColumnElement[bool]],
+) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """The children of the cases or referrals (`owner`) that `conditions` pick, by owner, as
+    every report counts them: the pupil where the child is on a roll (a child named twice is
+    one child), else the entry (`entry`: case_child or referral_child) itself. Names are
+    never read."""
+    query = (
+        core_select(owner_column, func.coalesce(col(entry.pupil_id), col(entry.id)))
+        .join(owner, col(owner.id) == owner_column)
+        .where(*conditions)
+    )
+    found: dict[uuid.UUID, set[uuid.UUID]] = {}
+    rows: list[Any] = list(await run(session, query))
+    for owner_id, child in rows:
+        found.setdefault(owner_id, set()).add(child)
+    return found
 
 
 def mean(values: Sequence[int]) -> float | None:

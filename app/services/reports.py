@@ -21,7 +21,15 @@ from app.models.plan import Goal, Review, ReviewScore
 from app.models.report import BANDS, OutcomeRow, Report
 from app.security import Principal
 from app.services import access, plans
-from app.services.report_tables import Period, Table, audit, check_school, envelope, period
+from app.services.report_tables import (
+    Period,
+    Table,
+    audit,
+    check_school,
+    children_by,
+    envelope,
+    period,
+)
 
 # The counts of a row that add up across categories into the total row: each goal is in one
 # category. Families, children and cases are not: one case has goals in several.
@@ -54,21 +62,6 @@ async def cases_in_scope(
     session: AsyncSession, principal: Principal, span: Period, school_id: uuid.UUID | None
 ) -> list[uuid.UUID]:
     return list((await session.exec(scope_query(principal, span, school_id))).all())
-
-
-async def children_of(
-    session: AsyncSession, cases: SelectOfScalar[uuid.UUID]
-) -> dict[uuid.UUID, frozenset[uuid.UUID]]:
-    """Each case's children, as the report counts them: the pupil where the child is on a
-    roll (so a child on two cases counts once), else the case's own entry."""
-    found: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    query = core_select(
-        col(CaseChild.case_id), func.coalesce(col(CaseChild.pupil_id), col(CaseChild.id))
-    ).where(col(CaseChild.case_id).in_(cases.scalar_subquery()))
-    rows: list[Any] = list(await run(session, query))
-    for case_id, child in rows:
-        found[case_id].add(child)
-    return {case_id: frozenset(children) for case_id, children in found.items()}
 
 
 async def first_and_latest(
@@ -123,7 +116,7 @@ class _Tally:
     cases: set[uuid.UUID] = field(default_factory=set)
     scaled_cases: set[uuid.UUID] = field(default_factory=set)
 
-    def row(self, children: dict[uuid.UUID, frozenset[uuid.UUID]], **keys: Any) -> dict[str, Any]:
+    def row(self, children: dict[uuid.UUID, set[uuid.UUID]], **keys: Any) -> dict[str, Any]:
         kids: set[uuid.UUID] = set()
         for case_id in self.scaled_cases:
             kids.update(children.get(case_id, ()))
@@ -170,7 +163,13 @@ async def outcomes(
             tally.scaled_cases.add(case_id)
             if latest > first:
                 tally.bands[latest - 1] += 1
-    children = await children_of(session, scope)
+    children = await children_by(
+        session,
+        CaseChild,
+        col(CaseChild.case_id),
+        Case,
+        [col(Case.id).in_(scope.scalar_subquery())],
+    )
     labels = {c.code: c.label for c in await plans.categories(session, principal.reach.las)}
     table = Table(OutcomeRow)
     table.add(**total.row(children, category=None, label="All outcome categories"))
