@@ -3,7 +3,6 @@ Definitions of every figure: docs/reports.md."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from app.deps import AuditorDep, ReportReader, SettingsDep
 from app.errors import problem_responses
 from app.models.base import IsoDate
 from app.models.report_caseload import CaseloadReport
-from app.routers.reports import REPORT_RESPONSES, respond
+from app.routers.reports import REPORT_RESPONSES, SchoolFilter, SuppressBelow, respond
 from app.services import report_caseload
 
 router = APIRouter(tags=["reports"], responses=problem_responses(401, 403, 500, 503))
@@ -27,18 +26,8 @@ class CaseloadQuery:
         IsoDate | None,
         Query(description="The day the caseload stood on (default: today; not after it)."),
     ] = None
-    school_id: Annotated[
-        uuid.UUID | None, Query(description="Only this school's (within reach, else 404).")
-    ] = None
-    suppress_below: Annotated[
-        int | None,
-        Query(
-            ge=2,
-            le=100,
-            description="For publication: withhold every count from 1 to N-1, and any cell "
-            "that would reveal one.",
-        ),
-    ] = None
+    school_id: SchoolFilter = None
+    suppress_below: SuppressBelow = None
 
 
 @router.get("/v1/reports/caseload", response_model=CaseloadReport, responses=REPORT_RESPONSES)

@@ -32,6 +32,21 @@ REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# The query parameters every report takes.
+SchoolFilter = Annotated[
+    uuid.UUID | None, Query(description="Only this school's (within reach, else 404).")
+]
+SuppressBelow = Annotated[
+    int | None,
+    Query(
+        ge=2,
+        le=100,
+        description="For publication: withhold every count from 1 to N-1, and any cell "
+        "that would reveal one.",
+    ),
+]
+
+
 @dataclass
 class PeriodQuery:
     """`from`, `to`, `school_id` and `suppress_below`, as every period report takes them."""
@@ -43,18 +58,8 @@ class PeriodQuery:
     end: Annotated[IsoDate | None, Query(alias="to", description="Last day (default: today).")] = (
         None
     )
-    school_id: Annotated[
-        uuid.UUID | None, Query(description="Only this school's (within reach, else 404).")
-    ] = None
-    suppress_below: Annotated[
-        int | None,
-        Query(
-            ge=2,
-            le=100,
-            description="For publication: withhold every count from 1 to N-1, and any cell "
-            "that would reveal one.",
-        ),
-    ] = None
+    school_id: SchoolFilter = None
+    suppress_below: SuppressBelow = None
 
 
 PeriodQueryDep = Annotated[PeriodQuery, Depends()]
