@@ -86,6 +86,28 @@ class Settings(BaseSettings):
     # (`app/services/retention_schedule.py`); checked when a retention command starts.
     retention_schedule: str | None = None
 
+    # Webhook delivery (docs/webhooks.md).
+    # Delivery runs inside `liaison serve` unless this is off (then run `liaison deliver`).
+    webhook_worker_in_serve: bool = True
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Sends in flight at once to one subscription, per worker, so a slow receiver never
+    # holds up the others.
+    webhook_concurrency_per_subscription: int = Field(default=4, ge=1, le=64)
+    # Tries back off exponentially with jitter over about this long, then the delivery fails.
+    webhook_retry_hours: float = Field(default=72.0, gt=0, le=24 * 14)
+    # A subscription whose every try has failed for this long is disabled.
+    webhook_disable_after_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+    # A rotated secret keeps signing beside the new one for this long.
+    webhook_secret_grace_hours: float = Field(default=24.0, ge=0, le=24 * 30)
+    # Events are kept (for replay) this long after they were fanned out, then pruned.
+    webhook_event_keep_days: int = Field(default=30, ge=1, le=365)
+    # Addresses or networks (CIDR) that webhook URLs may resolve to although they are
+    # loopback, private, link-local or a metadata range; empty refuses them all.
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
+    # A key for encrypting signing secrets at rest; derived from the signing key if unset.
+    webhook_secret_key: SecretStr | None = None
+
     @field_validator("token_identity_limits", "token_address_limits")
     @classmethod
     def _rate_limits(cls, value: str) -> str:

@@ -34,6 +34,12 @@ from app.models.referral import NeedLevel, Referral, ReferralChild, ReferralConc
 from app.models.retention import AuditDisposalPermit, RetentionCutoff
 from app.models.school import School
 from app.models.signpost import Signpost
+from app.models.webhook import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSecret,
+    WebhookSubscription,
+)
 
 __all__ = [
     "ApiClient",
@@ -81,6 +87,10 @@ __all__ = [
     "StaffMember",
     "StaffMemberSchool",
     "Timetable",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSecret",
+    "WebhookSubscription",
     "new_id",
     "utcnow",
 ]
