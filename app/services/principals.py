@@ -26,6 +26,7 @@ from app.security import (
     ROLE_SCOPES,
     Principal,
     Reach,
+    Scope,
     TokenClaims,
     hash_secret,
     new_client_credentials,
@@ -89,6 +90,23 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principa
         client_id=claims.client_id,
         role=StaffRole(staff.role),
     )
+
+
+async def load_subject(session: AsyncSession, subject: str) -> Principal | None:
+    """The principal named by its subject (`client:<id>`, `staff:<id>`) with everything its
+    account is granted, as a token asking for every scope would carry; None if the account
+    is gone or disabled. Webhook delivery judges what a subscription's owner may receive
+    with this, afresh for each batch of events."""
+    kind, _, subject_id = subject.partition(":")
+    if kind not in ("client", "staff"):
+        return None
+    claims = TokenClaims(
+        kind=kind,
+        subject_id=subject_id,
+        scopes=frozenset(scope.value for scope in Scope),
+        client_id=None,
+    )
+    return await load_principal(session, claims)
 
 
 async def _client_reach(session: AsyncSession, client: ApiClient) -> Reach:
