@@ -46,6 +46,7 @@ from app.routers import (
     reports,
     schools,
     subject_access,
+    webhook_events,
 )
 from app.security import JwksCache, use_test_hashing
 from app.services import retention_schedule
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_exception_handlers(app)
     for router in (
         oauth.router,
+        # Before anything else under /v1/webhooks: `event-types` is not a subscription id.
+        webhook_events.router,
         schools.router,
         pupils.router,
         attendance.router,
