@@ -562,8 +562,13 @@ async def test_unexplained_run_raises_and_a_correction_resolves(
     episodes = await flags(client, setup, kind="unexplained_absence")
     assert [f["status"] for f in episodes] == ["resolved", "open"]
 
-    events = await rows(fresh_app, "SELECT type, payload FROM outbox_event")
-    assert [e[0] for e in events] == ["attendance.flag.raised"] * 2
+    # Raising and resolving each queue an event for webhook delivery.
+    events = await rows(fresh_app, "SELECT type, payload FROM outbox_event ORDER BY id")
+    assert [e[0] for e in events] == [
+        "attendance.flag.raised",
+        "attendance.flag.resolved",
+        "attendance.flag.raised",
+    ]
     payload = events[0][1] if isinstance(events[0][1], dict) else orjson.loads(events[0][1])
     assert payload["kind"] == "unexplained_absence"
     assert set(payload) == {"flag_id", "pupil_id", "school_id", "kind", "academic_year"}

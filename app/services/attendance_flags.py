@@ -3,8 +3,8 @@
 `refresh` re-judges only the pupils whose marks just changed, from their weekly running
 counts and their latest few sessions, never from a rescan of their year. A flag is raised
 once, stays live (open, then perhaps acknowledged) while its condition holds, and is
-resolved when it stops holding; each change is kept in the flag's history, and raising a
-flag queues an internal event for webhook delivery.
+resolved when it stops holding; each change is kept in the flag's history, and raising or
+resolving a flag queues an event for webhook delivery.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Boolean, Uuid, bindparam, insert, text, update
@@ -33,12 +33,12 @@ from app.models.attendance import (
 )
 from app.models.base import new_id, utcnow
 from app.models.event import OutboxEvent
+from app.models.school import School
+from app.models.webhook_events import FlagRaised, FlagResolved
 from app.pagination import Page, keyset
 from app.reach import within_reach
-from app.services import access
+from app.services import access, webhook_events
 from app.services.school_calendar import persistent_absence, rate, severe_absence
-
-FLAG_RAISED = "attendance.flag.raised"
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ async def refresh(
     raised: list[dict[str, Any]] = []
     resolved: list[uuid.UUID] = []
     events: list[dict[str, Any]] = []
-    outbox: list[dict[str, Any]] = []
+    raised_data: list[FlagRaised] = []
     for pupil_id in pupil_ids:
         now_standing = standings.get(pupil_id)
         year = now_standing.year if now_standing else None
@@ -289,37 +289,64 @@ async def refresh(
                     }
                 )
                 events.append(_event(flag_id, "raised", now, None, evidence))
-                outbox.append(
-                    {
-                        "id": new_id(),
-                        "type": FLAG_RAISED,
-                        "occurred_at": now,
-                        "school_id": schools[pupil_id],
-                        "payload": {
-                            "flag_id": str(flag_id),
-                            "pupil_id": str(pupil_id),
-                            "school_id": str(schools[pupil_id]),
-                            "kind": kind.value,
-                            "academic_year": year,
-                        },
-                    }
+                raised_data.append(
+                    FlagRaised(
+                        flag_id=flag_id,
+                        pupil_id=pupil_id,
+                        school_id=schools[pupil_id],
+                        kind=kind,
+                        academic_year=year,
+                    )
                 )
             elif evidence is None and flag_id is not None:
                 resolved.append(flag_id)
                 events.append(_event(flag_id, "resolved", now, None, {}))
+    resolved_data: list[FlagResolved] = []
     if raised:
         await session.exec(insert(AttendanceFlag), params=raised)
-        await session.exec(insert(OutboxEvent), params=outbox)
     if resolved:
+        f = table_of(AttendanceFlag).c
         for ids in chunks(resolved):
-            await session.exec(
+            done = await session.exec(
                 update(AttendanceFlag)
                 .where(col(AttendanceFlag.id).in_(ids))
                 .values(status=FlagStatus.resolved.value, resolved_at=now, updated_at=now)
+                .returning(f.id, f.pupil_id, f.school_id, f.kind, f.academic_year)
+            )
+            resolved_data.extend(
+                FlagResolved(
+                    flag_id=flag_id,
+                    pupil_id=pupil_id,
+                    school_id=school_id,
+                    kind=FlagKind(kind),
+                    academic_year=year,
+                )
+                for flag_id, pupil_id, school_id, kind, year in map(tuple, done)
             )
     if events:
         await session.exec(insert(AttendanceFlagEvent), params=events)
+    if raised_data or resolved_data:
+        await _record_events(session, [*raised_data, *resolved_data], now)
     return len(raised)
+
+
+async def _record_events(session: AsyncSession, changes: list[FlagRaised], now: datetime) -> None:
+    """The outbox rows for flags raised and resolved, in one insert per chunk: a push of a
+    whole school's marks can change thousands of flags."""
+    school_ids = sorted({c.school_id for c in changes})
+    s = table_of(School).c
+    la_of: dict[uuid.UUID, str] = {}
+    for ids in chunks(school_ids):
+        found = await run(session, core_select(s.id, s.la_code).where(s.id.in_(ids)))
+        la_of.update((school_id, la_code) for school_id, la_code in map(tuple, found))
+    outbox = [
+        webhook_events.outbox_row(
+            c, la_code=la_of.get(c.school_id), school_id=c.school_id, occurred_at=now
+        )
+        for c in changes
+    ]
+    for rows in chunks(outbox):
+        await session.exec(insert(OutboxEvent), params=rows)
 
 
 def _event(

@@ -37,7 +37,14 @@ from app.models.case import (
 from app.models.referral import Consent, Referral
 from app.pagination import Page
 from app.security import Principal, Scope
-from app.services import access, case_dates, chronology, referral_terms, review_schedule
+from app.services import (
+    access,
+    case_dates,
+    chronology,
+    referral_terms,
+    review_schedule,
+    webhook_events,
+)
 from app.services.children import Child, identity_for, present_child, pupil_ids
 from app.services.school_calendar import school_day
 
@@ -138,6 +145,7 @@ async def create(auditor: Auditor, new: CaseCreate) -> Case:
     session.add(case)
     await session.flush()
     session.add_all(_child_rows(case.id, children))
+    webhook_events.case_opened(session, case)
     await chronology.record(
         session,
         principal,
@@ -229,6 +237,7 @@ async def open_for_referral(
     session.add(case)
     await session.flush()
     session.add_all(_child_rows(case.id, children))
+    webhook_events.case_opened(session, case, referral.id)
     await chronology.record(
         session,
         principal,
@@ -445,7 +454,9 @@ async def _record_closed(
     now: datetime,
     backdated: bool,
 ) -> None:
-    """The `case.closed` event, at the moment the closure takes effect."""
+    """The `case.closed` event, at the moment the closure takes effect (and its webhook
+    events: `case.closed`, and `case.stepped_up` for a step-up to social care)."""
+    webhook_events.case_closed(auditor.session, case)
     await chronology.record(
         auditor.session,
         auditor.principal,

@@ -37,7 +37,7 @@ from app.models.referral import (
 )
 from app.pagination import Page
 from app.security import Principal, Scope
-from app.services import access, cases, chronology, directory, referral_terms
+from app.services import access, cases, chronology, directory, referral_terms, webhook_events
 from app.services.children import Identity, identity_for, present_child, pupil_ids
 
 _CLOSED_STATUS_REASONS = {
@@ -126,10 +126,12 @@ async def create(auditor: Auditor, new: ReferralCreate) -> tuple[Referral, bool]
             raise
         await _audit_read(auditor, existing)
         return existing, False
-    session.add_all(
+    held = [
         ReferralChild(referral_id=referral.id, position=n, supplied=c.supplied, **c.columns())
         for n, c in enumerate(children)
-    )
+    ]
+    session.add_all(held)
+    webhook_events.referral_received(session, referral, held)
     summary = f"Referral received from {referral.source!s} ({', '.join(referral.concerns)})"
     if previous is not None:
         summary += "; a re-referral within 12 months of a closed case"
@@ -356,6 +358,7 @@ async def _apply(
     referral.lead_practitioner_id = lead
     referral.pending_decision = None
     session.add(referral)
+    webhook_events.referral_decided(session, referral, held)
     label = {
         DecisionKind.accept: "Accepted",
         DecisionKind.decline: "Declined",
@@ -447,6 +450,8 @@ async def withdraw(
     referral.withdrawn_at = now
     referral.withdrawal_reason = reason
     session.add(referral)
+    held = (await access.referral_children(session, [referral.id]))[referral.id]
+    webhook_events.referral_withdrawn(session, referral, held)
     await chronology.record(
         session,
         principal,

@@ -21,7 +21,7 @@ from app.models.signpost import (
     SignpostStatus,
     SignpostUpdate,
 )
-from app.services import case_records, directory
+from app.services import case_records, directory, webhook_events
 
 
 def _event(status: SignpostStatus, at: datetime, by: str, note: str | None) -> dict[str, object]:
@@ -80,6 +80,7 @@ async def move(
         raise Conflict(f"This signpost cannot become {change.status.value}: {why}.")
     now = utcnow()
     signpost.status = change.status
+    webhook_events.signpost_status_changed(work.session, signpost, work.case, current)
     signpost.history = [*signpost.history, _event(change.status, now, work.by, change.note)]
     signpost.updated_at = now
     service = await work.session.get(DirectoryService, signpost.service_id)
