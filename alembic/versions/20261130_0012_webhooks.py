@@ -1,6 +1,7 @@
 """Webhooks (issue 14): subscriptions, their signing secrets, one delivery per (subscription,
 event) and every attempt at sending it; outbox events gain what delivery needs to decide who
-may receive them (the subject they are about and its owners) and an index for replay by time.
+may receive them (the subject they are about and its owners) and an index for replay by time;
+cases remember the review due date whose lapse `case.review_overdue` announced.
 
 Revision ID: 0012
 Revises: 0011
@@ -144,8 +145,14 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_outbox_event_occurred_at", ["occurred_at"], unique=False)
 
+    with op.batch_alter_table("early_help_case", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("review_overdue_notified_due", sa.Date(), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("early_help_case", schema=None) as batch_op:
+        batch_op.drop_column("review_overdue_notified_due")
+
     with op.batch_alter_table("outbox_event", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_event_occurred_at")
         batch_op.drop_column("referrer")

@@ -78,6 +78,9 @@ class Case(SQLModel, table=True):
     deidentified_at: datetime | None = None
     pending_closure: dict[str, Any] | None = ColumnField(default=None, sa_type=Json)
     reopened_count: int = 0
+    # The due date of the last review whose lateness `case.review_overdue` announced: each
+    # lapse is announced once (app/services/review_overdue.py).
+    review_overdue_notified_due: date | None = None
     updated_at: datetime = ColumnField(default_factory=utcnow)
 
 
