@@ -476,6 +476,26 @@ async def test_flags_raised_and_resolved(
     await catalogued(client, setup.mis, [raised, resolved], never_shown(work))
 
 
+async def test_a_flag_turned_into_a_referral_or_a_case(
+    client: httpx.AsyncClient, world: World, fresh_app: FastAPI
+) -> None:
+    work = await casework(world, client, pupils=2)
+    setup = work.setup
+    await push_marks(
+        client, setup, setup.marks("P0", ["N", "N", "N"]) + setup.marks("P1", ["N", "N", "N"])
+    )
+    flag_of = {e.payload["pupil_id"]: str(e.subject_id) for e in await recorded(fresh_app)}
+    first, second = flag_of[work.pupil("P0")], flag_of[work.pupil("P1")]
+    body = referral_body({"pupil_id": work.pupil("P0")}, attendance_flag_id=first)
+    sent = await created(client, "/v1/referrals", body, await hub(world))
+    [received] = await recorded(fresh_app, "referral.received")
+    assert str(received.subject_id) == sent["id"]
+    assert received.payload["source"] == "attendance_flag"
+    case = await open_case(client, work.headers, [work.pupil("P1")], attendance_flag_id=second)
+    [opened] = await recorded(fresh_app, "case.opened")
+    assert str(opened.subject_id) == case["id"] and opened.payload["referral_id"] is None
+
+
 async def test_a_signpost_moving_on_writes_its_status_change(
     client: httpx.AsyncClient, world: World, fresh_app: FastAPI
 ) -> None:
