@@ -46,6 +46,7 @@ from app.routers import (
     reports,
     schools,
     subject_access,
+    webhooks,
 )
 from app.security import JwksCache, use_test_hashing
 from app.services import retention_schedule
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_events.router,
         subject_access.router,
         legal_holds.router,
+        webhooks.router,
         health.router,
         docs.router,
     ):
