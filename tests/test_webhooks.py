@@ -380,7 +380,7 @@ async def test_an_la_admin_manages_its_las_subscriptions_and_no_others(
     assert await items(client, WEBHOOKS, hub) == []
 
 
-async def test_staff_who_are_not_admins_cannot_manage_subscriptions(
+async def test_staff_who_are_not_admins_cannot_subscribe_and_see_none(
     client: httpx.AsyncClient, world: World, hub: dict[str, str]
 ) -> None:
     school = await world.school(la_code=LA)
@@ -389,13 +389,14 @@ async def test_staff_who_are_not_admins_cannot_manage_subscriptions(
     mine = await subscribe(client, hub)
     for headers in (practitioner, manager):
         body = {"url": RECEIVER, "event_types": ["referral.decided"]}
-        assert_problem(
+        problem = assert_problem(
             await client.post(WEBHOOKS, json=body, headers=headers), 403, "insufficient-scope"
         )
-        assert_problem(await client.get(WEBHOOKS, headers=headers), 403, "insufficient-scope")
-        assert_problem(
-            await client.get(f"{WEBHOOKS}/{mine['id']}", headers=headers), 403, "insufficient-scope"
-        )
+        assert problem["required_scopes"] == ["admin"]
+        assert await items(client, WEBHOOKS, headers) == []
+        path = f"{WEBHOOKS}/{mine['id']}"
+        assert_problem(await client.get(path, headers=headers), 404, "not-found")
+        assert_problem(await client.delete(path, headers=headers), 404, "not-found")
     assert_problem(await client.get(WEBHOOKS), 401)
 
 

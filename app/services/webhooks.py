@@ -2,11 +2,12 @@
 the owner's LA; signing secrets made and rotated; the attempts and deliveries an owner reads to
 see why its receiver gets what it gets.
 
-Who may manage a subscription is decided once, here (`_manageable`, `_visible`): a client its
-own; an LA admin (staff with `admin`, bound to an LA) its own and every one of its LA; other
-staff none (403). A subscription the caller may not manage is not found (404), so nobody
-learns that another's exists. What a subscription receives is a separate question, judged at
-delivery by `app/services/webhook_audience.py` from its owner's scopes and reach.
+Who may manage a subscription is decided once, here (`_may_subscribe`, `_visible`): a client
+its own; an LA admin (staff with `admin`, bound to an LA) its own and every one of its LA;
+other staff may not subscribe (403) and so manage none. A subscription the caller may not
+manage is not found (404), so nobody learns that another's exists. What a subscription
+receives is a separate question, judged at delivery by `app/services/webhook_audience.py`
+from its owner's scopes and reach.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def _is_la_admin(principal: Principal) -> bool:
     )
 
 
-def _manageable(principal: Principal) -> None:
-    """Clients manage their own subscriptions with any token; staff need `admin`."""
+def _may_subscribe(principal: Principal) -> None:
+    """Any client may subscribe for itself with any token; staff need `admin`. (Other staff
+    own no subscription, so they find none: an empty list, 404 for any id.)"""
     if principal.kind == "staff" and not principal.has(Scope.admin):
         raise InsufficientScope([Scope.admin])
 
@@ -113,7 +115,6 @@ async def get(
     session: AsyncSession, principal: Principal, subscription_id: uuid.UUID
 ) -> WebhookSubscription:
     """A subscription the principal manages; 404 for any other, real or not."""
-    _manageable(principal)
     query = select(WebhookSubscription).where(
         WebhookSubscription.id == subscription_id, _visible(principal)
     )
@@ -218,7 +219,7 @@ def _audit_details(subscription: WebhookSubscription, **more: object) -> dict[st
 async def create(auditor: Auditor, settings: Settings, new: WebhookCreate) -> WebhookCreated:
     """A subscription owned by the caller, with its first signing secret (shown once)."""
     session, principal = auditor.session, auditor.principal
-    _manageable(principal)
+    _may_subscribe(principal)
     url = check_url(settings, new.url)
     owner = await principals.load_subject(session, principal.subject) or principal
     event_types = _check_event_types(owner, new.event_types)
@@ -251,7 +252,6 @@ async def create(auditor: Auditor, settings: Settings, new: WebhookCreate) -> We
 async def get_all(
     session: AsyncSession, principal: Principal, page: Page
 ) -> tuple[list[WebhookRead], str | None]:
-    _manageable(principal)
     query = select(WebhookSubscription).where(_visible(principal))
     items, next_cursor = await keyset(session, query, col(WebhookSubscription.id), page)
     return [present(s) for s in items], next_cursor
