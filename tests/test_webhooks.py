@@ -469,3 +469,28 @@ async def test_attempts_are_listed_newest_first_and_filtered(
     pending = await items(client, deliveries, hub, status="pending")
     assert [d["webhook_id"] for d in pending] == ["msg_" + second.id.hex]
     assert await items(client, deliveries, hub, status="failed") == []
+
+
+@pytest.mark.parametrize(
+    ("event_type", "kind"),
+    [
+        ("referral.received", "referral"),
+        ("referral.decided", "referral"),
+        ("referral.withdrawn", "referral"),
+        ("case.opened", "case"),
+        ("case.closed", "case"),
+        ("case.stepped_up", "case"),
+        ("case.review_overdue", "case"),
+        ("attendance.flag.raised", "flag"),
+        ("attendance.flag.resolved", "flag"),
+        ("signpost.status_changed", "signpost"),
+    ],
+)
+def test_each_event_type_is_about_one_kind_of_subject(event_type: str, kind: str) -> None:
+    assert event_type in webhooks.EVENT_TYPES
+    assert webhooks.subject_kind(event_type) == kind
+
+
+def test_an_event_type_of_no_known_family_has_no_subject_kind() -> None:
+    with pytest.raises(ValueError):
+        webhooks.subject_kind("school.renamed")
