@@ -47,6 +47,7 @@ from app.routers import (
     schools,
     subject_access,
     webhook_events,
+    webhooks,
 )
 from app.security import JwksCache, use_test_hashing
 from app.services import retention_schedule
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_events.router,
         subject_access.router,
         legal_holds.router,
+        webhooks.router,
         health.router,
         docs.router,
     ):

@@ -160,11 +160,13 @@ IF_MATCH_REQUIRED = {
     ("post", "/v1/referrals/{referral_id}/approval"),
     ("post", "/v1/referrals/{referral_id}/withdrawal"),
     ("patch", "/v1/cases/{case_id}"),
+    ("patch", "/v1/webhooks/{webhook_id}"),
 }
 IF_MATCH_OPTIONAL = {
     ("post", "/v1/cases/{case_id}/closure"),
     ("post", "/v1/cases/{case_id}/closure/approval"),
     ("post", "/v1/cases/{case_id}/reopen"),
+    ("delete", "/v1/webhooks/{webhook_id}"),
 }
 
 

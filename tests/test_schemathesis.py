@@ -178,6 +178,16 @@ async def _seed(url: str) -> Seeded:
                     headers=headers,
                 )
             )  # fmt: skip
+            webhook = await ok(
+                await http.post(
+                    "/v1/webhooks",
+                    json={
+                        "url": "https://receiver.example.org/liaison",
+                        "event_types": ["referral.decided", "attendance.flag.raised"],
+                    },
+                    headers=headers,
+                )
+            )
     return Seeded(
         token,
         {
@@ -188,6 +198,7 @@ async def _seed(url: str) -> Seeded:
             "referral_id": referral["id"],
             "flag_id": flags["items"][0]["id"],
             "service_id": service["id"],
+            "webhook_id": webhook["id"],
         },
     )
 

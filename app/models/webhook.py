@@ -12,11 +12,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Timestamped, new_id, utcnow
+from app.models.base import InputModel, Moment, Timestamped, new_id, utcnow
 
 
 class SubscriptionStatus(StrEnum):
@@ -124,3 +127,146 @@ class WebhookAttempt(SQLModel, table=True):
     status_code: int | None = None
     error: str | None = Field(default=None, max_length=300)
     response_excerpt: str | None = Field(default=None, max_length=200)
+
+
+# --- the subscription API (`/v1/webhooks`) ---------------------------------------------------
+
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    PydanticField(
+        description="Where events are POSTed: an absolute `https://` URL (`http://` is "
+        "accepted outside production), with no user name or password in it.",
+        examples=["https://hub.example.org/liaison/events"],
+    ),
+]
+EventTypes = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
+    PydanticField(
+        min_length=1,
+        max_length=20,
+        description="The event types wanted, each once (see `GET /v1/webhooks/event-types`).",
+        examples=[["referral.decided", "referral.withdrawn"]],
+    ),
+]
+WebhookDescription = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)
+]
+
+
+class WebhookCreate(InputModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl
+    event_types: EventTypes
+    description: WebhookDescription | None = None
+
+
+class WebhookUpdate(InputModel):
+    """Only the fields sent change. `status: active` re-enables a disabled subscription
+    (clearing why it was disabled); `status: disabled` stops deliveries until then."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl | None = None
+    event_types: EventTypes | None = None
+    description: WebhookDescription | None = None
+    status: SubscriptionStatus | None = None
+
+
+class SecretRotation(InputModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_hours: float | None = PydanticField(
+        default=None,
+        ge=0,
+        le=24 * 30,
+        description="How long the replaced secret keeps signing beside the new one (default "
+        "`LIAISON_WEBHOOK_SECRET_GRACE_HOURS`, at most 30 days; 0 retires it at once).",
+    )
+
+
+class WebhookRead(BaseModel):
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str | None
+    status: SubscriptionStatus
+    disabled_reason: str | None = PydanticField(
+        description="Why the subscription is disabled: by whom, or after how long failing."
+    )
+    disabled_at: Moment | None
+    failing_since: Moment | None = PydanticField(
+        description="Since when every try has failed (null once one succeeds)."
+    )
+    owner: str = PydanticField(
+        description="The account (`client:<id>` or `staff:<id>`) whose scopes and reach "
+        "bound what this subscription receives."
+    )
+    la_code: str | None
+    version: int
+    created_at: Moment
+    updated_at: Moment
+
+
+class WebhookCreated(WebhookRead):
+    secret: str = PydanticField(
+        description="The signing secret (`whsec_…`). Shown only in this answer: keep it.",
+    )
+
+
+class WebhookPage(BaseModel):
+    items: list[WebhookRead]
+    next_cursor: str | None
+
+
+class RotatedSecret(BaseModel):
+    secret: str = PydanticField(
+        description="The new signing secret (`whsec_…`). Shown only in this answer."
+    )
+    previous_expires_at: Moment | None = PydanticField(
+        description="Until when the replaced secret still signs beside the new one (null if "
+        "there was none)."
+    )
+
+
+class AttemptRead(BaseModel):
+    id: uuid.UUID
+    attempt: int
+    event_id: uuid.UUID
+    webhook_id: str = PydanticField(description="The `webhook-id` header sent: `msg_<event>`.")
+    attempted_at: Moment
+    latency_ms: int
+    outcome: AttemptOutcome
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None
+
+
+class AttemptPage(BaseModel):
+    items: list[AttemptRead]
+    next_cursor: str | None
+
+
+class DeliveryRead(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str | None = PydanticField(description="Null once the event has been pruned.")
+    webhook_id: str = PydanticField(description="The `webhook-id` header sent: `msg_<event>`.")
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: Moment | None = PydanticField(
+        description="When the next try is due (pending deliveries only)."
+    )
+    created_at: Moment
+    delivered_at: Moment | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryRead]
+    next_cursor: str | None
+
+
+def message_id(event_id: uuid.UUID) -> str:
+    """The `webhook-id` of an event's message: the same on every retry and replay."""
+    return "msg_" + event_id.hex

@@ -634,6 +634,17 @@ async def build_first_la(world: World) -> LocalAuthority:
         {"kind": "case", "case_id": closed["id"], "reason": f"{mark} hold reason"},
     )
     la.add("legal_hold", "closed_case", hold["id"])
+    webhook = await build.json(
+        ha1,
+        "POST",
+        "/v1/webhooks",
+        {
+            "url": "https://hub-ha1.example.org/liaison",
+            "event_types": ["referral.decided"],
+            "description": f"{mark} decisions",
+        },
+    )
+    la.add("webhook", "hub_HA1", webhook["id"])
     return la
 
 
@@ -718,6 +729,10 @@ async def snapshot(
             reads.append((manager, "/v1/pupils", {"school_id": school["id"], "limit": 200}))
             reads.append((manager, f"/v1/schools/{school['id']}/attendance", {"limit": 200}))
             reads.append((manager, "/v1/attendance/flags", {"school_id": school["id"]}))
+        for webhook_id in la.ids("webhook"):
+            base = f"/v1/webhooks/{webhook_id}"
+            for path in (base, f"{base}/attempts", f"{base}/deliveries"):
+                reads.append((admin, path, {}))
     if "reference" in parts:
         reads.append((admin, "/v1/levels-of-need", {"la_code": la.code}))
         for path in ("/v1/referral-concerns", "/v1/outcome-categories", "/v1/measure-instruments"):
