@@ -80,16 +80,17 @@ cli = typer.Typer(
     cls=OneLineErrors,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
 
 
-def _migrations_home() -> Path:
-    """Where alembic.ini lives: the source checkout, else the working directory (the
-    container image keeps it beside the installed package)."""
-    for folder in (ROOT, Path.cwd()):
-        if (folder / "alembic.ini").is_file():
+def migrations_folder() -> Path:
+    """The Alembic scripts, found from the code itself, whatever the working directory: an
+    installed package carries them as app/migrations (pyproject.toml maps them there); a
+    source checkout, and so an editable install, keeps them in alembic/ beside app/."""
+    for folder in (PACKAGE / "migrations", PACKAGE.parent / "alembic"):
+        if (folder / "env.py").is_file():
             return folder
-    raise typer.BadParameter("alembic.ini not found: run from the Liaison directory")
+    raise FileNotFoundError(f"no migrations in {PACKAGE / 'migrations'}: reinstall Liaison")
 
 
 def _print_json(value: Any) -> None:
@@ -149,11 +150,13 @@ def _check_la(la: str | None, jurisdiction: Jurisdiction | None = None) -> None:
 
 
 def alembic_config(database_url: str | None = None) -> Any:
+    """Alembic's configuration, made here rather than read from alembic.ini (which the
+    source keeps for `alembic revision`), so that it needs no file in the working directory."""
     from alembic.config import Config
 
-    home = _migrations_home()
-    config = Config(str(home / "alembic.ini"))
-    config.set_main_option("script_location", str(home / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(migrations_folder()))
+    config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = database_url or _checked_settings().database_url
     config.attributes["configure_logger"] = False
     return config
@@ -185,7 +188,7 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn
 
-    _checked_settings()
+    settings = _checked_settings()
     if migrate_first:
         migrate("head")
     uvicorn.run(
@@ -196,6 +199,7 @@ def serve(
         workers=workers,
         access_log=False,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,
     )
 

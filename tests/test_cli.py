@@ -397,3 +397,39 @@ def test_the_operator_extends_an_attendance_code_table(cli_env: None) -> None:
          "--description", "x", "--category", "nonsense", "--from", "2025-01-01"],
     )  # fmt: skip
     assert bad.exit_code == 2 and "category" in bad.output
+
+
+def test_serve_trusts_the_proxies_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LIAISON_FORWARDED_ALLOW_IPS reaches uvicorn, whose forwarded headers it governs."""
+    import uvicorn
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    for value, passed in [
+        (None, "127.0.0.1,::1"),
+        ("10.0.0.5, 10.1.0.0/16,fd00::/8", "10.0.0.5,10.1.0.0/16,fd00::/8"),
+        ("*", "*"),
+    ]:
+        if value is None:
+            monkeypatch.delenv("LIAISON_FORWARDED_ALLOW_IPS", raising=False)
+        else:
+            monkeypatch.setenv("LIAISON_FORWARDED_ALLOW_IPS", value)
+        get_settings.cache_clear()
+        result = runner.invoke(cli, ["serve"])
+        assert result.exit_code == 0, result.output
+        assert (calls[-1]["proxy_headers"], calls[-1]["forwarded_allow_ips"]) == (True, passed)
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("value", ["proxy.internal", "10.1.0.1/16", "10.0.0.5,", "300.1.1.1"])
+def test_serve_refuses_proxies_that_are_not_addresses(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("LIAISON_FORWARDED_ALLOW_IPS", value)
+    get_settings.cache_clear()
+    try:
+        line = one_line_error(["serve"], 2)
+    finally:
+        get_settings.cache_clear()
+    assert line.startswith("refusing to start: forwarded_allow_ips: ")
+    assert "is not an IP address or network" in line
