@@ -149,6 +149,28 @@ def _check_la(la: str | None, jurisdiction: Jurisdiction | None = None) -> None:
             raise _fail(f"--la {la!r}: {exc}", 2) from None
 
 
+def _no_reach_option(who: str) -> Any:
+    return typer.Option(
+        "--no-reach", help=f"Create it with no --school and no --la: {who} then reaches no school."
+    )
+
+
+def _check_reach(who: str, school: list[str] | None, la: str | None, no_reach: bool) -> None:
+    """An account that reaches no school is made only when asked for (--no-reach), and then
+    with a warning: it is almost always a forgotten --school or --la."""
+    _check_la(la)
+    if no_reach and (school or la):
+        raise _fail(f"--no-reach is for a {who} with no --school and no --la", 2)
+    if not (school or la or no_reach):
+        raise _fail(
+            f"a {who} with no --school and no --la reaches no school: give one, "
+            "or --no-reach to create it anyway",
+            2,
+        )
+    if no_reach:
+        err.print(f"[yellow]warning:[/yellow] this {who} reaches no school (--no-reach)")
+
+
 def alembic_config(database_url: str | None = None) -> Any:
     """Alembic's configuration, made here rather than read from alembic.ini (which the
     source keeps for `alembic revision`), so that it needs no file in the working directory."""
@@ -260,27 +282,11 @@ def create_client(
     la: Annotated[
         str | None, typer.Option("--la", help=f"Every school of this LA: {LA_CODE_HELP}.")
     ] = None,
-    no_reach: Annotated[
-        bool,
-        typer.Option(
-            "--no-reach",
-            help="Create it with no --school and no --la: it then reaches no school.",
-        ),
-    ] = False,
+    no_reach: Annotated[bool, _no_reach_option("it")] = False,
 ) -> None:
     """Create a machine client and print its client_id and client_secret (shown once).
     It reaches the schools given with --school and every school of the LA given with --la."""
-    _check_la(la)
-    if no_reach and (school or la):
-        raise _fail("--no-reach is for a client with no --school and no --la", 2)
-    if not (school or la or no_reach):
-        raise _fail(
-            "a client with no --school and no --la reaches no school: give one, "
-            "or --no-reach to create it anyway",
-            2,
-        )
-    if no_reach:
-        err.print("[yellow]warning:[/yellow] this client reaches no school (--no-reach)")
+    _check_reach("client", school, la, no_reach)
 
     async def work(session: Any) -> dict[str, Any]:
         new = await principals.create_client(
@@ -315,9 +321,11 @@ def create_staff(
     password_env: Annotated[
         str, typer.Option(help="Read the password from this environment variable if set.")
     ] = "LIAISON_STAFF_PASSWORD",
+    no_reach: Annotated[bool, _no_reach_option("the account")] = False,
 ) -> None:
-    """Create a staff account. The password comes from the environment or a prompt."""
-    _check_la(la)
+    """Create a staff account. The password comes from the environment or a prompt. It
+    reaches the schools given with --school and every school of the LA given with --la."""
+    _check_reach("staff account", school, la, no_reach)
     password = os.environ.get(password_env)
     if password is None and external_subject is None:
         if not sys.stdin.isatty():

@@ -53,10 +53,11 @@ def test_cli_refuses_bad_input(cli_env: None) -> None:
     assert bad.exit_code == 2
     short = runner.invoke(
         cli,
-        ["create-staff", "--username", "a@b.c", "--name", "A", "--role", "dpo"],
+        ["create-staff", "--username", "a@b.c", "--name", "A", "--role", "dpo", "--la", "202"],
         env={"LIAISON_STAFF_PASSWORD": "short"},
     )
     assert short.exit_code == 2
+    assert short.stderr == "error: a password has at least 12 characters\n"
 
 
 LA_CODE = (
@@ -214,6 +215,25 @@ def test_a_client_with_no_reach_is_refused_unless_asked_for(cli_env: None) -> No
         "client_id": created["client_id"], "client_secret": created["client_secret"],
         "name": "Nobody's", "scope": "pupils:write", "schools": [], "la": None,
     }  # fmt: skip
+
+
+def test_a_staff_account_with_no_reach_is_refused_unless_asked_for(cli_env: None) -> None:
+    args = ["create-staff", "--username", "nobody@example.org", "--name", "N", "--role", "dpo"]
+    password = {"LIAISON_STAFF_PASSWORD": "long enough password"}
+    assert one_line_error(args, 2, env=password) == (
+        "error: a staff account with no --school and no --la reaches no school: give one, "
+        "or --no-reach to create it anyway"
+    )
+    assert one_line_error([*args, "--school", "100000", "--no-reach"], 2, env=password) == (
+        "error: --no-reach is for a staff account with no --school and no --la"
+    )
+    # Refused before any password is asked for.
+    assert one_line_error(args, 2, env={}).startswith("error: a staff account with no --school")
+    made = runner.invoke(cli, [*args, "--no-reach"], env=password)
+    assert made.exit_code == 0, made.output
+    assert made.stderr == "warning: this staff account reaches no school (--no-reach)\n"
+    assert json.loads(made.stdout)["username"] == "nobody@example.org"
+    assert "--no-reach" in help_text("create-staff")
 
 
 def test_an_unexpected_failure_is_one_line_with_status_1(
