@@ -57,10 +57,21 @@ class DemoServer:
         form = {"grant_type": "password", "username": username, "password": self.password(username)}
         if scope:
             form["scope"] = scope
-        answer = httpx.post(f"{self.url}/oauth/token", data=form, timeout=30)
+        answer = self.call("POST", "/oauth/token", data=form)
         assert answer.status_code == 200, answer.text
         token: str = answer.json()["access_token"]
         return token
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request, sent again while the server answers 503: on SQLite, a transaction that
+        reads and then writes (an audit event) while another client writes is refused as
+        busy, and a client is told to retry after Retry-After seconds."""
+        for _ in range(10):
+            answer = httpx.request(method, f"{self.url}{path}", timeout=60, **kwargs)
+            if answer.status_code != 503:
+                return answer
+            time.sleep(float(answer.headers.get("Retry-After", "1")))
+        return answer
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
