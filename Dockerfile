@@ -1,12 +1,17 @@
 # syntax=docker/dockerfile:1
-# Liaison API image. Migrations run as their own step before a release:
+# Liaison API image. The migrations are inside the installed package (app/migrations), so
+# they run from any directory, as their own step before a release:
 #   docker run --rm -e LIAISON_DATABASE_URL=... -e LIAISON_SIGNING_KEY=... IMAGE liaison migrate
+# Without LIAISON_DATABASE_URL the image keeps a SQLite database in /var/lib/liaison, a
+# volume its user owns (a trial; PostgreSQL for real use). Behind a reverse proxy, set
+# LIAISON_FORWARDED_ALLOW_IPS to the proxy's address so that client addresses are believed.
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/liaison
 COPY constraints.txt pyproject.toml README.md ./
 COPY app ./app
+COPY alembic ./alembic
 RUN /opt/liaison/bin/pip install -c constraints.txt .
 
 FROM python:3.11-slim-bookworm
@@ -14,13 +19,17 @@ ENV PATH=/opt/liaison/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     LIAISON_ENVIRONMENT=production \
-    LIAISON_LOG_FORMAT=json
-RUN groupadd --system liaison && useradd --system --gid liaison --home-dir /srv/liaison liaison
-WORKDIR /srv/liaison
+    LIAISON_LOG_FORMAT=json \
+    LIAISON_DATABASE_URL=sqlite+aiosqlite:////var/lib/liaison/liaison.db \
+    LIAISON_FORWARDED_ALLOW_IPS=127.0.0.1,::1
+RUN groupadd --system liaison \
+    && useradd --system --gid liaison --home-dir /var/lib/liaison --no-create-home \
+        --shell /usr/sbin/nologin liaison \
+    && install --directory --owner=liaison --group=liaison --mode=0750 /var/lib/liaison
 COPY --from=build /opt/liaison /opt/liaison
-COPY alembic.ini ./
-COPY alembic ./alembic
+WORKDIR /var/lib/liaison
 USER liaison
+VOLUME ["/var/lib/liaison"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/livez', timeout=2)"]

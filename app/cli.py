@@ -80,16 +80,17 @@ cli = typer.Typer(
     cls=OneLineErrors,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
 
 
-def _migrations_home() -> Path:
-    """Where alembic.ini lives: the source checkout, else the working directory (the
-    container image keeps it beside the installed package)."""
-    for folder in (ROOT, Path.cwd()):
-        if (folder / "alembic.ini").is_file():
+def migrations_folder() -> Path:
+    """The Alembic scripts, found from the code itself, whatever the working directory: an
+    installed package carries them as app/migrations (pyproject.toml maps them there); a
+    source checkout, and so an editable install, keeps them in alembic/ beside app/."""
+    for folder in (PACKAGE / "migrations", PACKAGE.parent / "alembic"):
+        if (folder / "env.py").is_file():
             return folder
-    raise typer.BadParameter("alembic.ini not found: run from the Liaison directory")
+    raise FileNotFoundError(f"no migrations in {PACKAGE / 'migrations'}: reinstall Liaison")
 
 
 def _print_json(value: Any) -> None:
@@ -148,12 +149,36 @@ def _check_la(la: str | None, jurisdiction: Jurisdiction | None = None) -> None:
             raise _fail(f"--la {la!r}: {exc}", 2) from None
 
 
+def _no_reach_option(who: str) -> Any:
+    return typer.Option(
+        "--no-reach", help=f"Create it with no --school and no --la: {who} then reaches no school."
+    )
+
+
+def _check_reach(who: str, school: list[str] | None, la: str | None, no_reach: bool) -> None:
+    """An account that reaches no school is made only when asked for (--no-reach), and then
+    with a warning: it is almost always a forgotten --school or --la."""
+    _check_la(la)
+    if no_reach and (school or la):
+        raise _fail(f"--no-reach is for a {who} with no --school and no --la", 2)
+    if not (school or la or no_reach):
+        raise _fail(
+            f"a {who} with no --school and no --la reaches no school: give one, "
+            "or --no-reach to create it anyway",
+            2,
+        )
+    if no_reach:
+        err.print(f"[yellow]warning:[/yellow] this {who} reaches no school (--no-reach)")
+
+
 def alembic_config(database_url: str | None = None) -> Any:
+    """Alembic's configuration, made here rather than read from alembic.ini (which the
+    source keeps for `alembic revision`), so that it needs no file in the working directory."""
     from alembic.config import Config
 
-    home = _migrations_home()
-    config = Config(str(home / "alembic.ini"))
-    config.set_main_option("script_location", str(home / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(migrations_folder()))
+    config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = database_url or _checked_settings().database_url
     config.attributes["configure_logger"] = False
     return config
@@ -185,7 +210,7 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn
 
-    _checked_settings()
+    settings = _checked_settings()
     if migrate_first:
         migrate("head")
     uvicorn.run(
@@ -196,6 +221,7 @@ def serve(
         workers=workers,
         access_log=False,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,
     )
 
@@ -256,27 +282,11 @@ def create_client(
     la: Annotated[
         str | None, typer.Option("--la", help=f"Every school of this LA: {LA_CODE_HELP}.")
     ] = None,
-    no_reach: Annotated[
-        bool,
-        typer.Option(
-            "--no-reach",
-            help="Create it with no --school and no --la: it then reaches no school.",
-        ),
-    ] = False,
+    no_reach: Annotated[bool, _no_reach_option("it")] = False,
 ) -> None:
     """Create a machine client and print its client_id and client_secret (shown once).
     It reaches the schools given with --school and every school of the LA given with --la."""
-    _check_la(la)
-    if no_reach and (school or la):
-        raise _fail("--no-reach is for a client with no --school and no --la", 2)
-    if not (school or la or no_reach):
-        raise _fail(
-            "a client with no --school and no --la reaches no school: give one, "
-            "or --no-reach to create it anyway",
-            2,
-        )
-    if no_reach:
-        err.print("[yellow]warning:[/yellow] this client reaches no school (--no-reach)")
+    _check_reach("client", school, la, no_reach)
 
     async def work(session: Any) -> dict[str, Any]:
         new = await principals.create_client(
@@ -311,9 +321,11 @@ def create_staff(
     password_env: Annotated[
         str, typer.Option(help="Read the password from this environment variable if set.")
     ] = "LIAISON_STAFF_PASSWORD",
+    no_reach: Annotated[bool, _no_reach_option("the account")] = False,
 ) -> None:
-    """Create a staff account. The password comes from the environment or a prompt."""
-    _check_la(la)
+    """Create a staff account. The password comes from the environment or a prompt. It
+    reaches the schools given with --school and every school of the LA given with --la."""
+    _check_reach("staff account", school, la, no_reach)
     password = os.environ.get(password_env)
     if password is None and external_subject is None:
         if not sys.stdin.isatty():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Literal
 
@@ -60,6 +61,11 @@ class Settings(BaseSettings):
     # The API docs' public client (RFC 6749 §2.1): Swagger UI may send this client id with no
     # secret, on the password grant only. Empty to register none.
     docs_client_id: str = Field(default="liaison-docs", max_length=64, pattern=r"^[!-~]*$")
+
+    # The reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's
+    # forwarded_allow_ips): comma-separated addresses or networks, or "*" for any. The
+    # client address they give is what the token endpoint counts failures by.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -120,6 +126,24 @@ class Settings(BaseSettings):
         if any(limit.amount < 1 for limit in limits):
             raise ValueError(f"{value!r} allows no attempt at all")
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",")]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            try:
+                # As uvicorn reads them: a network has no host bits set (10.1.0.0/16).
+                (ipaddress.ip_network if "/" in entry else ipaddress.ip_address)(entry)
+            except ValueError:
+                # uvicorn would keep it as a literal that matches no address: say so now.
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network: give addresses or networks "
+                    "separated by commas (e.g. 10.0.0.5,10.1.0.0/16), or * for any"
+                ) from None
+        return ",".join(entries)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

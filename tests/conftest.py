@@ -36,6 +36,7 @@ from app.config import Settings, get_settings
 from app.main import create_app
 from app.models.principal import StaffRole
 from app.services import principals
+from tests.builders.demo import DemoServer, demo_server
 
 POSTGRES_ENV = "LIAISON_TEST_POSTGRES_URL"
 IN_CI = bool(os.environ.get("CI"))
@@ -319,6 +320,14 @@ def cli_env(
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    """One live demo server (`scripts/demo`'s steps, over HTTP) for the whole session: the
+    browser test, the README's commands and the example clients share it."""
+    with demo_server(tmp_path_factory.mktemp("demo")) as server:
+        yield server
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -218,7 +218,9 @@ async def test_terms_split_at_easter(client: httpx.AsyncClient, world: World) ->
 async def test_each_category_counts_in_wales_and_scotland(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    wales = await make_school(world, client, pupils=1, jurisdiction="wales", code="6601234")
+    wales = await make_school(
+        world, client, pupils=1, jurisdiction="wales", code="6601234", la_code="660"
+    )
     await push_marks(client, wales, wales.marks("P0", ["/", "B", "H", "N", "#"]))
     got = await figures(client, wales, "P0", AUTUMN_2025, AUTUMN_2025 + timedelta(days=5))
     assert (

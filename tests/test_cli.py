@@ -53,10 +53,11 @@ def test_cli_refuses_bad_input(cli_env: None) -> None:
     assert bad.exit_code == 2
     short = runner.invoke(
         cli,
-        ["create-staff", "--username", "a@b.c", "--name", "A", "--role", "dpo"],
+        ["create-staff", "--username", "a@b.c", "--name", "A", "--role", "dpo", "--la", "202"],
         env={"LIAISON_STAFF_PASSWORD": "short"},
     )
     assert short.exit_code == 2
+    assert short.stderr == "error: a password has at least 12 characters\n"
 
 
 LA_CODE = (
@@ -214,6 +215,25 @@ def test_a_client_with_no_reach_is_refused_unless_asked_for(cli_env: None) -> No
         "client_id": created["client_id"], "client_secret": created["client_secret"],
         "name": "Nobody's", "scope": "pupils:write", "schools": [], "la": None,
     }  # fmt: skip
+
+
+def test_a_staff_account_with_no_reach_is_refused_unless_asked_for(cli_env: None) -> None:
+    args = ["create-staff", "--username", "nobody@example.org", "--name", "N", "--role", "dpo"]
+    password = {"LIAISON_STAFF_PASSWORD": "long enough password"}
+    assert one_line_error(args, 2, env=password) == (
+        "error: a staff account with no --school and no --la reaches no school: give one, "
+        "or --no-reach to create it anyway"
+    )
+    assert one_line_error([*args, "--school", "100000", "--no-reach"], 2, env=password) == (
+        "error: --no-reach is for a staff account with no --school and no --la"
+    )
+    # Refused before any password is asked for.
+    assert one_line_error(args, 2, env={}).startswith("error: a staff account with no --school")
+    made = runner.invoke(cli, [*args, "--no-reach"], env=password)
+    assert made.exit_code == 0, made.output
+    assert made.stderr == "warning: this staff account reaches no school (--no-reach)\n"
+    assert json.loads(made.stdout)["username"] == "nobody@example.org"
+    assert "--no-reach" in help_text("create-staff")
 
 
 def test_an_unexpected_failure_is_one_line_with_status_1(
@@ -397,3 +417,39 @@ def test_the_operator_extends_an_attendance_code_table(cli_env: None) -> None:
          "--description", "x", "--category", "nonsense", "--from", "2025-01-01"],
     )  # fmt: skip
     assert bad.exit_code == 2 and "category" in bad.output
+
+
+def test_serve_trusts_the_proxies_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LIAISON_FORWARDED_ALLOW_IPS reaches uvicorn, whose forwarded headers it governs."""
+    import uvicorn
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    for value, passed in [
+        (None, "127.0.0.1,::1"),
+        ("10.0.0.5, 10.1.0.0/16,fd00::/8", "10.0.0.5,10.1.0.0/16,fd00::/8"),
+        ("*", "*"),
+    ]:
+        if value is None:
+            monkeypatch.delenv("LIAISON_FORWARDED_ALLOW_IPS", raising=False)
+        else:
+            monkeypatch.setenv("LIAISON_FORWARDED_ALLOW_IPS", value)
+        get_settings.cache_clear()
+        result = runner.invoke(cli, ["serve"])
+        assert result.exit_code == 0, result.output
+        assert (calls[-1]["proxy_headers"], calls[-1]["forwarded_allow_ips"]) == (True, passed)
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("value", ["proxy.internal", "10.1.0.1/16", "10.0.0.5,", "300.1.1.1"])
+def test_serve_refuses_proxies_that_are_not_addresses(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("LIAISON_FORWARDED_ALLOW_IPS", value)
+    get_settings.cache_clear()
+    try:
+        line = one_line_error(["serve"], 2)
+    finally:
+        get_settings.cache_clear()
+    assert line.startswith("refusing to start: forwarded_allow_ips: ")
+    assert "is not an IP address or network" in line

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from html.parser import HTMLParser
+from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from app.main import create_app
+from app.routers.docs import REDOC_LOGO_URL
 from tests.conftest import settings_for
 
 ASSETS = {
@@ -118,6 +120,19 @@ async def test_swagger_ui_loads_the_schema_and_the_redirect_from_here(
     assert '"validatorUrl": null' in html
     redoc = (await client.get("/redoc")).text
     assert 'spec-url="/openapi.json"' in redoc
+
+
+async def test_redoc_is_served_without_its_cdn_logo(client: httpx.AsyncClient) -> None:
+    """ReDoc's bundle loads Redocly's logo from a CDN; the copy served points it at nothing.
+    When a new build no longer holds that URL, this fails: look again for outside URLs."""
+    shipped = resources.files("fastapi_offline").joinpath("static", "redoc.standalone.js")
+    original = shipped.read_bytes()
+    assert original.count(REDOC_LOGO_URL) == 1
+    served = await client.get("/docs/assets/redoc.standalone.js")
+    assert served.status_code == 200
+    assert REDOC_LOGO_URL not in served.content and b"cdn.redoc.ly" not in served.content
+    assert served.content == original.replace(REDOC_LOGO_URL, b"data:,")
+    assert served.headers["content-length"] == str(len(served.content))
 
 
 async def test_an_unknown_docs_asset_is_a_problem_404(client: httpx.AsyncClient) -> None:

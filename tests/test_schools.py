@@ -47,6 +47,9 @@ async def test_admin_creates_reads_and_edits_a_school(
         {"jurisdiction": "atlantis"},
         {"phase": "university"},
         {"la_code": "two-oh-two"},
+        {"la_code": "ZZZZ"},  # three digits in every jurisdiction
+        {"la_code": "2020"},
+        {"jurisdiction": "wales", "code": "6602001"},  # a Welsh code starts with its LA's: 202
         {"name": ""},
         {"unexpected": "field"},
     ],
@@ -64,10 +67,50 @@ async def test_invalid_school_is_422_problem(
 
 
 async def test_welsh_and_scottish_codes(client: httpx.AsyncClient, world: World) -> None:
-    admin = await world.client_headers("admin", la_code="202")
-    for jurisdiction, code in [("wales", "6612345"), ("scotland", "5244439")]:
-        body = {**NEW_SCHOOL, "jurisdiction": jurisdiction, "code": code}
+    for jurisdiction, code, la_code in [
+        ("wales", "6612345", "661"),
+        ("scotland", "5244439", "100"),
+    ]:
+        admin = await world.client_headers("admin", la_code=la_code)
+        body = {**NEW_SCHOOL, "jurisdiction": jurisdiction, "code": code, "la_code": la_code}
         assert (await client.post("/v1/schools", json=body, headers=admin)).status_code == 201
+
+
+async def test_codes_are_checked_per_jurisdiction_as_the_cli_checks_them(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The API refuses what `liaison create-school` refuses, naming the field and why."""
+    admin = await world.client_headers("admin", la_code="202")
+    welsh = {**NEW_SCHOOL, "jurisdiction": "wales", "code": "6602001"}
+    refused = await client.post("/v1/schools", json=welsh, headers=admin)
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == "a Welsh school code starts with its LA code (202)."
+    assert refused.json()["errors"] == [
+        {"loc": ["body", "code"], "detail": "a Welsh school code starts with its LA code (202)"}
+    ]
+    school = (await client.post("/v1/schools", json=NEW_SCHOOL, headers=admin)).json()
+    url = f"/v1/schools/{school['id']}"
+    # A new jurisdiction is judged with the codes it keeps: a URN is no Welsh code.
+    moved = await client.patch(url, json={"jurisdiction": "wales"}, headers=admin)
+    assert moved.status_code == 422
+    assert moved.json()["errors"] == [
+        {
+            "loc": ["body", "code"],
+            "detail": "a school code in wales is a seven-digit LA and establishment number",
+        }
+    ]
+    renumbered = await client.patch(url, json={"la_code": "ZZZ"}, headers=admin)
+    assert renumbered.status_code == 422
+    assert (await client.patch(url, json={"name": "Meadow"}, headers=admin)).status_code == 200
+    # An LA's own reference data names an LA in any jurisdiction's form.
+    concern = {"code": "online_safety", "label": "Online safety", "la_code": "ZZZZ"}
+    assert (
+        await client.post("/v1/referral-concerns", json=concern, headers=admin)
+    ).status_code == 422
+    concern["la_code"] = "202"
+    assert (
+        await client.post("/v1/referral-concerns", json=concern, headers=admin)
+    ).status_code == 201
 
 
 async def test_duplicate_school_is_409(client: httpx.AsyncClient, world: World) -> None:

@@ -27,6 +27,7 @@ from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
 from app.models.base import InputModel, IsoDate, Moment, new_id, utcnow
+from app.models.school import ANY_LA_CODE_PATTERN
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -40,7 +41,7 @@ LaCodeIn = Annotated[
     str | None,
     Field(
         default=None,
-        pattern=r"^[0-9A-Z]{1,10}$",
+        pattern=ANY_LA_CODE_PATTERN,
         description="The LA the entry is for: the caller's own (the default). National "
         "entries are added by the operator with the CLI.",
     ),

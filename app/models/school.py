@@ -36,16 +36,20 @@ SCHOOL_CODE_PATTERNS = {
     Jurisdiction.wales: re.compile(r"\d{7}"),
     Jurisdiction.scotland: re.compile(r"\d{7}"),
 }
-LA_CODE_PATTERN = r"^[0-9A-Z]{1,10}$"
 # LA codes by jurisdiction: England and Wales number their LAs with the DfE's three-digit LA
 # code (202 Camden, 660 Isle of Anglesey); Scotland's school lists number its 32 councils with
 # three digits too (100 Aberdeen City ... 400 West Lothian) [unverified: not in the research].
-# The API still takes LA_CODE_PATTERN; the CLI checks these.
+# The CLI and the API (app/services/schools.py) check these.
 LA_CODE_PATTERNS = {
     Jurisdiction.england: re.compile(r"\d{3}"),
     Jurisdiction.wales: re.compile(r"\d{3}"),
     Jurisdiction.scotland: re.compile(r"\d{3}"),
 }
+# An LA code as any jurisdiction numbers its LAs: what the API takes where the jurisdiction
+# is not known (an LA's own reference data), and the first check where it is.
+ANY_LA_CODE_PATTERN = (
+    "^(?:" + "|".join(sorted({p.pattern for p in LA_CODE_PATTERNS.values()})) + ")$"
+)
 SCHOOL_CODE_KINDS = {
     Jurisdiction.england: "a six-digit URN",
     Jurisdiction.wales: "a seven-digit LA and establishment number",
@@ -84,7 +88,12 @@ class SchoolCreate(InputModel):
         examples=["100000"],
     )
     name: str = Field(min_length=1, max_length=200, examples=["Riverside Primary School"])
-    la_code: str = Field(pattern=LA_CODE_PATTERN, examples=["202"])
+    la_code: str = Field(
+        pattern=ANY_LA_CODE_PATTERN,
+        description="The LA's code: the three-digit DfE LA code in England and Wales, the "
+        "three-digit council code in Scotland. A Welsh school's code begins with it.",
+        examples=["202"],
+    )
     jurisdiction: Jurisdiction
     phase: Phase
 
@@ -99,7 +108,7 @@ class SchoolUpdate(InputModel):
 
     code: str | None = Field(default=None, min_length=1, max_length=16)
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    la_code: str | None = Field(default=None, pattern=LA_CODE_PATTERN)
+    la_code: str | None = Field(default=None, pattern=ANY_LA_CODE_PATTERN)
     jurisdiction: Jurisdiction | None = None
     phase: Phase | None = None
 

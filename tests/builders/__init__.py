@@ -10,6 +10,9 @@ fixtures and `World`) and these modules, never another test module.
   and reviews, and the audit trail about a child.
 - `keys`: an outside identity provider's signing keys and JWKs.
 - `las`: two whole local authorities holding every kind of object, for tenant isolation.
+- `demo`: a live server with the demo data, started as `scripts/demo` starts one (the
+  session's `demo` fixture), for tests that talk to Liaison over real HTTP.
 
-Each module imports only the app, `tests.conftest` and the modules above it in this list.
+Each module imports only the app, `tests.conftest` and the modules above it in this list
+(`demo` imports only the app: `tests.conftest` imports it for the fixture).
 """
