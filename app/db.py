@@ -76,7 +76,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE: nearly every request writes (an audit event at least), and a deferred
+        # transaction that reads and then writes cannot wait for a writer that got there
+        # first: SQLite refuses the upgrade at once (SQLITE_BUSY, a 503). Taking the write
+        # lock at BEGIN makes it wait its turn under busy_timeout instead.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
