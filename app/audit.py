@@ -76,7 +76,7 @@ class Auditor:
                 },
             )
             return event_id
-        await self.session.exec(insert(AuditEvent).values(**event))
+        await run(self.session, insert(AuditEvent).values(**event))
         if not children:
             return event_id
         schools: dict[uuid.UUID, uuid.UUID] = {}
