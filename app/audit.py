@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from sqlalchemy import insert, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -46,49 +47,63 @@ class Auditor:
         if school_id is None and reach.la_code is None and len(reach.school_ids) == 1:
             [school_id] = reach.school_ids
         event_id = new_id()
-        await self.session.exec(
-            insert(AuditEvent).values(
-                id=event_id,
-                occurred_at=utcnow(),
-                actor=self.principal.subject,
-                client_id=self.principal.client_id,
-                action=action,
-                resource_type=resource_type,
-                resource_id=str(resource_id) if resource_id is not None else None,
-                request_id=current_request_id(),
-                client_address=current_client_address(),
-                details=details or {},
-                la_code=la_code if la_code is not None else reach.home_la,
-                school_id=school_id,
-            )
-        )
+        event = {
+            "id": event_id,
+            "occurred_at": utcnow(),
+            "actor": self.principal.subject,
+            "client_id": self.principal.client_id,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": str(resource_id) if resource_id is not None else None,
+            "request_id": current_request_id(),
+            "client_address": current_client_address(),
+            "details": details or {},
+            "la_code": la_code if la_code is not None else reach.home_la,
+            "school_id": school_id,
+        }
         children = list(dict.fromkeys(pupil_ids))
-        if not children:
-            return event_id
-        if is_postgresql(self.session):
-            # One statement however many children: a push can touch thousands.
+        if children and is_postgresql(self.session):
+            # One statement, however many children (a push can touch thousands): the event
+            # in a data-modifying CTE, its links from the pupils' current schools. Every
+            # audited read pays this, so it is one round trip, not two.
             await run(
                 self.session,
-                text(
-                    "INSERT INTO audit_event_pupil (event_id, pupil_id, school_id) "
-                    "SELECT :event_id, touched.id, pupil.school_id "
-                    "FROM unnest(CAST(:pupil_ids AS uuid[])) AS touched(id) "
-                    "LEFT JOIN pupil ON pupil.id = touched.id"
-                ),
-                {"event_id": event_id, "pupil_ids": children},
+                _EVENT_WITH_CHILDREN,
+                {
+                    **event,
+                    "details": orjson.dumps(event["details"]).decode(),
+                    "pupil_ids": children,
+                },
             )
-        else:
-            schools: dict[uuid.UUID, uuid.UUID] = {}
-            for some in chunks(children):
-                rows = await self.session.exec(
-                    select(Pupil.id, Pupil.school_id).where(col(Pupil.id).in_(some))
-                )
-                schools.update(rows.all())
-            await self.session.exec(
-                insert(AuditEventPupil),
-                params=[
-                    {"event_id": event_id, "pupil_id": p, "school_id": schools.get(p)}
-                    for p in children
-                ],
+            return event_id
+        await run(self.session, insert(AuditEvent).values(**event))
+        if not children:
+            return event_id
+        schools: dict[uuid.UUID, uuid.UUID] = {}
+        for some in chunks(children):
+            rows = await self.session.exec(
+                select(Pupil.id, Pupil.school_id).where(col(Pupil.id).in_(some))
             )
+            schools.update(rows.all())
+        await self.session.exec(
+            insert(AuditEventPupil),
+            params=[
+                {"event_id": event_id, "pupil_id": p, "school_id": schools.get(p)} for p in children
+            ],
+        )
         return event_id
+
+
+_EVENT_WITH_CHILDREN = text(
+    "WITH event AS ("
+    " INSERT INTO audit_event (id, occurred_at, actor, client_id, action, resource_type,"
+    " resource_id, request_id, client_address, details, la_code, school_id)"
+    " VALUES (:id, :occurred_at, :actor, :client_id, :action, :resource_type, :resource_id,"
+    " :request_id, :client_address, CAST(:details AS jsonb), :la_code, :school_id)"
+    " RETURNING id"
+    ") "
+    "INSERT INTO audit_event_pupil (event_id, pupil_id, school_id) "
+    "SELECT event.id, touched.id, pupil.school_id "
+    "FROM event CROSS JOIN unnest(CAST(:pupil_ids AS uuid[])) AS touched(id) "
+    "LEFT JOIN pupil ON pupil.id = touched.id"
+)

@@ -63,7 +63,7 @@ staff_scheme = OAuth2(
 )
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -71,7 +71,7 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_page(
+async def get_page(
     settings: SettingsDep,
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` from the previous page.")
@@ -111,7 +111,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_session_factory(request: Request) -> SessionFactory:
+async def get_session_factory(request: Request) -> SessionFactory:
     """The app's session factory, for a streamed answer that reads after the request's own
     session has been committed and closed."""
     factory: SessionFactory = request.app.state.session_factory
@@ -223,7 +223,7 @@ async def storable_parameters(request: Request) -> None:
 _IF_MATCH = "The `ETag` of the version this change is based on"
 
 
-def _expected(
+async def _expected(
     if_match: Annotated[
         str | None, Header(alias="If-Match", description=f"{_IF_MATCH}.", max_length=100)
     ] = None,
@@ -231,7 +231,7 @@ def _expected(
     return Expected.parse(if_match)
 
 
-def _expected_required(
+async def _expected_required(
     # Declared required; its absence is answered with 428 by the validation handler
     # (app/errors.py), not 422.
     if_match: Annotated[

@@ -113,13 +113,13 @@ async def list_cases(
 async def read_case(
     case_id: uuid.UUID,
     response: Response,
-    session: SessionDep,
     settings: SettingsDep,
-    principal: CaseReader,
+    _principal: CaseReader,
     auditor: AuditorDep,
 ) -> CaseRead:
-    case = await cases.read(auditor, case_id)
-    return await _answer(session, settings, principal, case, response)
+    case, shown = await cases.read(auditor, case_id, settings.review_interval_weeks)
+    response.headers["ETag"] = etag(case.version)
+    return shown
 
 
 @router.patch("/v1/cases/{case_id}", response_model=CaseRead, responses=_CHANGE_RESPONSES)

@@ -79,7 +79,7 @@ router = APIRouter(
 )
 
 
-def page_request(
+async def page_request(
     request: Request,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1.")] = 1,
     per_page: Annotated[
@@ -98,7 +98,7 @@ def page_request(
 PageDep = Annotated[PageRequest, Depends(page_request)]
 
 
-def service_filters(
+async def service_filters(
     search: Annotated[
         str | None,
         Query(

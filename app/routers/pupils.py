@@ -122,9 +122,9 @@ async def list_pupils(
     "/v1/pupils/{pupil_id}", response_model=PupilRead, responses=problem_responses(404, 422)
 )
 async def read_pupil(
-    pupil_id: uuid.UUID, principal: PupilsReader, auditor: AuditorDep
+    pupil_id: uuid.UUID, _principal: PupilsReader, auditor: AuditorDep
 ) -> PupilRead:
-    return pupils.present(await pupils.get(auditor, pupil_id), principal)
+    return await pupils.get(auditor, pupil_id)
 
 
 @router.get(

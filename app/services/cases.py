@@ -291,17 +291,17 @@ async def get_all(
     )
 
 
-async def read(auditor: Auditor, case_id: uuid.UUID) -> Case:
+async def read(auditor: Auditor, case_id: uuid.UUID, review_weeks: int) -> tuple[Case, CaseRead]:
+    """A case within reach and its presentation, audited: its children are read once, for
+    the audit event and the answer both."""
     session, principal = auditor.session, auditor.principal
     case = await access.get_case(session, principal, case_id)
+    held = await access.case_children(session, [case.id])
     await auditor.record(
-        "case.read",
-        "case",
-        case.id,
-        pupil_ids=await access.pupils_of(session, case.id),
-        la_code=case.la_code,
+        "case.read", "case", case.id, pupil_ids=pupil_ids(held[case.id]), la_code=case.la_code
     )
-    return case
+    [shown] = await present(session, principal, [case], review_weeks, held=held)
+    return case, shown
 
 
 async def update(
@@ -668,10 +668,16 @@ async def reopen(
 
 
 async def present(
-    session: AsyncSession, principal: Principal, cases: Sequence[Case], review_weeks: int
+    session: AsyncSession,
+    principal: Principal,
+    cases: Sequence[Case],
+    review_weeks: int,
+    held: dict[uuid.UUID, list[CaseChild]] | None = None,
 ) -> list[CaseRead]:
+    """The cases as this principal may see them; `held`, their children if already read."""
     ids = [c.id for c in cases]
-    held = await access.case_children(session, ids)
+    if held is None:
+        held = await access.case_children(session, ids)
     referrals: dict[uuid.UUID, list[uuid.UUID]] = {i: [] for i in ids}
     if ids:
         for referral_id, case_id in await session.exec(

@@ -6,12 +6,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from sqlalchemy import func
+from sqlalchemy import select as select_columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.db import run
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models.base import utcnow
 from app.models.principal import (
@@ -46,49 +49,82 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principa
     """The principal behind a verified token, or None if its account is gone or disabled.
 
     Looked up on every request so that disabling an account or narrowing its reach takes
-    effect at once, not when its tokens expire.
+    effect at once, not when its tokens expire: one statement, the account joined to its
+    schools (one row per school, or one row with none), since every audited read pays it.
     """
     if claims.kind == "client":
         try:
             client_uuid = uuid.UUID(claims.subject_id)
         except ValueError:
             return None
-        client = await session.get(ApiClient, client_uuid)
-        if client is None or not client.is_active:
+        rows: Sequence[Any] = (
+            await run(
+                session,
+                select_columns(
+                    col(ApiClient.id),
+                    col(ApiClient.client_id),
+                    col(ApiClient.name),
+                    col(ApiClient.scopes),
+                    col(ApiClient.la_code),
+                    col(ApiClientSchool.school_id),
+                    col(School.la_code),
+                )
+                .select_from(ApiClient)
+                .outerjoin(ApiClientSchool, col(ApiClientSchool.api_client_id) == ApiClient.id)
+                .outerjoin(School, col(School.id) == ApiClientSchool.school_id)
+                .where(col(ApiClient.id) == client_uuid, col(ApiClient.is_active).is_(True)),
+            )
+        ).all()
+        if not rows:
             return None
-        granted = set(parse_scopes(client.scopes))
+        client_id, public_id, name, granted, la_code = rows[0][:5]
         return Principal(
             kind="client",
-            id=client.id,
-            name=client.name,
-            scopes=frozenset(claims.scopes & granted),
-            reach=await _client_reach(session, client),
-            client_id=client.client_id,
+            id=client_id,
+            name=name,
+            scopes=frozenset(claims.scopes & set(parse_scopes(granted))),
+            reach=_reach([(r[5], r[6]) for r in rows if r[5] is not None], la_code),
+            client_id=public_id,
         )
     if claims.external:
-        staff = (
-            await session.exec(
-                select(StaffMember).where(StaffMember.external_subject == claims.subject_id)
-            )
-        ).first()
+        which = col(StaffMember.external_subject) == claims.subject_id
         scopes: frozenset[str] | None = None
     else:
         try:
-            staff = await session.get(StaffMember, uuid.UUID(claims.subject_id))
+            which = col(StaffMember.id) == uuid.UUID(claims.subject_id)
         except ValueError:
             return None
         scopes = claims.scopes
-    if staff is None or not staff.is_active:
+    staff_rows: Sequence[Any] = (
+        await run(
+            session,
+            select_columns(
+                col(StaffMember.id),
+                col(StaffMember.display_name),
+                col(StaffMember.role),
+                col(StaffMember.la_code),
+                col(StaffMemberSchool.school_id),
+                col(School.la_code),
+            )
+            .select_from(StaffMember)
+            .outerjoin(StaffMemberSchool, col(StaffMemberSchool.staff_member_id) == StaffMember.id)
+            .outerjoin(School, col(School.id) == StaffMemberSchool.school_id)
+            .where(which, col(StaffMember.is_active).is_(True)),
+        )
+    ).all()
+    if not staff_rows:
         return None
-    role_scopes = ROLE_SCOPES[StaffRole(staff.role)]
+    staff_id, display_name, role_name, staff_la = staff_rows[0][:4]
+    role = StaffRole(role_name)
+    role_scopes = ROLE_SCOPES[role]
     return Principal(
         kind="staff",
-        id=staff.id,
-        name=staff.display_name,
+        id=staff_id,
+        name=display_name,
         scopes=role_scopes if scopes is None else scopes & role_scopes,
-        reach=await _staff_reach(session, staff),
+        reach=_reach([(r[4], r[5]) for r in staff_rows if r[4] is not None], staff_la),
         client_id=claims.client_id,
-        role=StaffRole(staff.role),
+        role=role,
     )
 
 
@@ -107,24 +143,6 @@ async def load_subject(session: AsyncSession, subject: str) -> Principal | None:
         client_id=None,
     )
     return await load_principal(session, claims)
-
-
-async def _client_reach(session: AsyncSession, client: ApiClient) -> Reach:
-    rows = await session.exec(
-        select(ApiClientSchool.school_id, School.la_code)
-        .join(School, col(School.id) == ApiClientSchool.school_id)
-        .where(ApiClientSchool.api_client_id == client.id)
-    )
-    return _reach(rows.all(), client.la_code)
-
-
-async def _staff_reach(session: AsyncSession, staff: StaffMember) -> Reach:
-    rows = await session.exec(
-        select(StaffMemberSchool.school_id, School.la_code)
-        .join(School, col(School.id) == StaffMemberSchool.school_id)
-        .where(StaffMemberSchool.staff_member_id == staff.id)
-    )
-    return _reach(rows.all(), staff.la_code)
 
 
 def _reach(schools: Sequence[tuple[uuid.UUID, str]], la_code: str | None) -> Reach:

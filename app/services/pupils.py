@@ -8,10 +8,11 @@ from datetime import date, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert, or_, update
+from sqlalchemy import Row, insert, or_, update
 from sqlmodel import col, select
 
 from app.audit import Auditor
+from app.db import run, table_of
 from app.errors import NotFound
 from app.models.base import new_id, utcnow
 from app.models.pupil import (
@@ -204,7 +205,7 @@ async def push_roster(
     )
 
 
-def present(pupil: Pupil, principal: Principal) -> PupilRead:
+def present(pupil: Pupil | Row[Any], principal: Principal) -> PupilRead:
     """A pupil as this principal may see it (`children.identity_for`): names and birth date
     only for those who may identify children."""
     read = PupilRead.model_validate(pupil)
@@ -215,17 +216,20 @@ def present(pupil: Pupil, principal: Principal) -> PupilRead:
     return read
 
 
-async def get(auditor: Auditor, pupil_id: uuid.UUID) -> Pupil:
+async def get(auditor: Auditor, pupil_id: uuid.UUID) -> PupilRead:
+    """One pupil within reach, as the caller may see it, with its audit event."""
     session, principal = auditor.session, auditor.principal
-    pupil = (
-        await session.exec(
-            select(Pupil).where(Pupil.id == pupil_id, within_reach(Pupil.school_id, principal))
-        )
-    ).first()
-    if pupil is None:
+    # Core, not the ORM: the hot read of an MIS reading back its pupils, and the identity
+    # map and unit of work would only be overhead for a row that is presented and dropped.
+    pupils = table_of(Pupil)
+    query = pupils.select().where(
+        pupils.c.id == pupil_id, within_reach(pupils.c.school_id, principal)
+    )
+    found = (await run(session, query)).first()
+    if found is None:
         raise NotFound("No such pupil.")
-    await auditor.record("pupil.read", "pupil", pupil.id, pupil_ids=[pupil.id])
-    return pupil
+    await auditor.record("pupil.read", "pupil", pupil_id, pupil_ids=[pupil_id])
+    return present(found, principal)
 
 
 @dataclass(frozen=True)
