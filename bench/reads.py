@@ -27,7 +27,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     ROOT,
     SERVER,
     drop_databases,
@@ -39,6 +39,7 @@ from common import (  # noqa: E402
 )
 
 DATABASE = "liaison_bench_reads"
+ASYNC_SERVER = SERVER.replace("postgresql:", "postgresql+asyncpg:")
 CONSENT = {"given": True, "given_by": "A parent", "date": "2025-09-01", "share_with": ["school"]}
 
 
@@ -140,7 +141,7 @@ def main() -> None:
     asyncio.run(recreate_database(DATABASE))
     env = {
         **os.environ,
-        "LIAISON_DATABASE_URL": f"{SERVER.replace('postgresql:', 'postgresql+asyncpg:')}/{DATABASE}",
+        "LIAISON_DATABASE_URL": f"{ASYNC_SERVER}/{DATABASE}",
         "LIAISON_SIGNING_KEY": "bench-reads-signing-key-0123456789abcdef",
         "LIAISON_TOKEN_LIFETIME_SECONDS": "7200",
         "LIAISON_WEBHOOK_WORKER_IN_SERVE": "false",
@@ -200,8 +201,8 @@ def main() -> None:
             wrk(bare_url, {}, 2, args.connections)
         results: dict[str, list[tuple[Run, Run]]] = {name: [] for name, *_ in reads}
         print(
-            f"{args.rounds} rounds x {args.duration} s per read and side, wrk -c{args.connections}, "
-            "one worker each, interleaved"
+            f"{args.rounds} rounds x {args.duration} s per read and side, "
+            f"wrk -c{args.connections}, one worker each, interleaved"
         )
         for round_no in range(1, args.rounds + 1):
             for name, (url, headers), (bare_url, _none) in reads:
