@@ -33,4 +33,5 @@ VOLUME ["/var/lib/liaison"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/livez', timeout=2)"]
-CMD ["liaison", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
+# One worker per core the container may use, each pool sized to fit max_connections.
+CMD ["liaison", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -20,7 +20,13 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from typer.core import TyperGroup
 
 from app.config import Settings, get_settings
-from app.db import create_engine, create_session_factory
+from app.db import (
+    create_engine,
+    create_session_factory,
+    default_workers,
+    max_connections,
+    pool_for,
+)
 from app.errors import LiaisonError, ValidationFailed
 from app.models.principal import StaffRole
 from app.models.school import (
@@ -202,17 +208,43 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes (default: one per core on PostgreSQL, one on SQLite).",
+        ),
+    ] = None,
     migrate_first: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Run migrations before serving.")
     ] = False,
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn.
+
+    On PostgreSQL, unless LIAISON_DB_POOL_SIZE or LIAISON_DB_MAX_OVERFLOW is set, each
+    worker's connection pool is sized from the workers and the server's max_connections
+    (docs/scaling.md), so that all of them at their peak fit.
+    """
     import uvicorn
 
     settings = _checked_settings()
     if migrate_first:
         migrate("head")
+    workers = workers or default_workers(settings)
+    sized = {"db_pool_size", "db_max_overflow"} & settings.model_fields_set
+    if not settings.is_sqlite and not sized:
+        try:
+            limit = asyncio.run(max_connections(settings))
+        except Exception as exc:  # the database is down: serve anyway; /readyz will say so
+            err.print(f"[yellow]pool left at its defaults:[/yellow] {type(exc).__name__}")
+        else:
+            pool_size, overflow = pool_for(workers, limit)
+            os.environ["LIAISON_DB_POOL_SIZE"] = str(pool_size)
+            os.environ["LIAISON_DB_MAX_OVERFLOW"] = str(overflow)
+            err.print(
+                f"{workers} workers, each with a pool of {pool_size} (+{overflow}) connections "
+                f"of PostgreSQL's {limit}"
+            )
     uvicorn.run(
         "app.main:create_app",
         factory=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
@@ -41,6 +42,43 @@ def _flag_lost_connections(context: ExceptionContext) -> None:
         return
     if context.connection is None or connection_lost(context.original_exception):
         context.is_disconnect = True
+
+
+# Connections PostgreSQL keeps for administrators, migrations, `psql` and the delivery
+# workers' own pools, out of `max_connections`, before the API workers share the rest.
+RESERVED_CONNECTIONS = 20
+MAX_POOL_SIZE = 10
+
+
+def default_workers(settings: Settings) -> int:
+    """`liaison serve`'s worker processes unless told: one per core the process may use on
+    PostgreSQL; one on SQLite, which has a single writer however many processes wait."""
+    if settings.is_sqlite:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def pool_for(workers: int, max_connections: int) -> tuple[int, int]:
+    """Each worker's pool size and overflow so that every worker at its peak stays within
+    PostgreSQL's `max_connections`, less `RESERVED_CONNECTIONS`: half the share kept open,
+    half as overflow, at most `MAX_POOL_SIZE` of each and at least one kept open."""
+    share = max(1, (max_connections - RESERVED_CONNECTIONS) // max(1, workers))
+    pool_size = max(1, min(MAX_POOL_SIZE, share // 2 or 1))
+    overflow = max(0, min(MAX_POOL_SIZE, share - pool_size))
+    return pool_size, overflow
+
+
+async def max_connections(settings: Settings) -> int:
+    """PostgreSQL's `max_connections`, asked of the server."""
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            return int((await connection.execute(text("SHOW max_connections"))).scalar_one())
+    finally:
+        await engine.dispose()
 
 
 def _create_postgresql_engine(settings: Settings) -> AsyncEngine:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.config import get_settings
+from app.db import RESERVED_CONNECTIONS, pool_for
 from tests.conftest import World
 
 runner = CliRunner()
@@ -453,3 +454,68 @@ def test_serve_refuses_proxies_that_are_not_addresses(
         get_settings.cache_clear()
     assert line.startswith("refusing to start: forwarded_allow_ips: ")
     assert "is not an IP address or network" in line
+
+
+@pytest.mark.parametrize(
+    ("workers", "max_connections", "expected"),
+    [
+        (1, 100, (10, 10)),  # plenty: the caps
+        (2, 100, (10, 10)),  # 40 each
+        (4, 100, (10, 10)),  # 20 each: 10 open, 10 overflow
+        (8, 100, (5, 5)),  # 10 each
+        (16, 100, (2, 3)),  # 5 each
+        (100, 100, (1, 0)),  # less than one each: one open, no overflow
+        (2, 25, (1, 1)),  # 2 each
+    ],
+)
+def test_each_workers_pool_fits_max_connections(
+    workers: int, max_connections: int, expected: tuple[int, int]
+) -> None:
+    pool_size, overflow = pool_for(workers, max_connections)
+    assert (pool_size, overflow) == expected
+    if max_connections - RESERVED_CONNECTIONS >= workers:
+        assert workers * (pool_size + overflow) <= max_connections - RESERVED_CONNECTIONS
+
+
+def test_serve_runs_a_worker_per_core_on_postgresql_and_sizes_its_pools(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One worker per core on PostgreSQL (one on SQLite), each with a pool that fits the
+    server's max_connections; an explicit --workers or pool size wins."""
+    import uvicorn
+
+    import app.cli as cli_module
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+
+    async def fake_max_connections(_settings: object) -> int:
+        return 100
+
+    monkeypatch.setattr(cli_module, "max_connections", fake_max_connections)
+    for name in ("LIAISON_DB_POOL_SIZE", "LIAISON_DB_MAX_OVERFLOW"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        monkeypatch.setenv("LIAISON_DATABASE_URL", "sqlite+aiosqlite:///./x.db")
+        get_settings.cache_clear()
+        assert runner.invoke(cli, ["serve"]).exit_code == 0
+        assert calls[-1]["workers"] == 1
+
+        monkeypatch.setenv("LIAISON_DATABASE_URL", "postgresql+asyncpg://u@127.0.0.1/db")
+        get_settings.cache_clear()
+        result = runner.invoke(cli, ["serve"])
+        assert result.exit_code == 0, result.output
+        assert calls[-1]["workers"] == 4
+        assert os.environ["LIAISON_DB_POOL_SIZE"] == "10"  # (100 - 20) / 4 = 20 each
+        assert os.environ["LIAISON_DB_MAX_OVERFLOW"] == "10"
+
+        monkeypatch.setenv("LIAISON_DB_POOL_SIZE", "3")
+        get_settings.cache_clear()
+        assert runner.invoke(cli, ["serve", "--workers", "2"]).exit_code == 0
+        assert calls[-1]["workers"] == 2
+        assert os.environ["LIAISON_DB_POOL_SIZE"] == "3"
+    finally:
+        for name in ("LIAISON_DB_POOL_SIZE", "LIAISON_DB_MAX_OVERFLOW"):
+            os.environ.pop(name, None)
+        get_settings.cache_clear()
