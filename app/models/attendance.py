@@ -141,22 +141,23 @@ class AttendanceMark(SQLModel, table=True):
     # No foreign keys: marks are written only for pupils read from the table in the same
     # transaction, and a trigger on `pupil` deletes a pupil's marks with it (see migration
     # 0002). A per-row key check and its lock on the pupil row cost a fifth of every push.
-    # Columns in storage order: fixed widths first, widest alignment first, text last.
+    # Fields in the order a subject access export has always shown them; on disk fixed
+    # widths come first (migration 0013 decides the physical order).
     pupil_id: uuid.UUID
-    # The pupil's school when the mark was taken, for school-wide reads.
-    school_id: uuid.UUID
     date: date
     session: str = ColumnField(sa_type=SessionNumber)
+    # The pupil's school when the mark was taken, for school-wide reads.
+    school_id: uuid.UUID
+    code: str = ColumnField(max_length=8)
+    statutory_code: str = ColumnField(max_length=4)
     category: Category = ColumnField(sa_type=CategoryNumber)
     late: bool = False
     unexplained: bool = False
     minutes_late: int | None = ColumnField(default=None, sa_type=SmallInteger)
-    # When the mark was last written (created or changed).
-    updated_at: datetime = ColumnField(default_factory=utcnow)
-    code: str = ColumnField(max_length=8)
-    statutory_code: str = ColumnField(max_length=4)
     comment: str | None = ColumnField(default=None, max_length=500)
     source_record_id: str | None = ColumnField(default=None, max_length=64)
+    # When the mark was last written (created or changed): the one time kept.
+    updated_at: datetime = ColumnField(default_factory=utcnow)
 
 
 # On PostgreSQL the mark table's partitions (`attendance_mark_2026`, `attendance_mark_default`)
