@@ -793,5 +793,45 @@ def retention_run_command(
     )
 
 
+@cli.command("attendance-partitions")
+def attendance_partitions_command(
+    ahead: Annotated[
+        int,
+        typer.Option(min=0, max=10, help="Academic years after the current one to make."),
+    ] = 1,
+    year: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--year",
+            help="Make this academic year's partition instead, by the year it starts in "
+            "(repeatable).",
+        ),
+    ] = None,
+) -> None:
+    """Make the attendance mark table's partitions ahead of time (PostgreSQL): the current
+    academic year and the next --ahead, or each --year. Running it again changes nothing;
+    marks already in the DEFAULT partition for a new year are moved into it."""
+    from app.services import attendance_partitions
+
+    years = year or attendance_partitions.years_ahead(ahead)
+
+    async def work(session: Any) -> list[Any]:
+        return await attendance_partitions.ensure(session, years)
+
+    made = _run(work)
+    _print_json(
+        [
+            {
+                "partition": p.name,
+                "from": p.starts,
+                "until": p.ends,
+                "created": p.created,
+                "moved_from_default": p.moved,
+            }
+            for p in made
+        ]
+    )
+
+
 def main() -> None:
     cli()

@@ -138,11 +138,11 @@ def week_batches(
 RAW_UPSERT = """
 INSERT INTO raw_mark AS m (pupil_id, date, session, school_id, code, statutory_code, category,
                            late, unexplained, minutes_late, comment, source_record_id,
-                           created_at, updated_at)
+                           updated_at)
 SELECT pupil_id, date, session, school_id, code, statutory_code, category, late, unexplained,
-       minutes_late, comment, source_record_id, now(), now()
-FROM unnest($1::uuid[], $2::date[], $3::text[], $4::uuid[], $5::text[], $6::text[],
-            $7::text[], $8::bool[], $9::bool[], $10::int[], $11::text[], $12::text[])
+       minutes_late, comment, source_record_id, now()
+FROM unnest($1::uuid[], $2::date[], $3::smallint[], $4::uuid[], $5::text[], $6::text[],
+            $7::smallint[], $8::bool[], $9::bool[], $10::smallint[], $11::text[], $12::text[])
      AS t(pupil_id, date, session, school_id, code, statutory_code, category, late,
           unexplained, minutes_late, comment, source_record_id)
 ON CONFLICT (pupil_id, date, session) DO UPDATE SET
@@ -157,6 +157,16 @@ WHERE (m.school_id, m.code, m.statutory_code, m.category, m.late, m.unexplained,
        EXCLUDED.category, EXCLUDED.late, EXCLUDED.unexplained, EXCLUDED.minutes_late,
        EXCLUDED.comment, EXCLUDED.source_record_id)
 """
+
+# The stored numbers (app.models.attendance.CATEGORY_NUMBER, SESSION_NUMBER).
+CATEGORY_NUMBER = {
+    "not_possible": 0,
+    "present": 1,
+    "approved_activity": 2,
+    "authorised_absence": 3,
+    "unauthorised_absence": 4,
+}
+SESSION_NUMBER = {"AM": 0, "PM": 1}
 
 CATEGORY = {
     "/": ("present", False, False),
@@ -182,11 +192,11 @@ def raw_arrays(
     return [
         [ids[m["mis_id"]] for m in marks],
         [date.fromisoformat(m["date"]) for m in marks],
-        [m["session"] for m in marks],
+        [SESSION_NUMBER[m["session"]] for m in marks],
         [school_id] * n,
         [m["code"] for m in marks],
         [m["code"] for m in marks],
-        [c for c, _, _ in meaning],
+        [CATEGORY_NUMBER[c] for c, _, _ in meaning],
         [late for _, late, _ in meaning],
         [unexplained for _, _, unexplained in meaning],
         [None] * n,
@@ -202,10 +212,16 @@ class RawPostgres:
 
     async def open(self, lanes: int) -> None:
         self.connections = [await asyncpg.connect(f"{SERVER}/{DATABASE}") for _ in range(lanes)]
-        # The same table: columns, primary key and indexes.
-        await self.connections[0].execute(
-            "CREATE TABLE raw_mark (LIKE attendance_mark INCLUDING ALL)"
+        # The same table: columns, primary key, indexes and the same partitions.
+        first = self.connections[0]
+        await first.execute(
+            "CREATE TABLE raw_mark (LIKE attendance_mark INCLUDING ALL) PARTITION BY RANGE (date)"
         )
+        for name, bound in await first.fetch(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'attendance_mark'::regclass"
+        ):
+            await first.execute(f"CREATE TABLE raw_{name} PARTITION OF raw_mark {bound}")
 
     async def upsert(self, lane: int, columns: list[list[Any]]) -> None:
         await self.connections[lane].execute(RAW_UPSERT, *columns)
@@ -239,12 +255,12 @@ class RawSqlite:
             """
             CREATE TABLE raw_mark (
                 pupil_id CHAR(32) NOT NULL,
-                date DATE NOT NULL, session VARCHAR(2) NOT NULL, school_id CHAR(32) NOT NULL,
+                date DATE NOT NULL, session SMALLINT NOT NULL, school_id CHAR(32) NOT NULL,
                 code VARCHAR(8) NOT NULL, statutory_code VARCHAR(4) NOT NULL,
-                category VARCHAR(24) NOT NULL, late BOOLEAN NOT NULL,
-                unexplained BOOLEAN NOT NULL, minutes_late INTEGER, comment VARCHAR(500),
-                source_record_id VARCHAR(64), created_at DATETIME NOT NULL,
-                updated_at DATETIME NOT NULL, PRIMARY KEY (pupil_id, date, session));
+                category SMALLINT NOT NULL, late BOOLEAN NOT NULL,
+                unexplained BOOLEAN NOT NULL, minutes_late SMALLINT, comment VARCHAR(500),
+                source_record_id VARCHAR(64), updated_at DATETIME NOT NULL,
+                PRIMARY KEY (pupil_id, date, session));
             CREATE INDEX ix_raw_mark_school_id_date ON raw_mark (school_id, date);
             """
         )
@@ -252,7 +268,7 @@ class RawSqlite:
     async def upsert(self, lane: int, columns: list[list[Any]]) -> None:
         now = time.strftime("%Y-%m-%d %H:%M:%S")
         rows = [
-            (pupil.hex, day.isoformat(), session, school.hex, *rest, now, now)
+            (pupil.hex, day.isoformat(), session, school.hex, *rest, now)
             for pupil, day, session, school, *rest in zip(*columns, strict=True)
         ]
         self.connection.execute("BEGIN")
@@ -273,8 +289,8 @@ class RawSqlite:
 
 RAW_UPSERT_SQLITE = """
 INSERT INTO raw_mark AS m (pupil_id, date, session, school_id, code, statutory_code, category,
-    late, unexplained, minutes_late, comment, source_record_id, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    late, unexplained, minutes_late, comment, source_record_id, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (pupil_id, date, session) DO UPDATE SET
     school_id = excluded.school_id, code = excluded.code,
     statutory_code = excluded.statutory_code, category = excluded.category,

@@ -481,7 +481,11 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
             # England's current codes stores it.
             """
             CREATE TABLE bench_code AS
-            SELECT k, c.code, c.category, c.late, c.unexplained
+            -- category as the number a mark stores (app.models.attendance.CATEGORY_NUMBER)
+            SELECT k, c.code, CAST(CASE c.category WHEN 'not_possible' THEN 0
+                       WHEN 'present' THEN 1 WHEN 'approved_activity' THEN 2
+                       WHEN 'authorised_absence' THEN 3 ELSE 4 END AS smallint) AS category,
+                   c.late, c.unexplained
             FROM (SELECT k, CASE
                       WHEN k < 28 THEN '/' WHEN k < 30 THEN 'L' WHEN k = 30 THEN 'B'
                       WHEN k = 31 THEN 'K' WHEN k < 44 THEN 'I' WHEN k < 48 THEN 'M'
@@ -515,9 +519,9 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
             "marks",
             """
             INSERT INTO attendance_mark (pupil_id, date, session, school_id, code,
-                statutory_code, category, late, unexplained, created_at, updated_at)
+                statutory_code, category, late, unexplained, updated_at)
             SELECT m.pupil_id, m.day, m.session, m.school_id, c.code, c.code, c.category,
-                   c.late, c.unexplained, now(), now()
+                   c.late, c.unexplained, now()
             FROM (
                 SELECT r.pupil_id, r.school_id, d.day, s.session,
                        CASE WHEN (h & 1023) < CASE WHEN d.day < r.opened THEN r.before
@@ -526,9 +530,9 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
                             THEN 32 ELSE 0 END + ((h >> 10) & 31) AS k
                 FROM bench_rate AS r
                 CROSS JOIN bench_day AS d
-                CROSS JOIN (VALUES ('AM'), ('PM')) AS s(session)
+                CROSS JOIN (VALUES (0, 'AM'), (1, 'PM')) AS s(session, name)
                 CROSS JOIN LATERAL (
-                    SELECT hashtext(r.pupil_id::text || d.day::text || s.session) AS h
+                    SELECT hashtext(r.pupil_id::text || d.day::text || s.name) AS h
                 ) AS x
             ) AS m
             JOIN bench_code AS c ON c.k = m.k
@@ -542,9 +546,9 @@ def steps(pupils: int, cases: int, first: date, today: date) -> list[tuple[str, 
             SELECT pupil_id, week_start,
                    CASE WHEN extract(month FROM week_start) >= 8 THEN extract(year FROM week_start)
                         ELSE extract(year FROM week_start) - 1 END,
-                   count(*) FILTER (WHERE category <> 'not_possible'),
-                   count(*) FILTER (WHERE category IN ('present', 'approved_activity')),
-                   count(*) FILTER (WHERE category = 'unauthorised_absence')
+                   count(*) FILTER (WHERE category <> 0),
+                   count(*) FILTER (WHERE category IN (1, 2)),
+                   count(*) FILTER (WHERE category = 4)
             FROM (SELECT pupil_id, date_trunc('week', date)::date AS week_start, category
                   FROM attendance_mark) AS m
             GROUP BY 1, 2

@@ -689,9 +689,9 @@ _WINDOWS = f"""
 def _spans_sessions(spans: str) -> str:
     """SQL: (key, pupil_id, possible, attended) over the spans (key, pupil_id, lo, hi): per
     span, three short index range scans of the child's own rows (LATERAL)."""
-    count = """count(*) FILTER (WHERE m.category <> 'not_possible') AS possible,
-               count(*) FILTER (WHERE m.category IN ('present', 'approved_activity'))
-                   AS attended"""
+    # Marks store category numbers: 0 not possible, 1 present, 2 approved activity.
+    count = """count(*) FILTER (WHERE m.category <> 0) AS possible,
+               count(*) FILTER (WHERE m.category IN (1, 2)) AS attended"""
     return f"""
     SELECT s.key, s.pupil_id,
            coalesce(w.possible, 0) + h.possible + t.possible AS possible,

@@ -81,16 +81,16 @@ BUILD = [
         "marks",
         """
         INSERT INTO attendance_mark (pupil_id, date, session, school_id, code, statutory_code,
-            category, late, unexplained, created_at, updated_at)
+            category, late, unexplained, updated_at)
         SELECT p.id, d::date, s.session, p.school_id,
                CASE WHEN (hashtext(p.id::text || d::text) & 15) = 0 THEN 'N' ELSE '/' END,
                CASE WHEN (hashtext(p.id::text || d::text) & 15) = 0 THEN 'N' ELSE '/' END,
-               CASE WHEN (hashtext(p.id::text || d::text) & 15) = 0
-                    THEN 'unauthorised_absence' ELSE 'present' END,
-               false, false, now(), now()
+               -- 4 unauthorised, 1 present (app.models.attendance.CATEGORY_NUMBER)
+               CASE WHEN (hashtext(p.id::text || d::text) & 15) = 0 THEN 4 ELSE 1 END,
+               false, false, now()
         FROM pupil AS p
         CROSS JOIN generate_series($1::date, $2::date, INTERVAL '1 day') AS d
-        CROSS JOIN (VALUES ('AM'), ('PM')) AS s(session)
+        CROSS JOIN (VALUES (0), (1)) AS s(session)
         WHERE extract(isodow FROM d) < 6 AND extract(month FROM d) <> 8
         """,
     ),
@@ -101,8 +101,8 @@ BUILD = [
             unauthorised)
         SELECT m.pupil_id, date_trunc('week', m.date)::date,
                extract(year FROM m.date - INTERVAL '7 months')::int,
-               count(*), count(*) FILTER (WHERE m.category = 'present'),
-               count(*) FILTER (WHERE m.category = 'unauthorised_absence')
+               count(*), count(*) FILTER (WHERE m.category = 1),
+               count(*) FILTER (WHERE m.category = 4)
         FROM attendance_mark AS m GROUP BY 1, 2, 3
         """,
     ),

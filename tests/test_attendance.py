@@ -699,12 +699,14 @@ async def _counts_agree(fresh_app: FastAPI) -> None:
         "SELECT pupil_id, sum(possible), sum(attended), sum(unauthorised) "
         "FROM attendance_week GROUP BY pupil_id",
     )
+    # Marks store their category as a number: 0 not possible, 1 present, 2 approved
+    # activity, 3 authorised, 4 unauthorised (`CATEGORY_NUMBER`).
     recounted = await rows(
         fresh_app,
         "SELECT pupil_id, "
-        "sum(CASE WHEN category <> 'not_possible' THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN category IN ('present', 'approved_activity') THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN category = 'unauthorised_absence' THEN 1 ELSE 0 END) "
+        "sum(CASE WHEN category <> 0 THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN category IN (1, 2) THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN category = 4 THEN 1 ELSE 0 END) "
         "FROM attendance_mark GROUP BY pupil_id",
     )
     assert sorted(kept) == sorted(recounted)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 from app.cli import alembic_config
+from app.models.attendance import in_models
 from tests.conftest import make_postgres_database
 
 
@@ -34,7 +35,9 @@ def _differences(url: str) -> list[object]:
             async with engine.connect() as connection:
                 return await connection.run_sync(
                     lambda sync: compare_metadata(
-                        MigrationContext.configure(sync, opts={"compare_type": True}),
+                        MigrationContext.configure(
+                            sync, opts={"compare_type": True, "include_name": in_models}
+                        ),
                         SQLModel.metadata,
                     )
                 )

@@ -28,6 +28,8 @@ from app.db import chunks, is_postgresql, run, table_of
 from app.errors import BadRequest, NotFound
 from app.models.attendance import (
     ATTENDED,
+    CATEGORY_NUMBER,
+    SESSION_NUMBER,
     AttendanceMark,
     AttendanceWeek,
     Category,
@@ -336,11 +338,12 @@ async def ingest(
 # The marks as a relation. The driver binds arrays element by element, so what repeats is
 # sent once: each mark carries the position of its school and of its code's meaning in two
 # short lists. Optional columns that are null throughout a push are sent as one null
-# rather than an array of them: `unnest` pads the missing values with nulls.
+# rather than an array of them: `unnest` pads the missing values with nulls. Category and
+# session travel as the small numbers the table stores (`CATEGORY_NUMBER`, `SESSION_NUMBER`).
 _PG_INPUT = """
 WITH meaning AS (
     SELECT * FROM unnest(
-        CAST(:m_code AS text[]), CAST(:m_category AS text[]), CAST(:m_late AS boolean[]),
+        CAST(:m_code AS text[]), CAST(:m_category AS smallint[]), CAST(:m_late AS boolean[]),
         CAST(:m_unexplained AS boolean[])
     ) WITH ORDINALITY AS m(statutory_code, category, late, unexplained, k)
 ),
@@ -351,9 +354,9 @@ input AS (
     SELECT t.pupil_id, t.date, t.session, s.school_id, t.code, m.statutory_code, m.category,
            m.late, m.unexplained, t.minutes_late, t.comment, t.source_record_id, t.n
     FROM unnest(
-        CAST(:pupil_id AS uuid[]), CAST(:date AS date[]), CAST(:session AS text[]),
+        CAST(:pupil_id AS uuid[]), CAST(:date AS date[]), CAST(:session AS smallint[]),
         CAST(:school AS integer[]), CAST(:code AS text[]), CAST(:meaning AS integer[]),
-        CAST(:minutes_late AS integer[]), CAST(:comment AS text[]),
+        CAST(:minutes_late AS smallint[]), CAST(:comment AS text[]),
         CAST(:source_record_id AS text[])
     ) WITH ORDINALITY AS t(pupil_id, date, session, school, code, meaning, minutes_late,
            comment, source_record_id, n)
@@ -361,17 +364,21 @@ input AS (
     JOIN meaning AS m ON m.k = t.meaning
 ),"""
 
+_NOT_POSSIBLE = CATEGORY_NUMBER[Category.not_possible]
+_UNAUTHORISED = CATEGORY_NUMBER[Category.unauthorised_absence]
+_ATTENDED_IN = ", ".join(str(CATEGORY_NUMBER[c]) for c in sorted(ATTENDED))
+
 # Moves each pupil's weekly counts by the difference between old and new marks in
 # `changes` (pupil_id, date, new category, old category or null).
-_PG_WEEKS = """
+_PG_WEEKS = f"""
 deltas AS (
     SELECT pupil_id, CAST(date_trunc('week', date) AS date) AS week_start,
-        sum((new <> 'not_possible')::int - coalesce((old <> 'not_possible')::int, 0))
+        sum((new <> {_NOT_POSSIBLE})::int - coalesce((old <> {_NOT_POSSIBLE})::int, 0))
             AS possible,
-        sum((new IN ('present', 'approved_activity'))::int
-            - coalesce((old IN ('present', 'approved_activity'))::int, 0)) AS attended,
-        sum((new = 'unauthorised_absence')::int
-            - coalesce((old = 'unauthorised_absence')::int, 0)) AS unauthorised
+        sum((new IN ({_ATTENDED_IN}))::int - coalesce((old IN ({_ATTENDED_IN}))::int, 0))
+            AS attended,
+        sum((new = {_UNAUTHORISED})::int - coalesce((old = {_UNAUTHORISED})::int, 0))
+            AS unauthorised
     FROM changes GROUP BY 1, 2
 ),
 weeks AS (
@@ -387,7 +394,7 @@ weeks AS (
         attended = w.attended + EXCLUDED.attended,
         unauthorised = w.unauthorised + EXCLUDED.unauthorised
     RETURNING 1
-)"""
+)"""  # noqa: S608 (numbers from CATEGORY_NUMBER, never input)
 
 # The common case, in one statement: marks not yet held are inserted outright (no
 # speculative insertion: pushes of one school take turns, so nobody else can insert them),
@@ -406,14 +413,13 @@ probe AS (
 ),
 inserted AS (
     INSERT INTO attendance_mark (pupil_id, date, session, school_id, code, statutory_code,
-        category, late, unexplained, minutes_late, comment, source_record_id, created_at,
-        updated_at)
+        category, late, unexplained, minutes_late, comment, source_record_id, updated_at)
     SELECT pupil_id, date, session, school_id, code, statutory_code, category, late,
-        unexplained, minutes_late, comment, source_record_id, :now, :now
+        unexplained, minutes_late, comment, source_record_id, :now
     FROM probe WHERE differs IS NULL
     RETURNING pupil_id, date, category
 ),
-changes AS (SELECT pupil_id, date, category AS new, CAST(NULL AS text) AS old FROM inserted),
+changes AS (SELECT pupil_id, date, category AS new, CAST(NULL AS smallint) AS old FROM inserted),
 """
 _PG_INSERT_NEW_RESULT = """
 SELECT (SELECT count(*) FROM inserted) AS created,
@@ -456,10 +462,9 @@ old AS (
 ),
 written AS (
     INSERT INTO attendance_mark AS m (pupil_id, date, session, school_id, code, statutory_code,
-        category, late, unexplained, minutes_late, comment, source_record_id, created_at,
-        updated_at)
+        category, late, unexplained, minutes_late, comment, source_record_id, updated_at)
     SELECT pupil_id, date, session, school_id, code, statutory_code, category, late,
-        unexplained, minutes_late, comment, source_record_id, :now, :now
+        unexplained, minutes_late, comment, source_record_id, :now
     FROM input
     ON CONFLICT (pupil_id, date, session) DO UPDATE SET
         school_id = EXCLUDED.school_id, code = EXCLUDED.code,
@@ -548,13 +553,13 @@ def _pg_params(marks: list[tuple[Any, ...]]) -> dict[str, Any]:
     params: dict[str, Any] = {
         "pupil_id": [m[0] for m in marks],
         "date": [m[1] for m in marks],
-        "session": [m[2] for m in marks],
+        "session": [SESSION_NUMBER[m[2]] for m in marks],
         "school": school_at,
         "code": [m[4] for m in marks],
         "meaning": meaning_at,
         "schools": list(schools),
         "m_code": [k[0] for k in meanings],
-        "m_category": [k[1] for k in meanings],
+        "m_category": [CATEGORY_NUMBER[k[1]] for k in meanings],
         "m_late": [k[2] for k in meanings],
         "m_unexplained": [k[3] for k in meanings],
     }
@@ -602,7 +607,7 @@ async def _upsert_portable(session: AsyncSession, batch: _Batch) -> _Written:
             else:
                 written.updated += 1
             written.pupil_ids.add(row["pupil_id"])
-            row["created_at"] = row["updated_at"] = now
+            row["updated_at"] = now
             changed.append(row)
             delta = deltas[(row["pupil_id"], week_start(row["date"]))]
             new = _counts(row["category"])

@@ -25,9 +25,11 @@ from app.config import Settings
 from app.db import chunks, is_postgresql, run, table_of
 from app.errors import Conflict, NotFound, ProblemItem, ValidationFailed
 from app.models.attendance import (
+    CATEGORY_NUMBER,
     AttendanceFlag,
     AttendanceFlagEvent,
     AttendanceWeek,
+    Category,
     FlagKind,
     FlagStatus,
 )
@@ -117,9 +119,12 @@ def judge(settings: Settings, now: Standing | None) -> dict[FlagKind, dict[str, 
     return held
 
 
+# Marks store their category as a number (`CATEGORY_NUMBER`).
+_NOT_POSSIBLE = CATEGORY_NUMBER[Category.not_possible]
+
 # PostgreSQL works out every pupil's standing in one statement.
 _STANDING_PG = text(
-    """
+    f"""
 WITH p AS (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS pupil_id)
 SELECT p.pupil_id, y.academic_year,
        coalesce(a.possible, 0), coalesce(a.attended, 0),
@@ -156,12 +161,12 @@ LEFT JOIN LATERAL (
     SELECT count(*) = CAST(:run AS integer) AND bool_and(latest.unexplained) AS unexplained_run
     FROM (
         SELECT m.unexplained FROM attendance_mark m
-        WHERE m.pupil_id = p.pupil_id AND m.category <> 'not_possible'
+        WHERE m.pupil_id = p.pupil_id AND m.category <> {_NOT_POSSIBLE}
         ORDER BY m.date DESC, m.session DESC
         LIMIT CAST(:run AS integer)
     ) AS latest
 ) AS t ON true
-"""
+"""  # noqa: S608 (a number from CATEGORY_NUMBER, never input)
 )
 
 
@@ -223,15 +228,15 @@ async def _weeks(session: AsyncSession, pupil_ids: list[uuid.UUID]) -> dict[uuid
     return out
 
 
-_TRAILING_PORTABLE_SQL = """
+_TRAILING_PORTABLE_SQL = f"""
 SELECT pupil_id, unexplained FROM (
     SELECT pupil_id, unexplained, date, session, row_number() OVER (
         PARTITION BY pupil_id ORDER BY date DESC, session DESC) AS n
     FROM attendance_mark
-    WHERE pupil_id IN :ids AND category <> 'not_possible'
+    WHERE pupil_id IN :ids AND category <> {_NOT_POSSIBLE}
 ) AS latest WHERE n <= :run
 ORDER BY pupil_id, date DESC, session DESC
-"""
+"""  # noqa: S608 (a number from CATEGORY_NUMBER, never input)
 _TRAILING_PORTABLE = (
     text(_TRAILING_PORTABLE_SQL)
     .bindparams(bindparam("ids", expanding=True, type_=Uuid()))
