@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Literal
 
@@ -119,6 +120,16 @@ class Settings(BaseSettings):
             ) from None
         if any(limit.amount < 1 for limit in limits):
             raise ValueError(f"{value!r} allows no attempt at all")
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or network (CIDR)") from None
         return value
 
     @model_validator(mode="after")
