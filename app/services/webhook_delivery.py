@@ -23,13 +23,14 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, tuple_, update
 from sqlalchemy.sql.functions import coalesce
 from sqlmodel import col
 from sqlmodel import select as model_select
@@ -38,7 +39,7 @@ from standardwebhooks import Webhook
 
 from app.config import Settings
 from app.db import run, table_of
-from app.models.base import utcnow
+from app.models.base import new_id, utcnow
 from app.models.event import OutboxEvent
 from app.models.webhook import (
     AttemptOutcome,
@@ -318,63 +319,111 @@ async def send(http: httpx.AsyncClient, settings: Settings, message: Message) ->
 async def record(
     session: AsyncSession,
     settings: Settings,
-    result: Outcome,
+    results: Sequence[Outcome],
     *,
     metrics: WebhookMetrics | None = None,
     rng: random.Random | None = None,
-) -> bool:
-    """Write down a try: the attempt, the delivery's next state (only while the lease is
-    still ours; False when it was not) and the subscription's failing streak. The caller
-    commits."""
-    message = result.message
+) -> list[bool]:
+    """Write down tries: the attempts, each delivery's next state (only while its lease is
+    still ours: False where it was not) and each subscription's failing streak, in a few
+    statements for the whole batch. The caller commits."""
+    if not results:
+        return []
+    # Subscriptions' rows first, in id order, then deliveries': every writer takes them in
+    # this order (disabling a subscription fails its other deliveries), so none deadlock.
+    by_subscription: dict[uuid.UUID, list[Outcome]] = {}
+    for result in results:
+        by_subscription.setdefault(result.message.subscription_id, []).append(result)
+    for subscription_id in sorted(by_subscription):
+        await _track_failing(session, settings, subscription_id, by_subscription[subscription_id])
     delivery = table_of(WebhookDelivery)
-    now = result.attempted_at
-    ours = and_(
-        delivery.c.id == message.delivery_id,
-        delivery.c.locked_by == message.lease,
-        delivery.c.status == DeliveryStatus.pending.value,
-    )
-    released = {"locked_until": None, "locked_by": None, "attempts": message.attempt}
-    if result.delivered:
+    held: set[uuid.UUID] = set()
+    delivered = [r.message for r in results if r.delivered]
+    if delivered:
+        returned = await run(
+            session,
+            update(delivery)
+            .where(
+                tuple_(delivery.c.id, delivery.c.locked_by).in_(
+                    [(m.delivery_id, m.lease) for m in delivered]
+                ),
+                delivery.c.status == DeliveryStatus.pending.value,
+            )
+            .values(
+                status=DeliveryStatus.delivered.value,
+                delivered_at=utcnow(),
+                attempts=delivery.c.attempts + 1,
+                locked_until=None,
+                locked_by=None,
+            )
+            .returning(delivery.c.id),
+        )
+        held.update(returned.scalars().all())
+    for result in results:
+        if result.delivered:
+            continue
+        message = result.message
         changes: dict[str, Any] = {
-            **released,
-            "status": DeliveryStatus.delivered.value,
-            "delivered_at": utcnow(),
+            "locked_until": None,
+            "locked_by": None,
+            "attempts": message.attempt,
         }
-    else:
-        retry_at = next_attempt(message.queued_at, now, message.attempt, settings, rng)
-        changes = {**released}
+        retry_at = next_attempt(
+            message.queued_at, result.attempted_at, message.attempt, settings, rng
+        )
         if retry_at is None:
             changes["status"] = DeliveryStatus.failed.value
         else:
             changes["next_attempt_at"] = retry_at
-    # The subscription's row first, then the delivery's: every writer takes them in this
-    # order (disabling a subscription fails its other deliveries), so none deadlock.
-    await _track_failing(session, settings, result)
-    held = (await run(session, update(delivery).where(ours).values(**changes))).rowcount == 1
-    session.add(
-        WebhookAttempt(
-            delivery_id=message.delivery_id,
-            subscription_id=message.subscription_id,
-            event_id=message.event_id,
-            attempt=message.attempt,
-            attempted_at=now,
-            latency_ms=result.latency_ms,
-            outcome=result.outcome,
-            status_code=result.status_code,
-            error=result.error,
-            response_excerpt=result.excerpt,
+        ours = and_(
+            delivery.c.id == message.delivery_id,
+            delivery.c.locked_by == message.lease,
+            delivery.c.status == DeliveryStatus.pending.value,
         )
+        if (await run(session, update(delivery).where(ours).values(**changes))).rowcount == 1:
+            held.add(message.delivery_id)
+    await run(
+        session,
+        insert(table_of(WebhookAttempt)),
+        [
+            {
+                "id": new_id(),
+                "delivery_id": r.message.delivery_id,
+                "subscription_id": r.message.subscription_id,
+                "event_id": r.message.event_id,
+                "attempt": r.message.attempt,
+                "attempted_at": r.attempted_at,
+                "latency_ms": r.latency_ms,
+                "outcome": r.outcome.value,
+                "status_code": r.status_code,
+                "error": r.error,
+                "response_excerpt": r.excerpt,
+            }
+            for r in results
+        ],
     )
     if metrics is not None:
-        metrics.observe(result.outcome, result.latency_ms, message.occurred_at, utcnow())
-    return held
+        now = utcnow()
+        for r in results:
+            metrics.observe(r.outcome, r.latency_ms, r.message.occurred_at, now)
+    return [r.message.delivery_id in held for r in results]
 
 
-async def _track_failing(session: AsyncSession, settings: Settings, result: Outcome) -> None:
+async def _track_failing(
+    session: AsyncSession,
+    settings: Settings,
+    subscription_id: uuid.UUID,
+    results: Sequence[Outcome],
+) -> None:
+    """A success ends a subscription's failing streak; a failure after the last success
+    starts one (or continues it); one that has lasted `webhook_disable_after_hours`
+    disables the subscription and fails its pending deliveries."""
     subscription = table_of(WebhookSubscription)
-    this = subscription.c.id == result.message.subscription_id
-    if result.delivered:
+    this = subscription.c.id == subscription_id
+    ordered = sorted(results, key=lambda r: r.attempted_at)
+    succeeded = [n for n, r in enumerate(ordered) if r.delivered]
+    failures = ordered[succeeded[-1] + 1 :] if succeeded else ordered
+    if not failures:
         await run(
             session,
             update(subscription)
@@ -382,18 +431,16 @@ async def _track_failing(session: AsyncSession, settings: Settings, result: Outc
             .values(failing_since=None),
         )
         return
-    now = result.attempted_at
-    await run(
-        session,
-        update(subscription)
-        .where(this, subscription.c.failing_since.is_(None))
-        .values(failing_since=now),
-    )
+    first, last = failures[0], failures[-1]
+    streak = update(subscription).where(this).values(failing_since=first.attempted_at)
+    if not succeeded:
+        streak = streak.where(subscription.c.failing_since.is_(None))
+    await run(session, streak)
+    now = last.attempted_at
     cutoff = now - timedelta(hours=settings.webhook_disable_after_hours)
-    why = result.error or result.outcome.value
     reason = _short(
         f"Every delivery failed for {settings.webhook_disable_after_hours:g} hours "
-        f"(last: {result.outcome.value}, {why}).",
+        f"(last: {last.outcome.value}, {last.error or last.outcome.value}).",
         300,
     )
     disabled = (
@@ -420,7 +467,7 @@ async def _track_failing(session: AsyncSession, settings: Settings, result: Outc
             session,
             update(delivery)
             .where(
-                delivery.c.subscription_id == result.message.subscription_id,
+                delivery.c.subscription_id == subscription_id,
                 delivery.c.status == DeliveryStatus.pending.value,
             )
             .values(status=DeliveryStatus.failed.value, locked_until=None, locked_by=None),

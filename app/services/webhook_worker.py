@@ -97,6 +97,9 @@ class Worker:
         self._in_flight: Counter[uuid.UUID] = Counter()
         self._slots: dict[uuid.UUID, asyncio.Semaphore] = {}
         self._wake = asyncio.Event()
+        self._unrecorded: list[tuple[Outcome, asyncio.Future[bool]]] = []
+        self._recorder: asyncio.Task[None] | None = None
+        self._refill = True  # claim at the next turn of the loop rather than the next poll
 
     async def close(self) -> None:
         if self._owns_http:
@@ -116,11 +119,22 @@ class Worker:
                 return total
 
     async def claim(self, now: datetime, limit: int) -> list[Message]:
-        limit_each = self.settings.webhook_concurrency_per_subscription
-        busy = frozenset(s for s, n in self._in_flight.items() if n >= limit_each)
+        """Claim up to `limit` due deliveries. A subscription may have up to twice its send
+        limit claimed (the second half waiting for a slot), so its pipe never runs dry
+        between claims; one with more than its limit still in hand is not topped up yet, so
+        a worker claims for it once per few sends, not after every one."""
+        each = self.settings.webhook_concurrency_per_subscription
+        queued_each = 2 * each
+        busy = frozenset(s for s, n in self._in_flight.items() if n > each)
         async with self.session_factory() as session:
             messages = await claim(
-                session, self.settings, now=now, worker=self.name, limit=limit, busy=busy
+                session,
+                self.settings,
+                now=now,
+                worker=self.name,
+                limit=limit,
+                per_subscription=queued_each,
+                busy=busy,
             )
             await session.commit()
         return messages
@@ -134,9 +148,7 @@ class Worker:
         )
         async with slots:
             result = await send(self.http, self.settings, message)
-        async with self.session_factory() as session:
-            held = await record(session, self.settings, result, metrics=self.metrics)
-            await session.commit()
+        held = await self._record(result)
         if not held:
             log.warning(
                 "webhook_lease_lost",
@@ -153,6 +165,35 @@ class Worker:
                 status_code=result.status_code,
             )
         return result
+
+    async def _record(self, result: Outcome) -> bool:
+        """Record a try, together with the others finished meanwhile: one transaction per
+        batch rather than per send. Whether the lease was still ours."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._unrecorded.append((result, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_batches())
+        return await done
+
+    async def _record_batches(self) -> None:
+        await asyncio.sleep(0)  # let the sends finishing in this moment join the batch
+        while self._unrecorded:
+            batch, self._unrecorded = self._unrecorded, []
+            try:
+                async with self.session_factory() as session:
+                    held = await record(
+                        session,
+                        self.settings,
+                        [result for result, _ in batch],
+                        metrics=self.metrics,
+                    )
+                    await session.commit()
+            except Exception as exc:
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for (_, done), was_held in zip(batch, held, strict=True):
+                done.set_result(was_held)
 
     async def sweep(self, now: datetime) -> None:
         """Time-driven events, pruning, and the queue gauges."""
@@ -210,10 +251,14 @@ class Worker:
         def finished(done: asyncio.Task[None]) -> None:
             self._tasks.discard(done)
             self._in_flight[message.subscription_id] -= 1
-            if self._in_flight[message.subscription_id] <= 0:
+            left = self._in_flight[message.subscription_id]
+            if left <= 0:
                 del self._in_flight[message.subscription_id]
                 self._slots.pop(message.subscription_id, None)
-            self._wake.set()
+            if left == self.settings.webhook_concurrency_per_subscription or len(self._tasks) == 0:
+                # Room for another claim for it (or for anything): ask now, not at the poll.
+                self._refill = True
+                self._wake.set()
 
         task.add_done_callback(finished)
 
@@ -231,15 +276,31 @@ class Worker:
         """Deliver until `stop` is set, then finish the sends in flight."""
         log.info("webhook_worker_started", worker=self.name)
         failures = 0
-        next_sweep = 0.0
+        next_sweep = next_fan_out = next_claim = 0.0
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
                 try:
                     now = utcnow()
-                    published = await self.fan_out(now)
+                    published = 0
+                    if loop.time() >= next_fan_out:
+                        published = await self.fan_out(now)
+                        if published:
+                            self._refill = True
+                        # Again at once while there is more; else at the next poll.
+                        next_fan_out = loop.time() + (
+                            0 if published else self.settings.webhook_poll_seconds
+                        )
                     free = self.max_in_flight - len(self._tasks)
-                    messages = await self.claim(now, free) if free > 0 else []
+                    messages = []
+                    if free > 0 and (self._refill or loop.time() >= next_claim):
+                        self._refill = False
+                        messages = await self.claim(now, free)
+                        # A full claim may leave more due: claim again at once.
+                        full = len(messages) == free
+                        next_claim = loop.time() + (
+                            0 if full else self.settings.webhook_poll_seconds
+                        )
                     for message in messages:
                         self._start(message)
                     if loop.time() >= next_sweep:
@@ -261,7 +322,7 @@ class Worker:
                 if failures:
                     log.info("webhook_worker_recovered", worker=self.name)
                     failures = 0
-                if (messages and len(messages) == free) or published:
+                if self._refill or (messages and len(messages) == free) or published:
                     await asyncio.sleep(0)
                 else:
                     await self._pause(stop, self.settings.webhook_poll_seconds)
