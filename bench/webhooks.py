@@ -316,6 +316,12 @@ def workers(env: dict[str, str], count: int = 2) -> list[subprocess.Popen[bytes]
     ]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         process.terminate()
@@ -370,14 +376,17 @@ async def main(arguments: argparse.Namespace) -> None:
             expected = arguments.events * arguments.subscriptions
             started = time.perf_counter()
             await add_events(world["settings"], world["referral"], arguments.events)
+            cpu_before = sum(cpu_seconds(p.pid) for p in running)
             stats = await wait_for(http, expected)
             elapsed = time.perf_counter() - started
+            cpu = sum(cpu_seconds(p.pid) for p in running) - cpu_before
             rate = expected / elapsed
             print(
                 f"two `liaison deliver` workers: {expected} deliveries "
                 f"({arguments.events} events x {arguments.subscriptions} subscriptions) in "
                 f"{elapsed:.2f} s, {rate:.0f}/s; verified {stats['verified']}, "
-                f"repeats {stats['repeats']}, arrived {len(stats['arrived'])}"
+                f"repeats {stats['repeats']}, arrived {len(stats['arrived'])}; workers' CPU "
+                f"{cpu:.1f} s ({cpu / expected * 1000:.2f} ms a delivery)"
             )
             bare_rate = total / bare
             print(f"ratio: bare loop / workers = {bare_rate / rate:.2f}x")

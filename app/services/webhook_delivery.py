@@ -76,9 +76,10 @@ def message_body(event: OutboxEvent) -> str:
 
 
 def lease_seconds(settings: Settings) -> float:
-    """Long enough for a delivery to wait its turn behind a subscription's other sends and
-    then take the full timeout itself, with room to record the result."""
-    return 3 * settings.webhook_timeout_seconds + 30
+    """Long enough for a delivery to wait its turn behind a subscription's other claimed
+    sends (a worker holds at most four rounds of them) and then take the full timeout
+    itself, with room to record the result."""
+    return 6 * settings.webhook_timeout_seconds + 30
 
 
 def retry_ceiling(attempt: int, settings: Settings) -> float:
@@ -162,43 +163,43 @@ async def claim(
             or_(table.c.locked_until.is_(None), table.c.locked_until < now),
         )
 
+    # Lock a window of the oldest due deliveries (skipping those another worker is
+    # claiming this instant), then lease the first few of each subscription in it; the rest
+    # of the window is unlocked again at commit, for the next claim.
     scanned = delivery.alias("scanned")
-    scan = (
+    active = select(subscription.c.id).where(
+        subscription.c.status == SubscriptionStatus.active.value
+    )
+    window = (
         select(scanned.c.id, scanned.c.subscription_id, scanned.c.next_attempt_at)
-        .join(subscription, subscription.c.id == scanned.c.subscription_id)
         .where(
             due(scanned),
-            subscription.c.status == SubscriptionStatus.active.value,
+            scanned.c.subscription_id.in_(active),
             scanned.c.subscription_id.not_in(list(busy)),
         )
         .order_by(scanned.c.next_attempt_at)
         .limit(limit * 4)
+        .with_for_update(skip_locked=True)
         .subquery()
     )
     ranked = select(
-        scan.c.id,
-        scan.c.next_attempt_at,
+        window.c.id,
+        window.c.next_attempt_at,
         func.row_number()
-        .over(partition_by=scan.c.subscription_id, order_by=scan.c.next_attempt_at)
+        .over(partition_by=window.c.subscription_id, order_by=window.c.next_attempt_at)
         .label("rank"),
     ).subquery()
-    candidates = (
+    chosen = (
         select(ranked.c.id)
         .where(ranked.c.rank <= per_subscription)
         .order_by(ranked.c.next_attempt_at)
         .limit(limit)
     )
-    locking = delivery.alias("locking")
-    lockable = (
-        select(locking.c.id)
-        .where(locking.c.id.in_(candidates), due(locking))
-        .with_for_update(skip_locked=True)
-    )
     claimed = (
         await run(
             session,
             update(delivery)
-            .where(delivery.c.id.in_(lockable))
+            .where(delivery.c.id.in_(chosen))
             .values(locked_until=now + timedelta(seconds=lease_seconds(settings)), locked_by=lease)
             .returning(
                 delivery.c.id,

@@ -48,6 +48,9 @@ SWEEPS: tuple[Sweep, ...] = ()
 SWEEP_SECONDS = 60.0
 PRUNE_BATCH = 5000
 MAX_BACKOFF_SECONDS = 30.0
+# Claimed-and-unsent deliveries of one subscription a worker holds at most, in multiples of
+# its send limit (webhook_delivery.lease_seconds allows for the wait this makes).
+QUEUED = 4
 
 
 async def prune(session: AsyncSession, settings: Settings, now: datetime) -> int:
@@ -94,7 +97,8 @@ class Worker:
         self.sweeps = tuple(sweeps)
         self.name = name or worker_name()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._in_flight: Counter[uuid.UUID] = Counter()
+        # Per subscription: claimed and not yet sent (waiting for a slot, or sending).
+        self._unsent: Counter[uuid.UUID] = Counter()
         self._slots: dict[uuid.UUID, asyncio.Semaphore] = {}
         self._wake = asyncio.Event()
         self._unrecorded: list[tuple[Outcome, asyncio.Future[bool]]] = []
@@ -119,13 +123,12 @@ class Worker:
                 return total
 
     async def claim(self, now: datetime, limit: int) -> list[Message]:
-        """Claim up to `limit` due deliveries. A subscription may have up to twice its send
-        limit claimed (the second half waiting for a slot), so its pipe never runs dry
-        between claims; one with more than its limit still in hand is not topped up yet, so
-        a worker claims for it once per few sends, not after every one."""
+        """Claim up to `limit` due deliveries. A subscription may have up to QUEUED times
+        its send limit claimed and unsent here, so its slots never wait for a claim; one
+        with more than half that in hand is not topped up yet (left to other workers)."""
         each = self.settings.webhook_concurrency_per_subscription
-        queued_each = 2 * each
-        busy = frozenset(s for s, n in self._in_flight.items() if n > each)
+        queued_each = QUEUED * each // 2
+        busy = frozenset(s for s, n in self._unsent.items() if n > queued_each)
         async with self.session_factory() as session:
             messages = await claim(
                 session,
@@ -139,15 +142,19 @@ class Worker:
             await session.commit()
         return messages
 
-    async def deliver(self, message: Message) -> Outcome:
-        """Send one claimed message (holding one of its subscription's slots) and record
-        what happened."""
+    async def deliver(self, message: Message, sent: Callable[[], None] | None = None) -> Outcome:
+        """Send one claimed message (holding one of its subscription's slots), call `sent`,
+        and record what happened."""
         slots = self._slots.setdefault(
             message.subscription_id,
             asyncio.Semaphore(self.settings.webhook_concurrency_per_subscription),
         )
-        async with slots:
-            result = await send(self.http, self.settings, message)
+        try:
+            async with slots:
+                result = await send(self.http, self.settings, message)
+        finally:
+            if sent is not None:
+                sent()
         held = await self._record(result)
         if not held:
             log.warning(
@@ -232,11 +239,23 @@ class Worker:
     # --- the loop -----------------------------------------------------------------------
 
     def _start(self, message: Message) -> None:
-        self._in_flight[message.subscription_id] += 1
+        subscription_id = message.subscription_id
+        self._unsent[subscription_id] += 1
+
+        def sent() -> None:
+            self._unsent[subscription_id] -= 1
+            left = self._unsent[subscription_id]
+            if left <= 0:
+                del self._unsent[subscription_id]
+                self._slots.pop(subscription_id, None)
+            if left <= QUEUED * self.settings.webhook_concurrency_per_subscription // 2:
+                # Half its queue or less left: claim more for it now, not at the poll.
+                self._refill = True
+                self._wake.set()
 
         async def go() -> None:
             try:
-                await self.deliver(message)
+                await self.deliver(message, sent)
             except Exception as exc:
                 # The lease runs out and the delivery is tried again: nothing is lost.
                 log.warning(
@@ -250,13 +269,7 @@ class Worker:
 
         def finished(done: asyncio.Task[None]) -> None:
             self._tasks.discard(done)
-            self._in_flight[message.subscription_id] -= 1
-            left = self._in_flight[message.subscription_id]
-            if left <= 0:
-                del self._in_flight[message.subscription_id]
-                self._slots.pop(message.subscription_id, None)
-            if left == self.settings.webhook_concurrency_per_subscription or len(self._tasks) == 0:
-                # Room for another claim for it (or for anything): ask now, not at the poll.
+            if not self._tasks:
                 self._refill = True
                 self._wake.set()
 
