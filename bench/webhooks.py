@@ -279,8 +279,9 @@ async def bare_loop(receiver: str, secrets: dict[str, str], count: int, in_fligh
 
     hooks = {path: Webhook(secret) for path, secret in secrets.items()}
     queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    paths = list(secrets)
     for n in range(count):
-        queue.put_nowait((list(secrets)[n % len(secrets)], n))
+        queue.put_nowait((paths[n % len(paths)], n))
 
     async def sender(http: httpx.AsyncClient) -> None:
         while not queue.empty():
@@ -354,7 +355,7 @@ async def main(arguments: argparse.Namespace) -> None:
 
     per_subscription = Settings(_env_file=None).webhook_concurrency_per_subscription  # type: ignore[call-arg]
     in_flight = 2 * per_subscription * arguments.subscriptions
-    total = arguments.events
+    total = arguments.events * arguments.subscriptions  # one message per delivery
     running: list[subprocess.Popen[bytes]] = []
     try:
         async with httpx.AsyncClient(base_url=receiver, timeout=30) as http:
