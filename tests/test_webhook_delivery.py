@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import random
+import signal
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,7 +58,7 @@ from tests.builders.deliveries import (
 )
 from tests.builders.referrals import refer
 from tests.builders.schools import make_school
-from tests.conftest import DatabaseUnderTest, World, settings_for
+from tests.conftest import TEST_SIGNING_KEY, DatabaseUnderTest, World, settings_for
 
 DECIDED = "referral.decided"
 
@@ -281,7 +285,7 @@ async def test_a_slow_receiver_does_not_hold_up_the_others(
     app = scene.app
     for path in ("/slow", "/fast"):
         _, receiver.secrets[path] = await subscribe(app, scene.hub, receiver.url(path), [DECIDED])
-    receiver.answer = lambda path: Answer(delay=1.5 if path == "/slow" else 0)
+    receiver.answer = lambda path: Answer(delay=2.0 if path == "/slow" else 0)
     for n in range(6):
         await scene.decided(n=n)
     settings = allowing_localhost(
@@ -290,7 +294,7 @@ async def test_a_slow_receiver_does_not_hold_up_the_others(
     stop = asyncio.Event()
     running = asyncio.create_task(worker(app, settings).run(stop))
     try:
-        async with asyncio.timeout(1.2):
+        async with asyncio.timeout(1.8):
             while len(receiver.at("/fast")) < 6:
                 await asyncio.sleep(0.02)
         # One at a time to the slow one: its first is still being answered.
@@ -638,3 +642,69 @@ async def test_metrics_show_the_queue(scene: Scene, client: httpx.AsyncClient) -
         if line.startswith("liaison_webhook_oldest_undelivered_event_age_seconds ")
     )
     assert 590 < age < 900
+
+
+# --- the worker keeps going; `liaison deliver` ---------------------------------------------------
+
+
+async def test_a_worker_waits_out_a_database_outage(scene: Scene, receiver: Receiver) -> None:
+    _, receiver.secrets["/hub"] = await subscribe(
+        scene.app, scene.hub, receiver.url("/hub"), [DECIDED]
+    )
+    event = await scene.decided()
+    real = scene.app.state.session_factory
+    outage = {"refused": 0}
+
+    def during_outage() -> Any:
+        if outage["refused"] < 3:
+            outage["refused"] += 1
+            raise ConnectionRefusedError("the database is restarting")
+        return real()
+
+    settings = allowing_localhost(scene.app.state.settings, webhook_poll_seconds=0.05)
+    stop = asyncio.Event()
+    running = asyncio.create_task(Worker(during_outage, settings).run(stop))  # type: ignore[arg-type]
+    try:
+        async with asyncio.timeout(15):
+            while not receiver.received:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await running
+    assert outage["refused"] == 3
+    assert [r.webhook_id for r in receiver.received] == [message_id(event)]
+
+
+async def test_liaison_deliver_delivers_until_sigterm(
+    scene: Scene, receiver: Receiver, database: DatabaseUnderTest
+) -> None:
+    _, receiver.secrets["/hub"] = await subscribe(
+        scene.app, scene.hub, receiver.url("/hub"), [DECIDED]
+    )
+    event = await scene.decided()
+    env = {
+        **os.environ,
+        "LIAISON_DATABASE_URL": database.url,
+        "LIAISON_SIGNING_KEY": TEST_SIGNING_KEY,
+        "LIAISON_ENVIRONMENT": "test",
+        "LIAISON_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
+        "LIAISON_WEBHOOK_POLL_SECONDS": "0.1",
+    }
+    command = [str(Path(sys.executable).parent / "liaison"), "deliver"]
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(30):
+            while not receiver.received:
+                await asyncio.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert [r.webhook_id for r in receiver.received] == [message_id(event)]
+    assert receiver.received[0].verified
