@@ -16,13 +16,13 @@ router = APIRouter(tags=["webhooks"], responses=problem_responses(401, 403, 500,
 
 
 @router.post(
-    "/v1/webhooks/{subscription_id}/replay",
+    "/v1/webhooks/{webhook_id}/replay",
     status_code=202,
     response_model=ReplayResult,
     responses=problem_responses(404, 409, 422),
 )
 async def replay_events(
-    subscription_id: uuid.UUID,
+    webhook_id: uuid.UUID,
     body: ReplayRequest,
     session: SessionDep,
     principal: AnyPrincipal,
@@ -30,7 +30,7 @@ async def replay_events(
     """Send one event, or every event of a time range, to the subscription again, with the
     same `webhook-id`s: those it wants and its owner may read now. Queued at once; sent by
     the delivery workers."""
-    subscription = await webhook_replay.subscription_for(session, principal, subscription_id)
+    subscription = await webhook_replay.subscription_for(session, principal, webhook_id)
     queued = await webhook_replay.replay(
         session,
         subscription,
