@@ -109,6 +109,9 @@ ID_KINDS: dict[str, str] = {
     "OrukServiceAtLocation.id": "directory_service_at_location",
     "OrukAttribute.id": "directory_attribute",
     "OrukSchedule.id": "directory_schedule",
+    "webhook_id": "webhook",
+    # The attempts listing's filter: an event delivered to the subscription in the path.
+    "event_id": "outbox_event",
 }
 # Names that look like ids but cannot name another caller's object, and why.
 NOT_REFERENCES: dict[str, str] = {
@@ -627,7 +630,7 @@ def secrets_of(
 
 def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
     casework = ["case", "referral", "referral_of_HA2", "goal", "review", "intervention"]
-    casework += ["measure", "signpost", "flag", "legal_hold"]
+    casework += ["measure", "signpost", "flag", "legal_hold", "webhook"]
     pupils = list(first.pupils.values())
     everything = secrets_of(first, [*casework, "school", "staff", "client"], pupils=pupils)
     for child in first.not_on_roll:
@@ -686,6 +689,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "goal": first.ids("goal"),
         "signpost": first.ids("signpost"),
         "legal_hold": first.ids("legal_hold"),
+        "webhook": first.ids("webhook"),
         "staff": staff,
         "actor": [f"staff:{s}" for s in staff]
         + [f"client:{first.id('client', c)}" for c in ("hub_HA1", "mis_SA1")],
@@ -717,7 +721,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
     hubs = Party(
         "hub HA2 (same LA)",
         {"hub_HA2": first.accounts["hub_HA2"]},
-        {"referral": ha1_referrals},
+        {"referral": ha1_referrals, "webhook": first.ids("webhook")},
         {"referral": first.ids("referral_of_HA2")[0], "child_position": "0", **directory},
         [],
         hub_secrets,

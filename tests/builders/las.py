@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from app.models.principal import StaffRole
+from app.models.webhook import WebhookSubscription
 from app.security import ROLE_SCOPES, Scope
 from app.services import principals
 from tests.builders.casework import HUB_SCOPES
@@ -634,6 +635,18 @@ async def build_first_la(world: World) -> LocalAuthority:
         {"kind": "case", "case_id": closed["id"], "reason": f"{mark} hold reason"},
     )
     la.add("legal_hold", "closed_case", hold["id"])
+    # LEAD: the subscriptions branch makes this one through POST /v1/webhooks; keep that.
+    async with world.app.state.session_factory() as session:
+        webhook = WebhookSubscription(
+            owner=f"client:{ha1.id}",
+            la_code=FIRST_LA,
+            url="https://hub-ha1.example.org/liaison",
+            event_types=["referral.decided"],
+            description=f"{mark} decisions",
+        )
+        session.add(webhook)
+        await session.commit()
+    la.add("webhook", "hub_HA1", str(webhook.id))
     return la
 
 
