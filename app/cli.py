@@ -258,6 +258,54 @@ def serve(
     )
 
 
+@cli.command()
+def deliver(
+    max_in_flight: Annotated[
+        int, typer.Option(min=1, max=1000, help="Sends in flight at once, all receivers.")
+    ] = 64,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port."),
+    ] = None,
+) -> None:
+    """Deliver webhooks until SIGTERM (or Ctrl-C): fan out new events, send what is due,
+    retry, prune. Run as many as you like on PostgreSQL; on SQLite, only one process
+    (and then turn off LIAISON_WEBHOOK_WORKER_IN_SERVE)."""
+    import signal
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from app.logging import configure_logging
+    from app.services.webhook_metrics import WebhookMetrics
+    from app.services.webhook_worker import run_worker
+
+    settings = _checked_settings()
+    configure_logging(settings)
+    registry = CollectorRegistry()
+    metrics = WebhookMetrics(registry)
+    if metrics_port is not None:
+        start_http_server(metrics_port, registry=registry)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        engine = create_engine(settings)
+        try:
+            await run_worker(
+                create_session_factory(engine),
+                settings,
+                stop,
+                metrics=metrics,
+                max_in_flight=max_in_flight,
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
 @cli.command("create-school")
 def create_school(
     code: Annotated[

@@ -145,6 +145,16 @@ class Settings(BaseSettings):
                 ) from None
         return ",".join(entries)
 
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or network (CIDR)") from None
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         keys = [self.signing_key, *self.previous_signing_keys]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import json
 from collections.abc import AsyncIterator
@@ -47,11 +49,14 @@ from app.routers import (
     schools,
     subject_access,
     webhook_events,
+    webhook_replay,
     webhooks,
 )
 from app.security import JwksCache, use_test_hashing
 from app.services import retention_schedule
 from app.services.token_attempts import TokenAttempts
+from app.services.webhook_metrics import WebhookMetrics
+from app.services.webhook_worker import run_worker
 
 log = structlog.get_logger("liaison")
 
@@ -84,9 +89,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # collector's way, so a big push's garbage collections only scan the push itself.
     gc.collect()
     gc.freeze()
+    stop = asyncio.Event()
+    worker = None
+    if settings.webhook_worker_in_serve:
+        if settings.is_sqlite:
+            log.info("webhook_worker_in_serve", detail="on SQLite, run one process only")
+        worker = asyncio.create_task(
+            run_worker(
+                app.state.session_factory, settings, stop, metrics=app.state.webhook_metrics
+            ),
+            name="webhook-worker",
+        )
     try:
         yield
     finally:
+        if worker is not None:
+            stop.set()
+            try:
+                await asyncio.wait_for(worker, timeout=settings.webhook_timeout_seconds + 10)
+            except TimeoutError:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
         await engine.dispose()
 
 
@@ -112,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.webhook_metrics = WebhookMetrics(app.state.metrics.registry)
     install_exception_handlers(app)
     for router in (
         oauth.router,
@@ -134,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subject_access.router,
         legal_holds.router,
         webhooks.router,
+        webhook_replay.router,
         health.router,
         docs.router,
     ):

@@ -125,6 +125,8 @@ def settings_for(url: str, **overrides: Any) -> Settings:
         "database_url": url,
         "signing_key": SecretStr(TEST_SIGNING_KEY),
         "log_format": "json",
+        # Tests deliver webhooks themselves, when they choose (tests/builders/deliveries.py).
+        "webhook_worker_in_serve": False,
         "_env_file": None,
     }
     values.update(overrides)

@@ -263,16 +263,49 @@ async def test_bad_urls_are_refused(client: httpx.AsyncClient, hub: dict[str, st
     assert await items(client, WEBHOOKS, hub) == [_unsecret(made)]
 
 
-def test_production_requires_https() -> None:
+async def test_production_requires_https() -> None:
     settings = settings_for("sqlite+aiosqlite://", environment="test")
-    assert webhooks.check_url(settings, "http://receiver.example.org/") == (
+    assert await webhooks.check_url(settings, "http://receiver.example.org/") == (
         "http://receiver.example.org/"
     )
     production = settings.model_copy(update={"environment": "production"})
-    assert webhooks.check_url(production, "https://receiver.example.org/")
+    assert await webhooks.check_url(production, "https://receiver.example.org/")
     with pytest.raises(webhooks.ValidationFailed) as refused:
-        webhooks.check_url(production, "http://receiver.example.org/")
+        await webhooks.check_url(production, "http://receiver.example.org/")
     assert "https" in str(refused.value.detail)
+
+
+# Addresses inside the service's own network, the host itself or a cloud's metadata service:
+# a subscription is a request Liaison makes on the subscriber's behalf, so these are refused
+# when it is made (and again at every send) unless the operator's allow-list names them.
+SSRF_URLS = [
+    "http://127.0.0.1:8080/hook",
+    "http://localhost/hook",
+    "http://[::1]/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://10.0.0.5/hook",
+    "http://192.168.1.1/hook",
+    "http://172.16.0.1/hook",
+    "http://100.64.0.1/hook",
+    "http://0.0.0.0/hook",
+    "http://[::ffff:127.0.0.1]/hook",
+]
+
+
+async def test_urls_inside_private_networks_are_refused(
+    client: httpx.AsyncClient, hub: dict[str, str]
+) -> None:
+    made = await subscribe(client, hub)
+    for url in SSRF_URLS:
+        body = {"url": url, "event_types": ["referral.decided"]}
+        response = await client.post(WEBHOOKS, json=body, headers=hub)
+        problem = assert_problem(response, 422, "unsafe-destination")
+        assert problem["errors"][0]["loc"] == ["body", "url"], (url, problem)
+        response = await client.patch(
+            f"{WEBHOOKS}/{made['id']}", json={"url": url}, headers={**hub, "If-Match": "*"}
+        )
+        assert_problem(response, 422, "unsafe-destination")
+    assert await items(client, WEBHOOKS, hub) == [_unsecret(made)]
 
 
 @pytest.mark.parametrize(

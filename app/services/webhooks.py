@@ -47,7 +47,7 @@ from app.models.webhook import (
 from app.models.webhook_events import EventType
 from app.pagination import Page, keyset
 from app.security import Principal, Scope
-from app.services import principals, webhook_secrets
+from app.services import outbound, principals, webhook_secrets
 from app.services.events import SubjectKind
 from app.services.webhook_audience import READ_SCOPE
 from app.services.webhook_events import CATALOGUE
@@ -112,12 +112,13 @@ def _refused(field: str, detail: str, *where: str | int) -> ValidationFailed:
     )
 
 
-def check_url(settings: Settings, url: str) -> str:
+async def check_url(settings: Settings, url: str) -> str:
     """The receiver's URL, if Liaison may call it; 422 naming the fault otherwise.
 
-    Absolute http(s) with a host and no credentials, https in production. The SSRF check of
-    the address the host resolves to belongs here too (the delivery guard), at create and at
-    every change of URL."""
+    Absolute http(s) with a host and no credentials, https in production, and a host that
+    resolves only to addresses Liaison may reach (`outbound.check_destination`: no loopback,
+    private, link-local or metadata address unless the operator's allow-list names it).
+    Checked again at every send, since what a name resolves to can change."""
     if len(url) > URL_MAX_LENGTH:
         raise _refused("url", f"The URL is longer than {URL_MAX_LENGTH} characters.")
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
@@ -134,6 +135,16 @@ def check_url(settings: Settings, url: str) -> str:
         raise _refused("url", "The URL may not carry a user name or password.")
     if scheme != "https" and settings.environment == "production":
         raise _refused("url", "The URL must be https://.")
+    try:
+        await outbound.check_destination(settings, url)
+    except outbound.UnresolvableDestination:
+        # A receiver whose name is not in DNS yet may be set up before it is: accepted, and
+        # vetted again at every send, where an unresolvable host is a failed try.
+        pass
+    except outbound.UnsafeDestination as refused:
+        raise outbound.UnsafeDestination(
+            refused.detail, errors=[ProblemItem(loc=["body", "url"], detail=refused.detail)]
+        ) from None
     return url
 
 
@@ -199,7 +210,7 @@ async def create(auditor: Auditor, settings: Settings, new: WebhookCreate) -> We
     """A subscription owned by the caller, with its first signing secret (shown once)."""
     session, principal = auditor.session, auditor.principal
     _may_subscribe(principal)
-    url = check_url(settings, new.url)
+    url = await check_url(settings, new.url)
     owner = await principals.load_subject(session, principal.subject) or principal
     event_types = _check_event_types(owner, new.event_types)
     subscription = WebhookSubscription(
@@ -250,7 +261,7 @@ async def update(
     if "url" in fields:
         if change.url is None:
             raise _refused("url", "The URL cannot be removed.")
-        subscription.url = check_url(settings, change.url)
+        subscription.url = await check_url(settings, change.url)
     if "event_types" in fields:
         if change.event_types is None:
             raise _refused("event_types", "The event types cannot be removed.")
