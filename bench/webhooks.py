@@ -390,7 +390,7 @@ async def main(arguments: argparse.Namespace) -> None:
                 f"{cpu:.1f} s ({cpu / expected * 1000:.2f} ms a delivery)"
             )
             bare_rate = total / bare
-            print(f"ratio: bare loop / workers = {bare_rate / rate:.2f}x")
+            print(f"ratio: workers / bare loop = {rate / bare_rate:.2f}x of the bare loop")
 
             await http.delete("/stats")
             committed = await trickle(
