@@ -550,6 +550,56 @@ async def main(
                 f"liaison HTTP p50 {ms(http_times, 0.5)} p95 {ms(http_times, 0.95)}   "
                 f"{raw.label} p50 {ms(raw_times, 0.5)} p95 {ms(raw_times, 0.95)}"
             )
+
+            # Reads while an LA pushes a week of marks (issue 16): the pupil read's latency
+            # with nothing else going on, then while 100,000 new marks (ten schools' week, two
+            # requests in flight, as aggregators push) go in. Four readers in both runs.
+            week = school_days(FIRST_DAY, days + 5)[days:]
+            week_bodies = [
+                orjson.dumps({"marks": marks})
+                for _, marks in week_batches(codes[:10], habits, pupils, week)
+            ]
+            week_marks = sum(len(orjson.loads(body)["marks"]) for body in week_bodies)
+
+            async def reader(samples: list[float], until: asyncio.Event, count: int) -> None:
+                rng = random.Random(len(samples))
+                while not until.is_set() and (count == 0 or len(samples) < count):
+                    pupil_id = rng.choice(pupil_ids)
+                    started = time.perf_counter()
+                    response = await http.get(f"/v1/pupils/{pupil_id}/attendance", headers=headers)
+                    samples.append(time.perf_counter() - started)
+                    assert response.status_code == 200, response.text
+
+            idle: list[float] = []
+            never = asyncio.Event()
+            await asyncio.gather(*(reader(idle, never, reads) for _ in range(4)))
+            during: list[float] = []
+            pushed = asyncio.Event()
+
+            async def push_week() -> float:
+                started = time.perf_counter()
+                lanes = [week_bodies[lane::2] for lane in range(2)]
+
+                async def lane(bodies_of_lane: list[bytes]) -> None:
+                    counts = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+                    for body in bodies_of_lane:
+                        await post(body, counts)
+
+                await asyncio.gather(*(lane(bodies_of_lane) for bodies_of_lane in lanes))
+                pushed.set()
+                return time.perf_counter() - started
+
+            push_seconds, *_ = await asyncio.gather(
+                push_week(), *(reader(during, pushed, 0) for _ in range(4))
+            )
+            idle_p99, during_p99 = percentile(idle, 0.99), percentile(during, 0.99)
+            print(
+                f"a pupil's figures while {week_marks} marks are pushed ({push_seconds:.1f} s, "
+                f"2 requests in flight; 4 readers): idle p50 {ms(idle, 0.5)} p99 "
+                f"{ms(idle, 0.99)} ({len(idle)} reads)   during p50 {ms(during, 0.5)} p99 "
+                f"{ms(during, 0.99)} ({len(during)} reads)   p99 during / idle "
+                f"{during_p99 / idle_p99:.2f}x (target <= 2x)"
+            )
     finally:
         await raw.close()
         server.terminate()

@@ -26,6 +26,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.config import Settings
 from app.db import create_engine, create_session_factory
@@ -635,8 +636,13 @@ async def test_metrics_show_the_queue(scene: Scene, client: httpx.AsyncClient) -
     await subscribe(scene.app, scene.hub, "http://10.0.0.1/", [DECIDED])
     await scene.decided(occurred_at=utcnow() - timedelta(minutes=10))
     await scene.decided()
+    # Those two, and the `referral.received` the scene's referral wrote when it was posted.
+    unpublished = await read(
+        scene.app, select(OutboxEvent.type).where(col(OutboxEvent.published_at).is_(None))
+    )
+    assert sorted(t for (t,) in unpublished) == [DECIDED, DECIDED, "referral.received"]
     text = (await client.get("/metrics")).text
-    assert "liaison_webhook_unpublished_events 2.0" in text
+    assert "liaison_webhook_unpublished_events 3.0" in text
     age = next(
         float(line.split()[-1])
         for line in text.splitlines()
