@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import and_, case, func, text
 from sqlalchemy import select as core_select
@@ -62,6 +64,8 @@ from app.services.school_calendar import (
 )
 
 MAX_RANGE_DAYS = 3 * 366
+
+T = TypeVar("T")
 
 _MARKS = TypeAdapter(list[MarkIn])
 _MARK = TypeAdapter(MarkIn)
@@ -234,24 +238,14 @@ async def _rolls(
     return rolls
 
 
-async def ingest(
-    auditor: Auditor,
-    settings: Settings,
-    items: list[Any],
-) -> IngestResult:
-    """Upsert a push of marks. Each bad mark is rejected with its reason; the rest are kept."""
-    session, principal = auditor.session, auditor.principal
-    marks, rejected = validate_shapes(items)
-    schools = await _schools_by_code(session, principal, {m["school_code"] for _, m in marks})
-    in_reach = [s for s in schools.values() if isinstance(s, School)]
-    book = await CodeBook.load(session, in_reach)
-    rolls = await _rolls(session, in_reach, book)
-    by_code: dict[str, _Roll | str] = {
-        code: school if isinstance(school, str) else rolls[school.id]
-        for code, school in schools.items()
-    }
-
-    today = school_today()
+def _resolve(
+    marks: list[tuple[int, MarkIn]],
+    by_code: dict[str, _Roll | str],
+    today: date,
+    rejected: list[MarkRejection],
+) -> _Batch:
+    """The marks to write, each resolved to its pupil and statutory meaning; the rest added
+    to `rejected` with the reason."""
     batch = _Batch()
     seen: dict[tuple[int, date, str], int] = {}
     for index, mark in marks:
@@ -295,7 +289,39 @@ async def ingest(
                 mark.get("source_record_id"),
             )
         )
+    return batch
 
+
+# A push this large is parsed and resolved in a worker thread: the event loop (and the reads
+# waiting on it) gets the interpreter back every few milliseconds instead of waiting out
+# a whole push's validation. Smaller ones are quicker inline than a hop to a thread.
+THREAD_ABOVE_MARKS = 1000
+
+
+async def _off_the_loop(size: int, work: Callable[..., T], *args: Any) -> T:
+    if size <= THREAD_ABOVE_MARKS:
+        return work(*args)
+    return await anyio.to_thread.run_sync(work, *args)
+
+
+async def ingest(
+    auditor: Auditor,
+    settings: Settings,
+    items: list[Any],
+) -> IngestResult:
+    """Upsert a push of marks. Each bad mark is rejected with its reason; the rest are kept."""
+    session, principal = auditor.session, auditor.principal
+    marks, rejected = await _off_the_loop(len(items), validate_shapes, items)
+    schools = await _schools_by_code(session, principal, {m["school_code"] for _, m in marks})
+    in_reach = [s for s in schools.values() if isinstance(s, School)]
+    book = await CodeBook.load(session, in_reach)
+    rolls = await _rolls(session, in_reach, book)
+    by_code: dict[str, _Roll | str] = {
+        code: school if isinstance(school, str) else rolls[school.id]
+        for code, school in schools.items()
+    }
+
+    batch = await _off_the_loop(len(marks), _resolve, marks, by_code, school_today(), rejected)
     written = _Written()
     if len(batch):
         if is_postgresql(session):
@@ -502,7 +528,7 @@ async def _upsert_postgresql(session: AsyncSession, batch: _Batch) -> _Written:
     # Writers of one school's marks take turns, so the old values read in the upsert are
     # the ones it replaces and the running counts stay exact under concurrent pushes.
     marks = batch.marks
-    params = _pg_params(marks)
+    params = await _off_the_loop(len(marks), _pg_params, marks)
     keys = sorted({_lock_key(s) for s in params["schools"]})
     await run(
         session,
