@@ -14,6 +14,7 @@ import pytest
 
 from app.config import Settings
 from app.models.attendance import FlagKind
+from app.services.attendance import VALIDATE_SLICE, validate_shapes
 from app.services.attendance_flags import Standing, _Week, judge, standing
 from app.services.school_calendar import academic_year, band, easter_sunday, rate, term_of
 from tests.conftest import settings_for
@@ -329,3 +330,33 @@ def test_the_default_thresholds_are_the_documented_ones() -> None:
         defaults.sharp_decline_weeks,
         defaults.sharp_decline_min_sessions,
     ) == (20, 3, 15.0, 4, 20)
+
+
+def test_a_big_push_is_validated_a_slice_at_a_time_with_every_index_kept() -> None:
+    """Bad marks in any slice are rejected by their index in the whole push, the good ones
+    keep theirs, and the caller's raw items are let go as they are read."""
+    good = {
+        "school_code": "100000",
+        "mis_id": "1",
+        "date": "2026-11-16",
+        "session": "AM",
+        "code": "/",
+    }
+    items: list[object] = [dict(good, mis_id=str(n)) for n in range(2 * VALIDATE_SLICE + 7)]
+    bad_at = [3, VALIDATE_SLICE + 1, 2 * VALIDATE_SLICE + 6]
+    for index in bad_at:
+        items[index] = dict(good, session="XX")
+    items[VALIDATE_SLICE + 2] = dict(good, comment="nul \x00 here")
+    shaped, rejected = validate_shapes(items)
+    assert sorted(r.index for r in rejected) == sorted([*bad_at, VALIDATE_SLICE + 2])
+    assert [r.reason.split(":")[0] for r in sorted(rejected, key=lambda r: r.index)] == [
+        "session",
+        "session",
+        "comment",
+        "session",
+    ]
+    assert [index for index, _ in shaped] == [
+        n for n in range(len(items)) if n not in {*bad_at, VALIDATE_SLICE + 2}
+    ]
+    assert all(mark["mis_id"] == str(index) for index, mark in shaped)
+    assert items == [None] * len(items)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import and_, case, func, text
 from sqlalchemy import select as core_select
@@ -65,7 +63,6 @@ from app.services.school_calendar import (
 
 MAX_RANGE_DAYS = 3 * 366
 
-T = TypeVar("T")
 
 _MARKS = TypeAdapter(list[MarkIn])
 _MARK = TypeAdapter(MarkIn)
@@ -80,20 +77,32 @@ def _reason(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+# Marks validated at a time: each slice's raw dicts are let go once it is validated, so a
+# 50,000-mark push never holds all of its raw and validated marks at once.
+VALIDATE_SLICE = 5000
+
+
 def validate_shapes(items: list[Any]) -> tuple[list[tuple[int, MarkIn]], list[MarkRejection]]:
-    """Check every item's fields. The whole list is validated at once (fast); only when that
-    fails are items validated one by one to find which to reject. Then a mark whose text the
-    database cannot store is rejected, naming the field."""
+    """Check every item's fields, a slice at a time. Each slice is validated at once (fast);
+    only when that fails are its items validated one by one to find which to reject. Then a
+    mark whose text the database cannot store is rejected, naming the field.
+
+    The raw items of each slice are replaced by None once validated (the list keeps its
+    length): the caller's copy of a big push is given up as it is read."""
     shaped: list[tuple[int, MarkIn]] = []
     rejected: list[MarkRejection] = []
-    try:
-        shaped = list(enumerate(_MARKS.validate_python(items)))
-    except ValidationError:
-        for index, item in enumerate(items):
-            try:
-                shaped.append((index, _MARK.validate_python(item)))
-            except ValidationError as exc:
-                rejected.append(MarkRejection(index=index, reason=_reason(exc)))
+    for start in range(0, len(items), VALIDATE_SLICE):
+        raw = items[start : start + VALIDATE_SLICE]
+        try:
+            shaped.extend(enumerate(_MARKS.validate_python(raw), start))
+        except ValidationError:
+            for index, item in enumerate(raw, start):
+                try:
+                    shaped.append((index, _MARK.validate_python(item)))
+                except ValidationError as exc:
+                    rejected.append(MarkRejection(index=index, reason=_reason(exc)))
+        items[start : start + len(raw)] = [None] * len(raw)
+        del raw
     unstorable_at = {
         index: name for index, mark in shaped if (name := _unstorable_field(mark)) is not None
     }
@@ -292,18 +301,6 @@ def _resolve(
     return batch
 
 
-# A push this large is parsed and resolved in a worker thread: the event loop (and the reads
-# waiting on it) gets the interpreter back every few milliseconds instead of waiting out
-# a whole push's validation. Smaller ones are quicker inline than a hop to a thread.
-THREAD_ABOVE_MARKS = 1000
-
-
-async def _off_the_loop(size: int, work: Callable[..., T], *args: Any) -> T:
-    if size <= THREAD_ABOVE_MARKS:
-        return work(*args)
-    return await anyio.to_thread.run_sync(work, *args)
-
-
 async def ingest(
     auditor: Auditor,
     settings: Settings,
@@ -311,7 +308,7 @@ async def ingest(
 ) -> IngestResult:
     """Upsert a push of marks. Each bad mark is rejected with its reason; the rest are kept."""
     session, principal = auditor.session, auditor.principal
-    marks, rejected = await _off_the_loop(len(items), validate_shapes, items)
+    marks, rejected = validate_shapes(items)
     schools = await _schools_by_code(session, principal, {m["school_code"] for _, m in marks})
     in_reach = [s for s in schools.values() if isinstance(s, School)]
     book = await CodeBook.load(session, in_reach)
@@ -321,7 +318,7 @@ async def ingest(
         for code, school in schools.items()
     }
 
-    batch = await _off_the_loop(len(marks), _resolve, marks, by_code, school_today(), rejected)
+    batch = _resolve(marks, by_code, school_today(), rejected)
     written = _Written()
     if len(batch):
         if is_postgresql(session):
@@ -528,7 +525,7 @@ async def _upsert_postgresql(session: AsyncSession, batch: _Batch) -> _Written:
     # Writers of one school's marks take turns, so the old values read in the upsert are
     # the ones it replaces and the running counts stay exact under concurrent pushes.
     marks = batch.marks
-    params = await _off_the_loop(len(marks), _pg_params, marks)
+    params = _pg_params(marks)
     keys = sorted({_lock_key(s) for s in params["schools"]})
     await run(
         session,
