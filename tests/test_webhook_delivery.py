@@ -340,6 +340,11 @@ async def test_a_receiver_that_does_not_answer_in_time_is_a_timeout(
         ("240.0.0.1", "reserved"),
         ("::ffff:10.0.0.1", "IPv4-mapped"),
         ("::ffff:127.0.0.1", "IPv4-mapped"),
+        ("64:ff9b::7f00:1", "NAT64"),  # 127.0.0.1 through a NAT64 gateway
+        ("64:ff9b::a9fe:a9fe", "NAT64"),  # 169.254.169.254
+        ("64:ff9b:1::a00:1", "NAT64"),  # the operator's own NAT64 prefix
+        ("2002:a00:1::1", "6to4"),  # 10.0.0.1
+        ("64:ff9b::5db8:d822", None),  # 93.184.216.34, a public address
         ("fc00::1", "private"),
         ("93.184.216.34", None),
         ("2606:4700::1111", None),

@@ -64,14 +64,34 @@ def _parse_networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
 
 
+# IPv6 forms that carry an IPv4 address a gateway will reach for us: judged by that address.
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215, the operator's own
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    if address.ipv4_mapped is not None:
+        return "an IPv4-mapped address", address.ipv4_mapped
+    if address in NAT64_WELL_KNOWN:
+        return "a NAT64 address", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return "a 6to4 address", address.sixtofour
+    return None
+
+
 def refusal(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> str | None:
     """Why `address` may not be called, or None when it may."""
     for network in allowed:
         if address.version == network.version and address in network:
             return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        mapped = refusal(address.ipv4_mapped, allowed)
-        return None if mapped is None else f"an IPv4-mapped address: {mapped}"
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            kind, ipv4 = embedded
+            inner = refusal(ipv4, allowed)
+            return None if inner is None else f"{kind}: {inner}"
+        if address in NAT64_LOCAL:
+            return "a local-use NAT64 address"
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     checks = (
