@@ -206,8 +206,8 @@ async def prepare(env: dict[str, str], subscriptions: int) -> dict[str, Any]:
 async def add_events(settings: Any, referral: dict[str, Any], count: int) -> dict[str, float]:
     """`count` events committed in batches of 1,000; webhook-id -> commit time."""
     from app.db import create_engine, create_session_factory
+    from app.models.webhook import message_id
     from app.services.events import SubjectKind, record_event
-    from app.services.webhook_delivery import message_id
 
     engine = create_engine(settings)
     committed: dict[str, float] = {}
@@ -238,8 +238,8 @@ async def trickle(
 ) -> dict[str, float]:
     """Events committed one at a time, `rate` a second; webhook-id -> commit time."""
     from app.db import create_engine, create_session_factory
+    from app.models.webhook import message_id
     from app.services.events import SubjectKind, record_event
-    from app.services.webhook_delivery import message_id
 
     engine = create_engine(settings)
     factory = create_session_factory(engine)

@@ -57,33 +57,27 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principa
             client_uuid = uuid.UUID(claims.subject_id)
         except ValueError:
             return None
-        rows: Sequence[Any] = (
-            await run(
-                session,
-                select_columns(
-                    col(ApiClient.id),
-                    col(ApiClient.client_id),
-                    col(ApiClient.name),
-                    col(ApiClient.scopes),
-                    col(ApiClient.la_code),
-                    col(ApiClientSchool.school_id),
-                    col(School.la_code),
-                )
-                .select_from(ApiClient)
-                .outerjoin(ApiClientSchool, col(ApiClientSchool.api_client_id) == ApiClient.id)
-                .outerjoin(School, col(School.id) == ApiClientSchool.school_id)
-                .where(col(ApiClient.id) == client_uuid, col(ApiClient.is_active).is_(True)),
-            )
-        ).all()
-        if not rows:
+        found = await _with_schools(
+            session,
+            ApiClient,
+            col(ApiClientSchool.api_client_id),
+            col(ApiClientSchool.school_id),
+            col(ApiClient.id) == client_uuid,
+            col(ApiClient.id),
+            col(ApiClient.client_id),
+            col(ApiClient.name),
+            col(ApiClient.scopes),
+            col(ApiClient.la_code),
+        )
+        if found is None:
             return None
-        client_id, public_id, name, granted, la_code = rows[0][:5]
+        (client_id, public_id, name, granted, la_code), schools = found
         return Principal(
             kind="client",
             id=client_id,
             name=name,
             scopes=frozenset(claims.scopes & set(parse_scopes(granted))),
-            reach=_reach([(r[5], r[6]) for r in rows if r[5] is not None], la_code),
+            reach=_reach(schools, la_code),
             client_id=public_id,
         )
     if claims.external:
@@ -95,26 +89,20 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principa
         except ValueError:
             return None
         scopes = claims.scopes
-    staff_rows: Sequence[Any] = (
-        await run(
-            session,
-            select_columns(
-                col(StaffMember.id),
-                col(StaffMember.display_name),
-                col(StaffMember.role),
-                col(StaffMember.la_code),
-                col(StaffMemberSchool.school_id),
-                col(School.la_code),
-            )
-            .select_from(StaffMember)
-            .outerjoin(StaffMemberSchool, col(StaffMemberSchool.staff_member_id) == StaffMember.id)
-            .outerjoin(School, col(School.id) == StaffMemberSchool.school_id)
-            .where(which, col(StaffMember.is_active).is_(True)),
-        )
-    ).all()
-    if not staff_rows:
+    found = await _with_schools(
+        session,
+        StaffMember,
+        col(StaffMemberSchool.staff_member_id),
+        col(StaffMemberSchool.school_id),
+        which,
+        col(StaffMember.id),
+        col(StaffMember.display_name),
+        col(StaffMember.role),
+        col(StaffMember.la_code),
+    )
+    if found is None:
         return None
-    staff_id, display_name, role_name, staff_la = staff_rows[0][:4]
+    (staff_id, display_name, role_name, staff_la), schools = found
     role = StaffRole(role_name)
     role_scopes = ROLE_SCOPES[role]
     return Principal(
@@ -122,10 +110,38 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principa
         id=staff_id,
         name=display_name,
         scopes=role_scopes if scopes is None else scopes & role_scopes,
-        reach=_reach([(r[4], r[5]) for r in staff_rows if r[4] is not None], staff_la),
+        reach=_reach(schools, staff_la),
         client_id=claims.client_id,
         role=role,
     )
+
+
+async def _with_schools(
+    session: AsyncSession,
+    account: type[ApiClient] | type[StaffMember],
+    link_owner: Any,
+    link_school: Any,
+    which: Any,
+    *columns: Any,
+) -> tuple[Sequence[Any], list[tuple[uuid.UUID, str]]] | None:
+    """An active account's `columns` and its schools (id, LA), in one statement: the account
+    joined to its school links (one row per school, or one row with none). None if there
+    is no such active account."""
+    rows: Sequence[Any] = (
+        await run(
+            session,
+            select_columns(*columns, link_school, col(School.la_code))
+            .select_from(account)
+            .outerjoin(link_school.table, link_owner == col(account.id))
+            .outerjoin(School, col(School.id) == link_school)
+            .where(which, col(account.is_active).is_(True)),
+        )
+    ).all()
+    if not rows:
+        return None
+    width = len(columns)
+    schools = [(row[width], row[width + 1]) for row in rows if row[width] is not None]
+    return rows[0][:width], schools
 
 
 async def load_subject(session: AsyncSession, subject: str) -> Principal | None:

@@ -48,6 +48,7 @@ from app.models.webhook import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookSubscription,
+    message_id,
 )
 from app.services.outbound import UnresolvableDestination, UnsafeDestination, parse_destination
 from app.services.webhook_metrics import WebhookMetrics
@@ -62,11 +63,6 @@ READ_CAP_BYTES = 1024
 EXCERPT_CHARS = 200
 ERROR_CHARS = 300
 USER_AGENT = "Liaison-Webhooks/1"
-
-
-def message_id(event_id: uuid.UUID) -> str:
-    """The `webhook-id` of an event's message: the same on every try and every replay."""
-    return "msg_" + event_id.hex
 
 
 def message_body(event: OutboxEvent) -> str:

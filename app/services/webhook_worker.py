@@ -129,18 +129,7 @@ class Worker:
         each = self.settings.webhook_concurrency_per_subscription
         queued_each = QUEUED * each // 2
         busy = frozenset(s for s, n in self._unsent.items() if n > queued_each)
-        async with self.session_factory() as session:
-            messages = await claim(
-                session,
-                self.settings,
-                now=now,
-                worker=self.name,
-                limit=limit,
-                per_subscription=queued_each,
-                busy=busy,
-            )
-            await session.commit()
-        return messages
+        return await self._claim(now, limit, per_subscription=queued_each, busy=busy)
 
     async def deliver(self, message: Message, sent: Callable[[], None] | None = None) -> Outcome:
         """Send one claimed message (holding one of its subscription's slots), call `sent`,
@@ -223,7 +212,18 @@ class Worker:
         concurrently within the per-subscription limit, record; the outcomes."""
         now = now or utcnow()
         await self.fan_out(now)
-        messages: list[Message] = []
+        messages = await self._claim(now, limit, per_subscription=limit)
+        return list(await asyncio.gather(*(self.deliver(m) for m in messages)))
+
+    async def _claim(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        per_subscription: int,
+        busy: frozenset[uuid.UUID] = frozenset(),
+    ) -> list[Message]:
+        """Claim due deliveries in a transaction of their own, committed before any is sent."""
         async with self.session_factory() as session:
             messages = await claim(
                 session,
@@ -231,10 +231,11 @@ class Worker:
                 now=now,
                 worker=self.name,
                 limit=limit,
-                per_subscription=limit,
+                per_subscription=per_subscription,
+                busy=busy,
             )
             await session.commit()
-        return list(await asyncio.gather(*(self.deliver(m) for m in messages)))
+        return messages
 
     # --- the loop -----------------------------------------------------------------------
 
