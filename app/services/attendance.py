@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import and_, case, func, text
+from sqlalchemy import and_, bindparam, case, func, text
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -46,7 +46,7 @@ from app.models.base import UNSTORABLE_TEXT, unstorable, utcnow
 from app.models.pupil import Pupil
 from app.models.school import Jurisdiction, School
 from app.pagination import decode_position, encode_position
-from app.reach import within_reach
+from app.reach import reach_condition, reach_params, within_reach
 from app.security import Principal
 from app.services import attendance_flags, retention
 from app.services.attendance_codes import CodeBook, Meaning
@@ -768,6 +768,26 @@ def default_range(start: date | None, end: date | None) -> tuple[date, date]:
     return start, end
 
 
+# The pupil read's statements, built once: the pupil within reach with its school's
+# jurisdiction and how far retention has disposed of its marks, then its marks.
+_PUPIL_FOR_FIGURES = (
+    core_select(
+        col(Pupil.school_id),
+        col(School.jurisdiction),
+        retention.disposed_before_of("attendance_mark", col(School.jurisdiction)),
+    )
+    .join(School, col(School.id) == col(Pupil.school_id))
+    .where(col(Pupil.id) == bindparam("id"), reach_condition(col(Pupil.school_id)))
+)
+_MARKS_OF_PUPIL = core_select(
+    col(AttendanceMark.date), col(AttendanceMark.category), col(AttendanceMark.late)
+).where(
+    col(AttendanceMark.pupil_id) == bindparam("id"),
+    col(AttendanceMark.date) >= bindparam("start"),
+    col(AttendanceMark.date) <= bindparam("end"),
+)
+
+
 async def pupil_figures(
     auditor: Auditor,
     pupil_id: uuid.UUID,
@@ -776,26 +796,13 @@ async def pupil_figures(
 ) -> PupilAttendance:
     session, principal = auditor.session, auditor.principal
     start, end = default_range(start, end)
-    found = (
-        await session.exec(
-            select(col(Pupil.school_id), col(School.jurisdiction))
-            .join(School, col(School.id) == col(Pupil.school_id))
-            .where(col(Pupil.id) == pupil_id, within_reach(Pupil.school_id, principal))
-        )
+    found: Any = (
+        await run(session, _PUPIL_FOR_FIGURES, {"id": pupil_id, **reach_params(principal)})
     ).first()
     if found is None:
         raise NotFound("No such pupil.")
-    school_id, jurisdiction = found
-    disposed = await retention.disposed_before(session, "attendance_mark", jurisdiction)
-    rows = await session.exec(
-        select(
-            col(AttendanceMark.date), col(AttendanceMark.category), col(AttendanceMark.late)
-        ).where(
-            col(AttendanceMark.pupil_id) == pupil_id,
-            col(AttendanceMark.date) >= start,
-            col(AttendanceMark.date) <= end,
-        )
-    )
+    school_id, jurisdiction, disposed = found
+    rows: Any = await run(session, _MARKS_OF_PUPIL, {"id": pupil_id, "start": start, "end": end})
     total = _Tally()
     weeks: dict[date, _Tally] = defaultdict(_Tally)
     terms = TermTally(jurisdiction)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from sqlalchemy import func
+from sqlalchemy import Select, bindparam, func
 from sqlalchemy import select as select_columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -57,18 +57,7 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principa
             client_uuid = uuid.UUID(claims.subject_id)
         except ValueError:
             return None
-        found = await _with_schools(
-            session,
-            ApiClient,
-            col(ApiClientSchool.api_client_id),
-            col(ApiClientSchool.school_id),
-            col(ApiClient.id) == client_uuid,
-            col(ApiClient.id),
-            col(ApiClient.client_id),
-            col(ApiClient.name),
-            col(ApiClient.scopes),
-            col(ApiClient.la_code),
-        )
+        found = await _with_schools(session, _CLIENT_BY_ID, client_uuid, width=5)
         if found is None:
             return None
         (client_id, public_id, name, granted, la_code), schools = found
@@ -80,26 +69,17 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principa
             reach=_reach(schools, la_code),
             client_id=public_id,
         )
+    subject: str | uuid.UUID
     if claims.external:
-        which = col(StaffMember.external_subject) == claims.subject_id
+        statement, subject = _STAFF_BY_EXTERNAL_SUBJECT, claims.subject_id
         scopes: frozenset[str] | None = None
     else:
         try:
-            which = col(StaffMember.id) == uuid.UUID(claims.subject_id)
+            subject = uuid.UUID(claims.subject_id)
         except ValueError:
             return None
-        scopes = claims.scopes
-    found = await _with_schools(
-        session,
-        StaffMember,
-        col(StaffMemberSchool.staff_member_id),
-        col(StaffMemberSchool.school_id),
-        which,
-        col(StaffMember.id),
-        col(StaffMember.display_name),
-        col(StaffMember.role),
-        col(StaffMember.la_code),
-    )
+        statement, scopes = _STAFF_BY_ID, claims.scopes
+    found = await _with_schools(session, statement, subject, width=4)
     if found is None:
         return None
     (staff_id, display_name, role_name, staff_la), schools = found
@@ -116,30 +96,63 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principa
     )
 
 
-async def _with_schools(
-    session: AsyncSession,
+def _account_with_schools(
     account: type[ApiClient] | type[StaffMember],
     link_owner: Any,
     link_school: Any,
     which: Any,
     *columns: Any,
-) -> tuple[Sequence[Any], list[tuple[uuid.UUID, str]]] | None:
+) -> Select[Any]:
     """An active account's `columns` and its schools (id, LA), in one statement: the account
-    joined to its school links (one row per school, or one row with none). None if there
-    is no such active account."""
-    rows: Sequence[Any] = (
-        await run(
-            session,
-            select_columns(*columns, link_school, col(School.la_code))
-            .select_from(account)
-            .outerjoin(link_school.table, link_owner == col(account.id))
-            .outerjoin(School, col(School.id) == link_school)
-            .where(which, col(account.is_active).is_(True)),
-        )
-    ).all()
+    joined to its school links (one row per school, or one row with none). Built once, at
+    import: every authenticated request runs one of these, so it pays neither for building
+    the statement nor for its cache key."""
+    return (
+        select_columns(*columns, link_school, col(School.la_code))
+        .select_from(account)
+        .outerjoin(link_school.table, link_owner == col(account.id))
+        .outerjoin(School, col(School.id) == link_school)
+        .where(which, col(account.is_active).is_(True))
+    )
+
+
+_CLIENT_BY_ID = _account_with_schools(
+    ApiClient,
+    col(ApiClientSchool.api_client_id),
+    col(ApiClientSchool.school_id),
+    col(ApiClient.id) == bindparam("subject"),
+    col(ApiClient.id),
+    col(ApiClient.client_id),
+    col(ApiClient.name),
+    col(ApiClient.scopes),
+    col(ApiClient.la_code),
+)
+_STAFF_COLUMNS = (
+    col(StaffMember.id),
+    col(StaffMember.display_name),
+    col(StaffMember.role),
+    col(StaffMember.la_code),
+)
+_STAFF_LINKS = (col(StaffMemberSchool.staff_member_id), col(StaffMemberSchool.school_id))
+_STAFF_BY_ID = _account_with_schools(
+    StaffMember, *_STAFF_LINKS, col(StaffMember.id) == bindparam("subject"), *_STAFF_COLUMNS
+)
+_STAFF_BY_EXTERNAL_SUBJECT = _account_with_schools(
+    StaffMember,
+    *_STAFF_LINKS,
+    col(StaffMember.external_subject) == bindparam("subject"),
+    *_STAFF_COLUMNS,
+)
+
+
+async def _with_schools(
+    session: AsyncSession, statement: Select[Any], subject: object, *, width: int
+) -> tuple[Sequence[Any], list[tuple[uuid.UUID, str]]] | None:
+    """The account's first `width` columns and its schools (id, LA); None if there is no
+    such active account."""
+    rows: Sequence[Any] = (await run(session, statement, {"subject": subject})).all()
     if not rows:
         return None
-    width = len(columns)
     schools = [(row[width], row[width + 1]) for row in rows if row[width] is not None]
     return rows[0][:width], schools
 

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Row, insert, or_, update
+from sqlalchemy import Row, bindparam, insert, or_, update
 from sqlmodel import col, select
 
 from app.audit import Auditor
@@ -28,7 +28,7 @@ from app.models.pupil import (
 )
 from app.models.school import Jurisdiction, School
 from app.pagination import Page, keyset
-from app.reach import within_reach
+from app.reach import reach_condition, reach_params, within_reach
 from app.security import Principal
 from app.services.children import Identity, identity_for
 from app.services.upn import upn_problem
@@ -216,16 +216,18 @@ def present(pupil: Pupil | Row[Any], principal: Principal) -> PupilRead:
     return read
 
 
+_PUPILS = table_of(Pupil)
+_ONE_PUPIL = _PUPILS.select().where(
+    _PUPILS.c.id == bindparam("id"), reach_condition(_PUPILS.c.school_id)
+)
+
+
 async def get(auditor: Auditor, pupil_id: uuid.UUID) -> PupilRead:
     """One pupil within reach, as the caller may see it, with its audit event."""
     session, principal = auditor.session, auditor.principal
     # Core, not the ORM: the hot read of an MIS reading back its pupils, and the identity
     # map and unit of work would only be overhead for a row that is presented and dropped.
-    pupils = table_of(Pupil)
-    query = pupils.select().where(
-        pupils.c.id == pupil_id, within_reach(pupils.c.school_id, principal)
-    )
-    found = (await run(session, query)).first()
+    found = (await run(session, _ONE_PUPIL, {"id": pupil_id, **reach_params(principal)})).first()
     if found is None:
         raise NotFound("No such pupil.")
     await auditor.record("pupil.read", "pupil", pupil_id, pupil_ids=[pupil_id])

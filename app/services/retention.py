@@ -27,10 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import (
-    select,
-    text,
-)
+from sqlalchemy import ScalarSelect, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -228,6 +225,22 @@ async def run_retention(
         part.seconds = time.perf_counter() - began
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def disposed_before_of(record_type: str, jurisdiction: Any) -> ScalarSelect[Any]:
+    """`disposed_before` as a scalar subquery for the jurisdiction column of an outer
+    statement, so a hot read learns it in the statement that finds its record."""
+    return (
+        select(func.max(col(RetentionCutoff.disposed_before)))
+        .where(
+            col(RetentionCutoff.record_type) == record_type,
+            or_(
+                col(RetentionCutoff.jurisdiction) == jurisdiction,
+                col(RetentionCutoff.jurisdiction) == ALL,
+            ),
+        )
+        .scalar_subquery()
+    )
 
 
 async def disposed_before(
