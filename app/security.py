@@ -9,10 +9,12 @@ algorithms only, so a public key can never be used as an HMAC secret.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -238,8 +240,15 @@ def _key_id(secret: str) -> str:
 
 
 def _signing_keys(settings: Settings) -> dict[str, str]:
-    keys = [settings.signing_key, *settings.previous_signing_keys]
-    return {_key_id(k.get_secret_value()): k.get_secret_value() for k in keys}
+    return _keys_by_id(
+        settings.signing_key.get_secret_value(),
+        *(k.get_secret_value() for k in settings.previous_signing_keys),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _keys_by_id(*values: str) -> dict[str, str]:
+    return {_key_id(value): value for value in values}
 
 
 def issue_access_token(
@@ -287,6 +296,57 @@ _REQUIRED = {
 
 
 def decode_access_token(settings: Settings, token: str) -> TokenClaims:
+    """The claims of one of our own access tokens, verified.
+
+    A token is verified once and then known by its text until it expires: an integration
+    presents the same token on every request for its lifetime, and checking the signature
+    and claims again each time is most of the cost of a small read. Only verified tokens
+    are kept, so forged ones cannot fill the cache; each is kept under the keys, audience
+    and issuer it was verified with, so a rotated-out key or another configuration verifies
+    afresh. The account behind the token is still loaded on every request (`principals`),
+    so disabling it or narrowing its reach takes effect at once."""
+    verifier = _verifier(settings)
+    known = _VERIFIED.get((token, verifier))
+    if known is not None:
+        claims, expires = known
+        if time.time() < expires:
+            return claims
+    claims, expires = _verify_access_token(settings, token)
+    _VERIFIED.put((token, verifier), (claims, expires))
+    return claims
+
+
+def _verifier(settings: Settings) -> tuple[str, ...]:
+    return (*_signing_keys(settings), settings.token_audience, settings.token_issuer)
+
+
+class _Verified:
+    """A bounded map, least recently used first out: token and verifier → claims and the
+    moment they stop being good."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[str, tuple[str, ...]], tuple[TokenClaims, float]] = (
+            OrderedDict()
+        )
+
+    def get(self, key: tuple[str, tuple[str, ...]]) -> tuple[TokenClaims, float] | None:
+        found = self.entries.get(key)
+        if found is not None:
+            self.entries.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[str, tuple[str, ...]], value: tuple[TokenClaims, float]) -> None:
+        self.entries[key] = value
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+_VERIFIED = _Verified(4096)
+
+
+def _verify_access_token(settings: Settings, token: str) -> tuple[TokenClaims, float]:
     try:
         header = jwt.get_unverified_header(token)
     except JWTError as exc:
@@ -314,12 +374,14 @@ def decode_access_token(settings: Settings, token: str) -> TokenClaims:
     kind, _, subject_id = str(claims["sub"]).partition(":")
     if kind not in ("client", "staff") or not subject_id:
         raise InvalidToken("unexpected subject")
-    return TokenClaims(
+    verified = TokenClaims(
         kind=kind,
         subject_id=subject_id,
         scopes=frozenset(parse_scopes(scope)),
         client_id=claims.get("client_id"),
     )
+    # Good until its expiry as `jwt.decode` judges it (with the same leeway).
+    return verified, float(claims["exp"]) + LEEWAY_SECONDS
 
 
 # --- Tokens from an external identity provider ------------------------------------------

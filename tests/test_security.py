@@ -309,6 +309,51 @@ def test_expired_token_rejected() -> None:
     assert_rejected(settings, token)
 
 
+def test_a_verified_token_is_known_until_it_expires_and_no_longer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Verified once, then known by its text: the signature is not checked again...
+    settings = make_settings()
+    now = int(time.time())
+    token = sign_own(own_claims(settings, iat=now, nbf=now, exp=now + 60))
+    first = decode_access_token(settings, token)
+    calls: list[str] = []
+    real_decode = security.jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        calls.append("decode")
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(security.jwt, "decode", counting_decode)
+    assert decode_access_token(settings, token) == first
+    assert calls == []
+    # ...but past its expiry (and the leeway) it is verified afresh, and refused.
+    later = now + 60 + security.LEEWAY_SECONDS + 1
+    monkeypatch.setattr(security.time, "time", lambda: float(later))
+    monkeypatch.setattr("jose.jwt.timegm", lambda _moment: later)  # python-jose's clock
+    assert_rejected(settings, token)
+    assert calls == ["decode"]
+
+
+def test_a_known_token_is_verified_afresh_under_other_keys() -> None:
+    settings = make_settings()
+    token = sign_own(own_claims(settings))
+    decode_access_token(settings, token)
+    rotated = make_settings(signing_key=SecretStr("another-signing-key-0123456789abcdefgh"))
+    assert_rejected(rotated, token)
+    elsewhere = make_settings(token_audience="another-audience")
+    assert_rejected(elsewhere, token)
+
+
+def test_refused_tokens_are_not_remembered() -> None:
+    settings = make_settings()
+    forged = sign_own(own_claims(settings), secret="not-our-signing-key-0123456789abcdef")
+    before = len(security._VERIFIED.entries)
+    for _ in range(3):
+        assert_rejected(settings, forged)
+    assert len(security._VERIFIED.entries) == before
+
+
 def test_expiry_allows_small_clock_skew_only() -> None:
     settings = make_settings()
     now = int(time.time())
