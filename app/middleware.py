@@ -125,13 +125,14 @@ class BodySizeLimitMiddleware:
         self.app = app
         self.max_bytes = max_bytes
 
+    @property
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body exceeds the limit of {self.max_bytes} bytes.")
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = PayloadTooLarge(
-            f"The request body exceeds the limit of {self.max_bytes} bytes."
-        )
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -139,7 +140,7 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await render(too_large, instance=scope["path"])(scope, receive, send)
+                    await render(self._too_large, instance=scope["path"])(scope, receive, send)
                     return
         received = 0
         response_started = False
@@ -150,7 +151,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge(413, too_large.detail)
+                    raise _BodyTooLarge(413, self._too_large.detail)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -163,7 +164,7 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await render(too_large, instance=scope["path"])(scope, receive, send)
+                await render(self._too_large, instance=scope["path"])(scope, receive, send)
 
 
 class _BodyTooLarge(HTTPException):
