@@ -29,6 +29,7 @@ from app.middleware import (
 )
 from app.openapi import declare_identity_provider, declare_problems, declare_scope_alternatives
 from app.routers import (
+    actions,
     attendance,
     audit_events,
     cases,
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         referrals.router,
         cases.router,
         plans.router,
+        actions.router,
         reports.router,
         report_closures.router,
         report_referrals.router,

@@ -44,6 +44,7 @@ COLUMNS = [
     "open_cases",
     "children",
     "reviews_overdue",
+    "actions_overdue",
     "closures_pending_approval",
     "step_ups_pending_approval",
     "mean_days_open",
@@ -65,6 +66,7 @@ def row(
     mean: float | None = None,
     median: float | None = None,
     bands: tuple[int, int, int, int] = (0, 0, 0, 0),
+    actions: int = 0,
 ) -> dict[str, Any]:
     return {
         "lead_practitioner_id": lead,
@@ -72,6 +74,7 @@ def row(
         "open_cases": open_cases,
         "children": children,
         "reviews_overdue": overdue,
+        "actions_overdue": actions,
         "closures_pending_approval": closures,
         "step_ups_pending_approval": step_ups,
         "mean_days_open": mean,

@@ -1,5 +1,6 @@
 """Every table, imported here so `SQLModel.metadata` is complete for Alembic and the tests."""
 
+from app.models.action import CaseAction, CaseActionStatus
 from app.models.attendance import (
     AttendanceCode,
     AttendanceFlag,
@@ -53,6 +54,8 @@ __all__ = [
     "AuditEvent",
     "AuditEventPupil",
     "Case",
+    "CaseAction",
+    "CaseActionStatus",
     "CaseChild",
     "CaseworkEvent",
     "DirectoryLocation",

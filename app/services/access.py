@@ -233,26 +233,36 @@ async def get_flag(
 # --- staff -------------------------------------------------------------------------------
 
 
+async def staff_reaching(
+    session: AsyncSession, staff_id: uuid.UUID, la_code: str, school_ids: Sequence[uuid.UUID | None]
+) -> StaffMember | None:
+    """The active staff member with this id whose reach covers a case of `la_code` at these
+    schools; None for anyone else, whether they exist or not."""
+    staff = await session.get(StaffMember, staff_id)
+    if staff is None or not staff.is_active:
+        return None
+    if staff.la_code == la_code:
+        return staff
+    schools = set(
+        (
+            await session.exec(
+                select(StaffMemberSchool.school_id).where(
+                    StaffMemberSchool.staff_member_id == staff_id
+                )
+            )
+        ).all()
+    )
+    return staff if schools & {s for s in school_ids if s is not None} else None
+
+
 async def check_lead_practitioner(
     session: AsyncSession, staff_id: uuid.UUID, la_code: str, school_ids: Sequence[uuid.UUID | None]
 ) -> None:
     """The lead practitioner is an active practitioner or manager whose reach covers the
     case. Anyone else, whether they exist or not, gets the same answer: an id cannot be used
     to learn whether a person exists in another LA, or what they do."""
-    staff = await session.get(StaffMember, staff_id)
-    covers = staff is not None and staff.is_active and staff.la_code == la_code
-    if staff is not None and staff.is_active and not covers:
-        schools = set(
-            (
-                await session.exec(
-                    select(StaffMemberSchool.school_id).where(
-                        StaffMemberSchool.staff_member_id == staff_id
-                    )
-                )
-            ).all()
-        )
-        covers = bool(schools & {s for s in school_ids if s is not None})
-    if not covers or staff is None:
+    staff = await staff_reaching(session, staff_id, la_code, school_ids)
+    if staff is None:
         problem = "no active staff member who can reach this case has this id"
     elif staff.role not in (StaffRole.practitioner, StaffRole.manager):
         problem = "a lead practitioner is a practitioner or a manager"
