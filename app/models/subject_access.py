@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlmodel import SQLModel
 
+from app.models.action import CaseAction, CaseActionStatus
 from app.models.attendance import (
     AttendanceCode,
     AttendanceFlag,
@@ -125,6 +126,16 @@ CHILD_RECORDS: dict[str, Any] = {
         "SubjectAccessIntervention",
         "Contacts and interventions with the child or the whole family, with their written "
         "records and action plans.",
+    ),
+    "actions": row_of(
+        CaseAction,
+        "SubjectAccessAction",
+        "Actions agreed on those cases (but those owned by another child), with their owners.",
+    ),
+    "action_statuses": row_of(
+        CaseActionStatus,
+        "SubjectAccessActionStatus",
+        "Every status those actions took, with its note.",
     ),
     "measures": row_of(Measure, "SubjectAccessMeasure", "The child's measures."),
     "timetables": row_of(

@@ -37,6 +37,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import run, table_of
+from app.models.action import CaseAction, CaseActionStatus
 from app.models.attendance import (
     AttendanceFlag,
     AttendanceFlagEvent,
@@ -311,8 +312,9 @@ async def _children_of(
 class Cases(Disposal):
     """Closed cases, de-identified: what the outcome, closure and caseload figures count
     (la, school, status, dates, closure reason, level of need, goals' outcome categories,
-    reviews' dates and every score) stays; names, narratives, consent, contacts, measures,
-    timetables, signposts and the chronology go, with the referrals that led to the case."""
+    reviews' dates and every score, actions' dates and statuses) stays; names, narratives,
+    consent, contacts, measures, timetables, signposts, actions' text and notes and the
+    chronology go, with the referrals that led to the case."""
 
     name = "early_help_case"
 
@@ -366,6 +368,24 @@ class Cases(Disposal):
             update(Review)
             .where(col(Review.case_id).in_(ids))
             .values(worries="", working_well="", next_steps=""),
+        )
+        # Actions keep their dates, sources, owners' kinds and statuses (what was followed
+        # up, and when); their text, the people they name and every note go.
+        await run(
+            session,
+            update(CaseAction)
+            .where(col(CaseAction.case_id).in_(ids))
+            .values(text="", owner_name=None, owner_role=None, owner_child_id=None),
+        )
+        await run(
+            session,
+            update(CaseActionStatus)
+            .where(
+                col(CaseActionStatus.action_id).in_(
+                    select(col(CaseAction.id)).where(col(CaseAction.case_id).in_(ids))
+                )
+            )
+            .values(note=None),
         )
         await run(
             session,
