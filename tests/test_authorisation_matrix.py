@@ -78,6 +78,11 @@ ID_KINDS: dict[str, str] = {
     "child_id": "child",
     "child_ids": "child",
     "goal_id": "goal",
+    "action_id": "action",
+    "staff_id": "staff",
+    # The source an action was agreed at: probed as a contact (`source_kind: contact`).
+    "source_id": "intervention",
+    "team_member_id": "team_member",
     "hold_id": "legal_hold",
     "lead_practitioner_id": "staff",
     "actor": "actor",
@@ -308,6 +313,34 @@ def bodies() -> dict[str, list[dict[str, Any]]]:
         ],
         "family plans-update_signpost": [{"status": "referred", "note": "Probe."}],
         "family plans-set_timetable": [{"steps": [{"starts_on": day, "planned_hours": 10}]}],
+        "actions-record_action": [
+            {
+                "text": "Probe action.",
+                "source_kind": "contact",
+                "source_id": SLOT,
+                "owner": {"kind": "staff", "staff_id": SLOT},
+                "due_on": day,
+            },
+            {
+                "text": "Probe action.",
+                "source_kind": "other",
+                "owner": {"kind": "family_member", "child_id": SLOT},
+                "due_on": day,
+            },
+            {
+                "text": "Probe action.",
+                "source_kind": "other",
+                "owner": {"kind": "agency", "organization_id": SLOT},
+                "due_on": day,
+            },
+            {
+                "text": "Probe action.",
+                "source_kind": "other",
+                "owner": {"kind": "team_member", "team_member_id": SLOT},
+                "due_on": day,
+            },
+        ],
+        "actions-change_action_status": [{"status": "not_done", "note": "Probe."}],
         "referrals-create_level": [
             {"code": UNIQUE, "label": "Probe level", "rank": 9, "la_code": SLOT}
         ],
@@ -604,6 +637,8 @@ def own_objects(la: LocalAuthority) -> dict[str, str]:
         "referral": la.id("referral", "received"),
         "flag": la.ids("flag")[0],
         "goal": la.ids("goal")[0],
+        "action": la.ids("action")[0],
+        "intervention": la.ids("intervention")[0],
         "signpost": la.ids("signpost")[0],
         "staff": la.id("staff", "practitioner"),
         "actor": f"staff:{la.id('staff', 'practitioner')}",
@@ -634,7 +669,7 @@ def secrets_of(
 
 
 def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
-    casework = ["case", "referral", "referral_of_HA2", "goal", "review", "intervention"]
+    casework = ["case", "referral", "referral_of_HA2", "goal", "review", "intervention", "action"]
     casework += ["measure", "signpost", "flag", "legal_hold", "webhook"]
     pupils = list(first.pupils.values())
     everything = secrets_of(first, [*casework, "school", "staff", "client"], pupils=pupils)
@@ -692,6 +727,8 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "school": first.ids("school"),
         "flag": first.ids("flag"),
         "goal": first.ids("goal"),
+        "action": first.ids("action"),
+        "intervention": first.ids("intervention"),
         "signpost": first.ids("signpost"),
         "legal_hold": first.ids("legal_hold"),
         "webhook": first.ids("webhook"),
@@ -742,7 +779,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
     school_secrets[first.schools["SA1"]["id"]] = "school id (SA1)"
     school_secrets[first.schools["SA1"]["code"]] = "school code (SA1)"
     school_secrets[first.schools["SA1"]["name"]] = "school name (SA1)"
-    sibling_kinds = ("case", "referral", "goal", "signpost", "flag", "webhook")
+    sibling_kinds = ("case", "referral", "goal", "action", "signpost", "flag", "webhook")
     sibling_foreign = {k: foreign[k] for k in sibling_kinds}
     sibling_foreign |= {
         "pupil": [first.pupils[m].id for m in ("A1-0001", "A1-0003")],

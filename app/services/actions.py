@@ -110,6 +110,8 @@ async def _owner_columns(session: AsyncSession, case: Case, owner: ActionOwner) 
     refusal is the same whether the id does not exist or is outside reach."""
     at: list[str | int] = ["body", "owner"]
     title = "The owner cannot take this action."
+    if (problem := owner.naming_problem()) is not None:
+        raise _problem(at, "The owner is not named as its kind needs.", problem)
     if owner.kind == GivenOwnerKind.staff:
         assert owner.staff_id is not None
         children = (await access.case_children(session, [case.id]))[case.id]

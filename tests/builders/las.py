@@ -469,6 +469,19 @@ class Builder:
             },
         )
         self.la.add("intervention", case, contact["id"])
+        action = await self.json(
+            practitioner,
+            "POST",
+            f"{base}/actions",
+            {
+                "text": f"{mark} action: book the nurse",
+                "source_kind": "contact",
+                "source_id": contact["id"],
+                "owner": {"kind": "staff", "staff_id": practitioner.id},
+                "due_on": today().isoformat(),
+            },
+        )
+        self.la.add("action", case, action["id"])
         measure = await self.json(
             practitioner,
             "POST",
@@ -712,7 +725,7 @@ async def snapshot(
         for case_id in la.ids("case"):
             base = f"/v1/cases/{case_id}"
             reads.append((manager, base, {}))
-            for part in ("goals", "reviews", "interventions", "measures", "signposts"):
+            for part in ("goals", "reviews", "interventions", "actions", "measures", "signposts"):
                 reads.append((manager, f"{base}/{part}", {}))
             reads.append((manager, f"{base}/chronology", {}))
         for name, child in la.pupils.items():
