@@ -31,6 +31,7 @@ from app.openapi import declare_identity_provider, declare_problems, declare_sco
 from app.routers import (
     attendance,
     audit_events,
+    case_team,
     cases,
     directory,
     docs,
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         referrals.router,
         cases.router,
         plans.router,
+        case_team.router,
         reports.router,
         report_closures.router,
         report_referrals.router,

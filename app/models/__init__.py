@@ -11,6 +11,7 @@ from app.models.attendance import (
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import new_id, utcnow
 from app.models.case import Case, CaseChild, CaseworkEvent
+from app.models.case_team import CaseTeamMember
 from app.models.directory import (
     DirectoryLocation,
     DirectoryOrganization,
@@ -54,6 +55,7 @@ __all__ = [
     "AuditEventPupil",
     "Case",
     "CaseChild",
+    "CaseTeamMember",
     "CaseworkEvent",
     "DirectoryLocation",
     "DirectoryOrganization",

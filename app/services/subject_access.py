@@ -55,6 +55,7 @@ from app.models.attendance import (
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import utcnow
 from app.models.case import Case, CaseChild, CaseworkEvent
+from app.models.case_team import CaseTeamMember
 from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure
 from app.models.plan import Goal, Review, ReviewScore
@@ -418,6 +419,17 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                 order_by=[col(Intervention.case_id), col(Intervention.occurred_at)],
                 # Child ids are a JSON list: a contact with the whole family names none.
                 keep=lambda row: not row["child_ids"] or bool(named & set(row["child_ids"])),
+            ),
+            _table(
+                session,
+                "team_members",
+                CaseTeamMember,
+                col(CaseTeamMember.case_id).in_(cases),
+                order_by=[
+                    col(CaseTeamMember.case_id),
+                    col(CaseTeamMember.joined_on),
+                    col(CaseTeamMember.id),
+                ],
             ),
             _table(
                 session,
