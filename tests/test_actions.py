@@ -442,3 +442,43 @@ async def test_an_overdue_action_is_announced_once(
     expect(await request_closure(client, work.manager_headers, other["id"]))
     assert await sweep() == 0
     assert len(await recorded(fresh_app, "case.action_overdue")) == 1
+
+
+async def test_a_member_of_the_team_around_the_family_owns_an_action(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    work = await casework(world, client)
+    case = await open_case(client, work.headers, [work.pupil("P0")])
+    other = await open_case(client, work.headers, [work.pupil("P1")])
+    team = f"/v1/cases/{case['id']}/team"
+    camhs = await created(
+        client, team, {"kind": "agency", "name": "CAMHS", "role": "Clinician"}, work.headers
+    )
+    nurse = await created(
+        client, team, {"kind": "agency", "name": "School nursing", "role": "Nurse"}, work.headers
+    )
+    elsewhere = await created(
+        client,
+        f"/v1/cases/{other['id']}/team",
+        {"kind": "agency", "name": "Police", "role": "PCSO"},
+        work.headers,
+    )
+    made = await record(
+        client,
+        work.headers,
+        case["id"],
+        action_body({"kind": "team_member", "team_member_id": camhs["id"]}),
+    )
+    assert made["owner"]["kind"] == "team_member"
+    assert made["owner"]["team_member_id"] == camhs["id"]
+    expect(await client.post(f"{team}/{nurse['id']}/leave", json={}, headers=work.headers))
+    for member in (nurse, elsewhere):
+        answer = assert_problem(
+            await client.post(
+                f"/v1/cases/{case['id']}/actions",
+                json=action_body({"kind": "team_member", "team_member_id": member["id"]}),
+                headers=work.headers,
+            ),
+            422,
+        )
+        assert answer["errors"][0]["detail"] == "no current member of this case's team has this id"

@@ -4,7 +4,7 @@ took with its note; and a case's own review interval (item 4):
 `early_help_case.review_interval_weeks`, null while the case follows the service setting.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-11-30 08:45:59.264582
 """
 
@@ -15,7 +15,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -46,6 +46,18 @@ def upgrade() -> None:
             ["early_help_case.id"],
             name=op.f("fk_case_action_case_id_early_help_case"),
             ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_organization_id"],
+            ["directory_organization.id"],
+            name=op.f("fk_case_action_owner_organization_id_directory_organization"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_team_member_id"],
+            ["case_team_member.id"],
+            name=op.f("fk_case_action_owner_team_member_id_case_team_member"),
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
             ["owner_staff_id"],

@@ -12,6 +12,7 @@ from app.models.attendance import (
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import new_id, utcnow
 from app.models.case import Case, CaseChild, CaseworkEvent
+from app.models.case_team import CaseTeamMember
 from app.models.directory import (
     DirectoryLocation,
     DirectoryOrganization,
@@ -57,6 +58,7 @@ __all__ = [
     "CaseAction",
     "CaseActionStatus",
     "CaseChild",
+    "CaseTeamMember",
     "CaseworkEvent",
     "DirectoryLocation",
     "DirectoryOrganization",

@@ -87,8 +87,12 @@ class CaseAction(SQLModel, table=True):
     )
     # A child on the case (a pupil id) owning an action as a family member.
     owner_child_id: uuid.UUID | None = None
-    owner_organization_id: uuid.UUID | None = None
-    owner_team_member_id: uuid.UUID | None = None
+    owner_organization_id: uuid.UUID | None = ColumnField(
+        default=None, foreign_key="directory_organization.id", ondelete="SET NULL"
+    )
+    owner_team_member_id: uuid.UUID | None = ColumnField(
+        default=None, foreign_key="case_team_member.id", ondelete="SET NULL"
+    )
     # A family member's or an agency's name (or a contact's free-text owner), and their
     # relationship or role. Cleared when the case is de-identified.
     owner_name: str | None = ColumnField(default=None, max_length=200)

@@ -28,6 +28,7 @@ from app.models.attendance import (
 )
 from app.models.base import InputModel
 from app.models.case import Case, CaseChild, CaseworkEvent
+from app.models.case_team import CaseTeamMember
 from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure
 from app.models.plan import Goal, Review, ReviewScore
@@ -136,6 +137,12 @@ CHILD_RECORDS: dict[str, Any] = {
         CaseActionStatus,
         "SubjectAccessActionStatus",
         "Every status those actions took, with its note.",
+    ),
+    "team_members": row_of(
+        CaseTeamMember,
+        "SubjectAccessTeamMember",
+        "The team around the family on those cases: staff and partner agencies, with when "
+        "each joined and left.",
     ),
     "measures": row_of(Measure, "SubjectAccessMeasure", "The child's measures."),
     "timetables": row_of(

@@ -40,6 +40,7 @@ from app.models.action import (
 )
 from app.models.base import shown_as, utcnow
 from app.models.case import Case
+from app.models.case_team import CaseTeamMember
 from app.models.directory import DirectoryOrganization
 from app.models.intervention import Action, Intervention
 from app.models.plan import Goal, Review
@@ -137,12 +138,21 @@ async def _owner_columns(session: AsyncSession, case: Case, owner: ActionOwner) 
                 )
             return {"owner_organization_id": owner.organization_id}
         return {"owner_name": owner.name, "owner_role": owner.role}
-    raise _problem(
-        [*at, "team_member_id"],
-        title,
-        "no member of this case's team has this id (the team around the family is not "
-        "recorded in this version)",
-    )
+    assert owner.team_member_id is not None
+    member = (
+        await session.exec(
+            select(CaseTeamMember.id).where(
+                col(CaseTeamMember.id) == owner.team_member_id,
+                col(CaseTeamMember.case_id) == case.id,
+                col(CaseTeamMember.left_on).is_(None),
+            )
+        )
+    ).first()
+    if member is None:
+        raise _problem(
+            [*at, "team_member_id"], title, "no current member of this case's team has this id"
+        )
+    return {"owner_team_member_id": owner.team_member_id}
 
 
 def _owner_label(action: CaseAction) -> str:

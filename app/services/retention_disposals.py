@@ -48,6 +48,7 @@ from app.models.attendance import (
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import new_id, utcnow
 from app.models.case import Case, CaseChild, CaseStatus, CaseworkEvent
+from app.models.case_team import CaseTeamMember, TeamMemberKind
 from app.models.event import OutboxEvent
 from app.models.idempotency import IdempotentRequest
 from app.models.intervention import Intervention, Timetable
@@ -312,9 +313,10 @@ async def _children_of(
 class Cases(Disposal):
     """Closed cases, de-identified: what the outcome, closure and caseload figures count
     (la, school, status, dates, closure reason, level of need, goals' outcome categories,
-    reviews' dates and every score, actions' dates and statuses) stays; names, narratives,
-    consent, contacts, measures, timetables, signposts, actions' text and notes and the
-    chronology go, with the referrals that led to the case."""
+    reviews' dates and every score, actions' dates and statuses, the team's staff,
+    organisations, roles and dates) stays; names, narratives, consent, contacts, measures,
+    timetables, signposts, actions' text and notes, the team's contact details and named
+    agencies, and the chronology go, with the referrals that led to the case."""
 
     name = "early_help_case"
 
@@ -362,6 +364,24 @@ class Cases(Disposal):
             update(Goal)
             .where(col(Goal.case_id).in_(ids))
             .values(title="", owner=None, child_id=None),
+        )
+        # The team keeps who was involved (staff, directory organisations, roles, dates);
+        # contacts, notes and agencies named in the practitioner's words go.
+        await run(
+            session,
+            update(CaseTeamMember)
+            .where(col(CaseTeamMember.case_id).in_(ids))
+            .values(contact=None, leaving_note=None),
+        )
+        await run(
+            session,
+            update(CaseTeamMember)
+            .where(
+                col(CaseTeamMember.case_id).in_(ids),
+                col(CaseTeamMember.kind) == TeamMemberKind.agency,
+                col(CaseTeamMember.organization_id).is_(None),
+            )
+            .values(name=""),
         )
         await run(
             session,

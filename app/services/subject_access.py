@@ -56,6 +56,7 @@ from app.models.attendance import (
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import utcnow
 from app.models.case import Case, CaseChild, CaseworkEvent
+from app.models.case_team import CaseTeamMember
 from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure
 from app.models.plan import Goal, Review, ReviewScore
@@ -448,6 +449,17 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                     col(CaseActionStatus.action_id).in_(actions),
                     order_by=[col(CaseActionStatus.action_id), col(CaseActionStatus.changed_at)],
                 ),
+            ),
+            _table(
+                session,
+                "team_members",
+                CaseTeamMember,
+                col(CaseTeamMember.case_id).in_(cases),
+                order_by=[
+                    col(CaseTeamMember.case_id),
+                    col(CaseTeamMember.joined_on),
+                    col(CaseTeamMember.id),
+                ],
             ),
             _table(
                 session,
