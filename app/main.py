@@ -29,8 +29,10 @@ from app.middleware import (
 )
 from app.openapi import declare_identity_provider, declare_problems, declare_scope_alternatives
 from app.routers import (
+    actions,
     attendance,
     audit_events,
+    case_team,
     cases,
     directory,
     docs,
@@ -148,6 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         referrals.router,
         cases.router,
         plans.router,
+        actions.router,
+        case_team.router,
         reports.router,
         report_closures.router,
         report_referrals.router,

@@ -75,9 +75,15 @@ ID_KINDS: dict[str, str] = {
     "flag_id": "flag",
     "attendance_flag_id": "flag",
     "signpost_id": "signpost",
+    "member_id": "team_member",
     "child_id": "child",
     "child_ids": "child",
     "goal_id": "goal",
+    "action_id": "action",
+    "staff_id": "staff",
+    # The source an action was agreed at: probed as a contact (`source_kind: contact`).
+    "source_id": "intervention",
+    "team_member_id": "team_member",
     "hold_id": "legal_hold",
     "lead_practitioner_id": "staff",
     "actor": "actor",
@@ -308,6 +314,39 @@ def bodies() -> dict[str, list[dict[str, Any]]]:
         ],
         "family plans-update_signpost": [{"status": "referred", "note": "Probe."}],
         "family plans-set_timetable": [{"steps": [{"starts_on": day, "planned_hours": 10}]}],
+        "actions-record_action": [
+            {
+                "text": "Probe action.",
+                "source_kind": "contact",
+                "source_id": SLOT,
+                "owner": {"kind": "staff", "staff_id": SLOT},
+                "due_on": day,
+            },
+            {
+                "text": "Probe action.",
+                "source_kind": "other",
+                "owner": {"kind": "family_member", "child_id": SLOT},
+                "due_on": day,
+            },
+            {
+                "text": "Probe action.",
+                "source_kind": "other",
+                "owner": {"kind": "agency", "organization_id": SLOT},
+                "due_on": day,
+            },
+            {
+                "text": "Probe action.",
+                "source_kind": "other",
+                "owner": {"kind": "team_member", "team_member_id": SLOT},
+                "due_on": day,
+            },
+        ],
+        "actions-change_action_status": [{"status": "not_done", "note": "Probe."}],
+        "case team-add_team_member": [
+            {"kind": "agency", "name": "Probe agency", "role": "probe"},
+            {"kind": "agency", "organization_id": SLOT, "role": "probe"},
+        ],
+        "case team-leave_team": [{"note": "Probe."}],
         "referrals-create_level": [
             {"code": UNIQUE, "label": "Probe level", "rank": 9, "la_code": SLOT}
         ],
@@ -604,7 +643,10 @@ def own_objects(la: LocalAuthority) -> dict[str, str]:
         "referral": la.id("referral", "received"),
         "flag": la.ids("flag")[0],
         "goal": la.ids("goal")[0],
+        "action": la.ids("action")[0],
+        "intervention": la.ids("intervention")[0],
         "signpost": la.ids("signpost")[0],
+        "team_member": la.ids("team_member")[0],
         "staff": la.id("staff", "practitioner"),
         "actor": f"staff:{la.id('staff', 'practitioner')}",
         "la": la.code,
@@ -634,8 +676,8 @@ def secrets_of(
 
 
 def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
-    casework = ["case", "referral", "referral_of_HA2", "goal", "review", "intervention"]
-    casework += ["measure", "signpost", "flag", "legal_hold", "webhook"]
+    casework = ["case", "referral", "referral_of_HA2", "goal", "review", "intervention", "action"]
+    casework += ["measure", "signpost", "team_member", "flag", "legal_hold", "webhook"]
     pupils = list(first.pupils.values())
     everything = secrets_of(first, [*casework, "school", "staff", "client"], pupils=pupils)
     for child in first.not_on_roll:
@@ -667,6 +709,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
             "referral": first.id("referral", "accepted"),
             "goal": first.id("goal", "open"),
             "signpost": first.id("signpost", "open"),
+            "team_member": first.id("team_member", "open"),
             "flag": first.ids("flag")[0],
             "staff": first.id("staff", "practitioner"),
             "la": first.code,
@@ -692,7 +735,10 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "school": first.ids("school"),
         "flag": first.ids("flag"),
         "goal": first.ids("goal"),
+        "action": first.ids("action"),
+        "intervention": first.ids("intervention"),
         "signpost": first.ids("signpost"),
+        "team_member": first.ids("team_member"),
         "legal_hold": first.ids("legal_hold"),
         "webhook": first.ids("webhook"),
         "staff": staff,
@@ -742,7 +788,16 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
     school_secrets[first.schools["SA1"]["id"]] = "school id (SA1)"
     school_secrets[first.schools["SA1"]["code"]] = "school code (SA1)"
     school_secrets[first.schools["SA1"]["name"]] = "school name (SA1)"
-    sibling_kinds = ("case", "referral", "goal", "signpost", "flag", "webhook")
+    sibling_kinds = (
+        "case",
+        "referral",
+        "goal",
+        "action",
+        "signpost",
+        "team_member",
+        "flag",
+        "webhook",
+    )
     sibling_foreign = {k: foreign[k] for k in sibling_kinds}
     sibling_foreign |= {
         "pupil": [first.pupils[m].id for m in ("A1-0001", "A1-0003")],

@@ -8,25 +8,32 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlmodel import col, select
 
-from app.services.report_caseload import age_band
+from app.models.action import CaseActionStatus
+from app.services.report_caseload import ALL, age_band
 from tests.builders.api import assert_problem, expect
 from tests.builders.casework import (
     add_review,
+    casework,
     hub,
     open_case,
+    open_case_since,
     patch_case,
     read_case,
     referral_body,
     request_closure,
 )
 from tests.builders.clock import days_ago, today
+from tests.builders.database import move_back
 from tests.builders.referrals import act, decision, refer
 from tests.builders.schools import make_school
 from tests.conftest import World
@@ -44,6 +51,7 @@ COLUMNS = [
     "open_cases",
     "children",
     "reviews_overdue",
+    "actions_overdue",
     "closures_pending_approval",
     "step_ups_pending_approval",
     "mean_days_open",
@@ -65,6 +73,7 @@ def row(
     mean: float | None = None,
     median: float | None = None,
     bands: tuple[int, int, int, int] = (0, 0, 0, 0),
+    actions: int = 0,
 ) -> dict[str, Any]:
     return {
         "lead_practitioner_id": lead,
@@ -72,6 +81,7 @@ def row(
         "open_cases": open_cases,
         "children": children,
         "reviews_overdue": overdue,
+        "actions_overdue": actions,
         "closures_pending_approval": closures,
         "step_ups_pending_approval": step_ups,
         "mean_days_open": mean,
@@ -380,3 +390,70 @@ async def test_the_caseload_is_within_reach(
 )
 def test_age_bands_go_by_calendar_months(opened: date, as_of: date, band: str) -> None:
     assert age_band(opened, as_of) == band
+
+
+async def test_actions_overdue_are_read_from_their_status_history(
+    client: httpx.AsyncClient, world: World, fresh_app: FastAPI
+) -> None:
+    """An action counts as overdue on day D when it was recorded by D's end, was due before
+    D and was still open at D's end: marking it done later does not rewrite D."""
+    work = await casework(world, client)
+    case = await open_case_since(client, work, [work.pupil("P0")], days_ago(20))
+
+    async def action(due: int) -> str:
+        body = {
+            "text": "Send the attendance letter",
+            "source_kind": "other",
+            "owner": {"kind": "staff", "staff_id": work.practitioner["id"]},
+            "due_on": days_ago(due).isoformat(),
+        }
+        made = expect(
+            await client.post(f"/v1/cases/{case['id']}/actions", json=body, headers=work.headers),
+            201,
+        )
+        await move_back(fresh_app, "case_action", "created_at", made["id"], timedelta(days=15))
+        async with fresh_app.state.session_factory() as session:
+            [opened] = (
+                await session.exec(
+                    select(CaseActionStatus.id).where(
+                        col(CaseActionStatus.action_id) == uuid.UUID(made["id"])
+                    )
+                )
+            ).all()
+        await move_back(
+            fresh_app, "case_action_status", "changed_at", str(opened), timedelta(days=15)
+        )
+        return str(made["id"])
+
+    done_late = await action(10)
+    still_open = await action(3)
+    expect(
+        await client.post(
+            f"/v1/actions/{done_late}/status", json={"status": "done"}, headers=work.headers
+        )
+    )
+    async with fresh_app.state.session_factory() as session:
+        [done_row] = (
+            await session.exec(
+                select(CaseActionStatus.id).where(
+                    col(CaseActionStatus.action_id) == uuid.UUID(done_late),
+                    col(CaseActionStatus.status) == "done",
+                )
+            )
+        ).all()
+    await move_back(fresh_app, "case_action_status", "changed_at", str(done_row), timedelta(days=5))
+    del still_open
+
+    async def overdue(days: int) -> tuple[int, int]:
+        body = expect(
+            await client.get(
+                REPORT, params={"as_of": days_ago(days).isoformat()}, headers=work.manager_headers
+            )
+        )
+        [total] = [r for r in body["rows"] if r["lead_practitioner"] == ALL]
+        [lead] = [r for r in body["rows"] if r["lead_practitioner_id"] == work.practitioner["id"]]
+        return total["actions_overdue"], lead["actions_overdue"]
+
+    assert await overdue(12) == (0, 0)  # nothing due yet
+    assert await overdue(7) == (1, 1)  # the first was due and still open that day
+    assert await overdue(0) == (1, 1)  # the first done since; the second now late

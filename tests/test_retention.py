@@ -243,6 +243,20 @@ async def closed_case_with_records(
         "actions": [],
     }
     await add_to_case(client, work.headers, case["id"], "interventions", contact)
+    action = {
+        "text": "Alex to call the GP about Child Example",
+        "source_kind": "other",
+        "owner": {"kind": "family_member", "name": "Alex Example", "relationship": "mother"},
+        "due_on": days_ago(4).isoformat(),
+    }
+    made = await add_to_case(client, work.headers, case["id"], "actions", action)
+    expect(
+        await client.post(
+            f"/v1/actions/{made['id']}/status",
+            json={"status": "not_done", "note": "Alex was in hospital."},
+            headers=work.headers,
+        )
+    )
     closure = {"destination": "Oak Primary as lead"}
     expect(await request_closure(client, work.manager_headers, case["id"], **closure))
     return case
@@ -294,8 +308,26 @@ async def test_closed_cases_are_deidentified_and_report_figures_stay(
     for untouched in (kept, still_open):
         row = Case.id == uuid.UUID(untouched["id"])
         assert await count(fresh_app, Case, row, Case.deidentified_at.is_(None)) == 1  # type: ignore[union-attr]
+    # Actions keep their dates and statuses; their text, owners' names and notes go.
+    [action] = expect(
+        await client.get(f"/v1/cases/{gone['id']}/actions", headers=work.manager_headers)
+    )["items"]
+    assert (action["text"], action["owner"]["name"], action["owner"]["relationship"]) == (
+        "",
+        None,
+        None,
+    )
+    assert (action["status"], action["due_on"]) == ("not_done", days_ago(4).isoformat())
+    assert [(h["status"], h["note"]) for h in action["history"]] == [
+        ("open", None),
+        ("not_done", None),
+    ]
     held_id = uuid.UUID(kept["id"])
     assert await count(fresh_app, Intervention, Intervention.case_id == held_id) == 1
+    [kept_action] = expect(
+        await client.get(f"/v1/cases/{kept['id']}/actions", headers=work.manager_headers)
+    )["items"]
+    assert kept_action["text"].startswith("Alex to call")
     # Done once: a second run finds nothing more.
     assert disposed(await retain(fresh_app, FAR, only=["early_help_case"]), "early_help_case") == 0
 

@@ -38,8 +38,8 @@ CHILD_SECTIONS = [
     "pupils", "identity_changes", "attendance_marks", "attendance_codes",
     "school_attendance_codes", "attendance_weeks", "attendance_terms", "attendance_flags",
     "attendance_flag_events", "referrals", "referral_children", "cases", "case_children",
-    "goals", "reviews", "review_scores", "interventions", "measures", "timetables",
-    "signposts", "chronology", "audit_events",
+    "goals", "reviews", "review_scores", "interventions", "actions", "action_statuses",
+    "team_members", "measures", "timetables", "signposts", "chronology", "audit_events",
 ]  # fmt: skip
 
 
@@ -139,6 +139,14 @@ async def test_a_childs_export_holds_every_record_about_them_and_none_about_othe
         (fam.case_id, fam.child)
     ]
     assert ids(found["signposts"]) == {made["signpost_child"], made["signpost_family"]}
+    # Actions: the child's own and the family's, and those agreed on their contacts (each
+    # contact's action plan is an action record too); never the sibling's.
+    contacts = {made["contact_child"], made["contact_family"]}
+    from_contacts = {a["id"] for a in found["actions"] if a["source_id"] in contacts}
+    assert len(from_contacts) == 2
+    assert ids(found["actions"]) == {made["action_child"], made["action_family"]} | from_contacts
+    assert ids(found["action_statuses"], "action_id") == ids(found["actions"])
+    assert [s["note"] for s in found["action_statuses"] if s["note"]] == [f"{CHILD_MARK} ill"]
 
     chronology = found["chronology"]
     assert {e["case_id"] for e in chronology if e["case_id"]} == {fam.case_id}

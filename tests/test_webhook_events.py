@@ -85,6 +85,7 @@ async def test_the_catalogue_lists_every_event_type_with_its_schema(
         "case.closed",
         "case.stepped_up",
         "case.review_overdue",
+        "case.action_overdue",
         "attendance.flag.raised",
         "attendance.flag.resolved",
         "signpost.status_changed",

@@ -514,6 +514,7 @@ async def test_attempts_are_listed_newest_first_and_filtered(
         ("case.closed", "case"),
         ("case.stepped_up", "case"),
         ("case.review_overdue", "case"),
+        ("case.action_overdue", "case"),
         ("attendance.flag.raised", "flag"),
         ("attendance.flag.resolved", "flag"),
         ("signpost.status_changed", "signpost"),

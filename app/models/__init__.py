@@ -1,5 +1,6 @@
 """Every table, imported here so `SQLModel.metadata` is complete for Alembic and the tests."""
 
+from app.models.action import CaseAction, CaseActionStatus
 from app.models.attendance import (
     AttendanceCode,
     AttendanceFlag,
@@ -11,6 +12,7 @@ from app.models.attendance import (
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import new_id, utcnow
 from app.models.case import Case, CaseChild, CaseworkEvent
+from app.models.case_team import CaseTeamMember
 from app.models.directory import (
     DirectoryLocation,
     DirectoryOrganization,
@@ -53,7 +55,10 @@ __all__ = [
     "AuditEvent",
     "AuditEventPupil",
     "Case",
+    "CaseAction",
+    "CaseActionStatus",
     "CaseChild",
+    "CaseTeamMember",
     "CaseworkEvent",
     "DirectoryLocation",
     "DirectoryOrganization",

@@ -81,6 +81,9 @@ class Case(SQLModel, table=True):
     # The due date of the last review whose lateness `case.review_overdue` announced: each
     # lapse is announced once (app/services/review_overdue.py).
     review_overdue_notified_due: date | None = None
+    # The case's own review interval in weeks (2-12); null follows the service setting
+    # (`LIAISON_REVIEW_INTERVAL_WEEKS`), so a change of that setting moves these cases too.
+    review_interval_weeks: int | None = None
     updated_at: datetime = ColumnField(default_factory=utcnow)
 
 
@@ -119,6 +122,12 @@ class CaseworkEvent(SQLModel, table=True):
 # --- API schemas -------------------------------------------------------------------------
 
 
+# A case's own review interval: monthly reviews for some families, up to the 12 weeks the
+# guidance allows.
+MIN_REVIEW_WEEKS, MAX_REVIEW_WEEKS = 2, 12
+ReviewWeeks = Annotated[int, Field(ge=MIN_REVIEW_WEEKS, le=MAX_REVIEW_WEEKS)]
+
+
 class CaseCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -133,6 +142,11 @@ class CaseCreate(InputModel):
         description="The day the case opened; default today. A past day (bringing an "
         "existing caseload in) needs `cases:approve`; a future day is refused.",
     )
+    review_interval_weeks: ReviewWeeks | None = Field(
+        default=None,
+        description="The case's own review interval in weeks (2-12); omitted or null follows "
+        "the service setting.",
+    )
 
 
 class CaseUpdate(InputModel):
@@ -142,6 +156,11 @@ class CaseUpdate(InputModel):
     level_of_need: Code | None = None
     children: list[ChildRef] | None = Field(default=None, min_length=1, max_length=20)
     consent: Consent | None = None
+    review_interval_weeks: ReviewWeeks | None = Field(
+        default=None,
+        description="The case's own review interval in weeks (2-12); null returns the case to "
+        "the service setting.",
+    )
 
 
 class ClosureRequest(InputModel):
@@ -211,8 +230,16 @@ class CaseRead(BaseModel):
     )
     referral_ids: list[uuid.UUID]
     last_review_on: date | None
+    review_interval_weeks: int = Field(
+        description="The review interval in effect for this case, in weeks: its own (2-12) or "
+        "the service setting."
+    )
+    review_interval_is_default: bool = Field(
+        description="True when the case follows the service setting (it has no interval of its "
+        "own)."
+    )
     next_review_due: date = Field(
-        description="The last review (or the opening) plus the review interval (6-12 weeks)."
+        description="The last review (or the opening) plus the case's review interval."
     )
     review_overdue: bool
     updated_at: Moment

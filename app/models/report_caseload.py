@@ -30,7 +30,12 @@ class CaseloadRow(BaseModel):
     )
     reviews_overdue: int | None = count(
         "Of those cases, the ones whose next review was due before `as_of`: the last review "
-        "held on or before `as_of` (else the opening) plus the review interval."
+        "held on or before `as_of` (else the opening) plus the case's review interval on `as_of` "
+        "(its own, else the service setting)."
+    )
+    actions_overdue: int | None = count(
+        "Actions on those cases overdue on `as_of`, read from their status history: recorded "
+        "by the end of `as_of`, due before it, and still open at its end."
     )
     closures_pending_approval: int | None = count(
         "Of those cases, the ones whose closure had been requested and awaited a manager's "

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlmodel import SQLModel
 
+from app.models.action import CaseAction, CaseActionStatus
 from app.models.attendance import (
     AttendanceCode,
     AttendanceFlag,
@@ -27,6 +28,7 @@ from app.models.attendance import (
 )
 from app.models.base import InputModel
 from app.models.case import Case, CaseChild, CaseworkEvent
+from app.models.case_team import CaseTeamMember
 from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure
 from app.models.plan import Goal, Review, ReviewScore
@@ -125,6 +127,22 @@ CHILD_RECORDS: dict[str, Any] = {
         "SubjectAccessIntervention",
         "Contacts and interventions with the child or the whole family, with their written "
         "records and action plans.",
+    ),
+    "actions": row_of(
+        CaseAction,
+        "SubjectAccessAction",
+        "Actions agreed on those cases (but those owned by another child), with their owners.",
+    ),
+    "action_statuses": row_of(
+        CaseActionStatus,
+        "SubjectAccessActionStatus",
+        "Every status those actions took, with its note.",
+    ),
+    "team_members": row_of(
+        CaseTeamMember,
+        "SubjectAccessTeamMember",
+        "The team around the family on those cases: staff and partner agencies, with when "
+        "each joined and left.",
     ),
     "measures": row_of(Measure, "SubjectAccessMeasure", "The child's measures."),
     "timetables": row_of(

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from app.models.action import OwnerKind
 from app.models.attendance import FlagKind
 from app.models.case import ClosureReason
 from app.models.referral import DecisionKind, ReferralSource, Urgency
@@ -29,6 +30,7 @@ class EventType(StrEnum):
     case_closed = "case.closed"
     case_stepped_up = "case.stepped_up"
     case_review_overdue = "case.review_overdue"
+    case_action_overdue = "case.action_overdue"
     attendance_flag_raised = "attendance.flag.raised"
     attendance_flag_resolved = "attendance.flag.resolved"
     signpost_status_changed = "signpost.status_changed"
@@ -118,6 +120,21 @@ class CaseReviewOverdue(EventData):
     last_review_on: date | None = Field(description="The last review held; null if none yet.")
 
 
+class CaseActionOverdue(EventData):
+    case_id: uuid.UUID
+    action_id: uuid.UUID
+    la_code: str
+    school_id: uuid.UUID | None = _SCHOOL
+    due_on: date = Field(description="The day the action was due.")
+    owner_kind: OwnerKind = Field(
+        description="Who owns it, by kind; the owner and the action's text are read from "
+        "the action."
+    )
+    owner_staff_id: uuid.UUID | None = Field(
+        description="The staff member who owns it, when the owner is a member of staff."
+    )
+
+
 # --- attendance flags -----------------------------------------------------------------------
 
 
@@ -152,6 +169,7 @@ EVENT_DATA: dict[EventType, type[EventData]] = {
     EventType.case_closed: CaseClosed,
     EventType.case_stepped_up: CaseSteppedUp,
     EventType.case_review_overdue: CaseReviewOverdue,
+    EventType.case_action_overdue: CaseActionOverdue,
     EventType.attendance_flag_raised: FlagRaised,
     EventType.attendance_flag_resolved: FlagResolved,
     EventType.signpost_status_changed: SignpostStatusChanged,

@@ -233,6 +233,39 @@ async def get_flag(
 # --- staff -------------------------------------------------------------------------------
 
 
+async def _covers(
+    session: AsyncSession,
+    staff: StaffMember | None,
+    la_code: str,
+    school_ids: Sequence[uuid.UUID | None],
+) -> bool:
+    """Whether `staff` is an active account whose reach covers casework of `la_code` at
+    `school_ids`: bound to the LA, or to one of the schools."""
+    if staff is None or not staff.is_active:
+        return False
+    if staff.la_code == la_code:
+        return True
+    schools = set(
+        (
+            await session.exec(
+                select(StaffMemberSchool.school_id).where(
+                    StaffMemberSchool.staff_member_id == staff.id
+                )
+            )
+        ).all()
+    )
+    return bool(schools & {s for s in school_ids if s is not None})
+
+
+async def staff_reaching(
+    session: AsyncSession, staff_id: uuid.UUID, la_code: str, school_ids: Sequence[uuid.UUID | None]
+) -> StaffMember | None:
+    """The active staff member with this id whose reach covers a case of `la_code` at these
+    schools; None for anyone else, whether they exist or not."""
+    staff = await session.get(StaffMember, staff_id)
+    return staff if await _covers(session, staff, la_code, school_ids) else None
+
+
 async def check_lead_practitioner(
     session: AsyncSession, staff_id: uuid.UUID, la_code: str, school_ids: Sequence[uuid.UUID | None]
 ) -> None:
@@ -240,18 +273,7 @@ async def check_lead_practitioner(
     case. Anyone else, whether they exist or not, gets the same answer: an id cannot be used
     to learn whether a person exists in another LA, or what they do."""
     staff = await session.get(StaffMember, staff_id)
-    covers = staff is not None and staff.is_active and staff.la_code == la_code
-    if staff is not None and staff.is_active and not covers:
-        schools = set(
-            (
-                await session.exec(
-                    select(StaffMemberSchool.school_id).where(
-                        StaffMemberSchool.staff_member_id == staff_id
-                    )
-                )
-            ).all()
-        )
-        covers = bool(schools & {s for s in school_ids if s is not None})
+    covers = await _covers(session, staff, la_code, school_ids)
     if not covers or staff is None:
         problem = "no active staff member who can reach this case has this id"
     elif staff.role not in (StaffRole.practitioner, StaffRole.manager):
@@ -261,6 +283,30 @@ async def check_lead_practitioner(
     raise ValidationFailed(
         "The lead practitioner cannot take this case.",
         errors=[ProblemItem(loc=["body", "lead_practitioner_id"], detail=problem)],
+    )
+
+
+async def casework_staff(
+    session: AsyncSession, case: Case, username: str, field: str
+) -> StaffMember:
+    """The active practitioner or manager with this username (stored lower-case) whose reach
+    covers the case, or a 422 naming `field`: the same answer for an account of another LA
+    as for no account, so a username cannot be used to learn who works where."""
+    staff = (
+        await session.exec(select(StaffMember).where(StaffMember.username == username.lower()))
+    ).first()
+    held = (await case_children(session, [case.id]))[case.id]
+    schools = [case.school_id, *(c.school_id for c in held)]
+    covers = await _covers(session, staff, case.la_code, schools)
+    if not covers or staff is None:
+        problem = "no active staff member who can reach this case has this username"
+    elif staff.role not in (StaffRole.practitioner, StaffRole.manager):
+        problem = "a team member on staff is a practitioner or a manager"
+    else:
+        return staff
+    raise ValidationFailed(
+        "The staff member cannot join this case's team.",
+        errors=[ProblemItem(loc=["body", field], detail=problem)],
     )
 
 

@@ -138,6 +138,7 @@ async def create(auditor: Auditor, new: CaseCreate) -> Case:
         consent=_consent(new.consent),
         consent_given=new.consent.given,
         summary=new.summary,
+        review_interval_weeks=new.review_interval_weeks,
         opened_at=opened_at,
         opened_by=principal.subject,
         updated_at=now,
@@ -152,7 +153,11 @@ async def create(auditor: Auditor, new: CaseCreate) -> Case:
         "case.opened",
         "Case opened" + _backdated(opened_at, now, backdated),
         case_id=case.id,
-        details={"recorded_at": now.isoformat(), "backdated": backdated},
+        details={
+            "recorded_at": now.isoformat(),
+            "backdated": backdated,
+            "review_interval_weeks": new.review_interval_weeks,
+        },
         occurred_at=opened_at,
     )
     if new.attendance_flag_id is not None:
@@ -344,6 +349,18 @@ async def update(
     if change.level_of_need is not None and change.level_of_need != case.level_of_need:
         case.level_of_need = change.level_of_need
         changed.append("level of need")
+    if (
+        "review_interval_weeks" in fields
+        and change.review_interval_weeks != case.review_interval_weeks
+    ):
+        # Before and after (null: the service setting), so the caseload report can tell which
+        # interval a case was reviewed on on a past day.
+        details["review_interval_weeks"] = {
+            "from": case.review_interval_weeks,
+            "to": change.review_interval_weeks,
+        }
+        case.review_interval_weeks = change.review_interval_weeks
+        changed.append(f"review interval ({_weeks(details['review_interval_weeks']['to'])})")
     if children is not None:
         await session.exec(delete(CaseChild).where(col(CaseChild.case_id) == case.id))
         session.add_all(_child_rows(case.id, children))
@@ -381,6 +398,10 @@ async def update(
         la_code=case.la_code,
     )
     return case
+
+
+def _weeks(value: int | None) -> str:
+    return f"every {value} weeks" if value is not None else "the service setting"
 
 
 def _id_or_none(value: uuid.UUID | None) -> str | None:
@@ -697,6 +718,8 @@ async def present(
             referral_ids=referrals[c.id],
             opened_on=case_dates.opened_on(c),
             closed_on=case_dates.closed_on(c),
+            review_interval_weeks=review_schedule.interval_weeks(c, review_weeks),
+            review_interval_is_default=c.review_interval_weeks is None,
             **asdict(reviews[c.id]),
         )
         for c in cases

@@ -25,7 +25,7 @@ from app.models.intervention import (
     TimetableRead,
     TimetableSet,
 )
-from app.services import access, case_records
+from app.services import access, actions, case_records
 from app.services.school_calendar import school_day
 
 
@@ -65,6 +65,9 @@ async def record(auditor: Auditor, case_id: uuid.UUID, new: InterventionCreate) 
         details={"intervention_id": str(contact.id), "occurred_at": occurred.isoformat()},
         action="intervention.create",
         children=new.child_ids or None,
+        # The action plan becomes action records, followed up on their own (the contact's
+        # `actions` stay as written).
+        also=actions.rows_for_contact(contact, new.actions, work.by, utcnow()),
     )
     return present(contact)
 

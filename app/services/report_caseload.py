@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit import Auditor
 from app.db import run
 from app.errors import ProblemItem, ValidationFailed
+from app.models.action import ActionStatus, CaseAction, CaseActionStatus
 from app.models.base import as_utc
 from app.models.case import Case, CaseChild, CaseworkEvent
 from app.models.plan import Review
@@ -59,6 +60,7 @@ _ADDING_UP = [
     "open_cases",
     "children",
     "reviews_overdue",
+    "actions_overdue",
     "closures_pending_approval",
     "step_ups_pending_approval",
     *(band for band, _, _ in AGE_BANDS),
@@ -75,9 +77,11 @@ class _History:
     closed_at: datetime | None
     reopened: bool
     lead_now: uuid.UUID | None
+    interval_now: int | None
     openings: list[tuple[datetime, str]] = field(default_factory=list)
     approvals: list[tuple[datetime, str]] = field(default_factory=list)
     leads: list[tuple[datetime, str | None, str | None]] = field(default_factory=list)
+    intervals: list[tuple[datetime, int | None, int | None]] = field(default_factory=list)
 
     def open_before(self, cutoff: datetime) -> bool:
         """Open at the end of the day before `cutoff`: the last closure or reopening before
@@ -97,6 +101,16 @@ class _History:
         earlier = [to for at, _, to in self.leads if at < cutoff]
         chosen = earlier[-1] if earlier else self.leads[0][1]
         return uuid.UUID(chosen) if chosen else None
+
+    def interval_before(self, cutoff: datetime, default_weeks: int) -> int:
+        """The case's review interval at `cutoff`, read as its lead is (`lead_before`); a case
+        without one of its own follows the service setting."""
+        if not self.intervals:
+            weeks = self.interval_now
+        else:
+            earlier = [to for at, _, to in self.intervals if at < cutoff]
+            weeks = earlier[-1] if earlier else self.intervals[0][1]
+        return weeks or default_weeks
 
     def closure_pending(self, cutoff: datetime) -> bool:
         steps = [event for at, event in self.approvals if at < cutoff]
@@ -149,10 +163,11 @@ async def _histories(
         col(Case.closed_at),
         col(Case.reopened_count),
         col(Case.lead_practitioner_id),
+        col(Case.review_interval_weeks),
     ).where(*scope)
     found = {
-        case_id: _History(opened, closed, bool(reopened), lead)
-        for case_id, opened, closed, reopened, lead in map(tuple, await run(session, query))
+        case_id: _History(opened, closed, bool(reopened), lead, weeks)
+        for case_id, opened, closed, reopened, lead, weeks in map(tuple, await run(session, query))
     }
     events = (
         select(
@@ -177,9 +192,13 @@ async def _histories(
             history.openings.append((at, event))
         elif event in _CLOSURE_APPROVAL:
             history.approvals.append((at, event))
-        elif isinstance(details, dict) and isinstance(details.get("lead_practitioner"), dict):
-            change = details["lead_practitioner"]
-            history.leads.append((at, change.get("from"), change.get("to")))
+        elif isinstance(details, dict):
+            if isinstance(details.get("lead_practitioner"), dict):
+                change = details["lead_practitioner"]
+                history.leads.append((at, change.get("from"), change.get("to")))
+            if isinstance(details.get("review_interval_weeks"), dict):
+                weeks = details["review_interval_weeks"]
+                history.intervals.append((at, weeks.get("from"), weeks.get("to")))
     return found
 
 
@@ -193,6 +212,37 @@ async def _last_reviews(
         .group_by(col(Review.case_id))
     )
     return dict((await session.exec(query)).all())
+
+
+async def _actions_overdue(
+    session: AsyncSession, scope: list[ColumnElement[bool]], day: date, cutoff: datetime
+) -> dict[uuid.UUID, int]:
+    """Per case, its actions overdue on `day`: recorded by its end, due before it, and open
+    at its end by their status history (a status changed later does not count)."""
+    actions = (
+        select(col(CaseAction.id), col(CaseAction.case_id))
+        .join(Case, col(Case.id) == col(CaseAction.case_id))
+        .where(*scope, col(CaseAction.created_at) < cutoff, col(CaseAction.due_on) < day)
+    )
+    case_of: dict[uuid.UUID, uuid.UUID] = dict((await session.exec(actions)).all())
+    if not case_of:
+        return {}
+    statuses = (
+        select(col(CaseActionStatus.action_id), col(CaseActionStatus.status))
+        .where(
+            col(CaseActionStatus.action_id).in_(list(case_of)),
+            col(CaseActionStatus.changed_at) < cutoff,
+        )
+        .order_by(col(CaseActionStatus.changed_at), col(CaseActionStatus.id))
+    )
+    last: dict[uuid.UUID, ActionStatus] = {}
+    for action_id, status in await session.exec(statuses):
+        last[action_id] = status
+    overdue: dict[uuid.UUID, int] = defaultdict(int)
+    for action_id, status in last.items():
+        if status == ActionStatus.open:
+            overdue[case_of[action_id]] += 1
+    return overdue
 
 
 async def _step_ups_pending(
@@ -241,6 +291,7 @@ class _Load:
     ages: list[int] = field(default_factory=list)
     bands: dict[str, int] = field(default_factory=lambda: {b: 0 for b, _, _ in AGE_BANDS})
     overdue: int = 0
+    actions_overdue: int = 0
     closures_pending: int = 0
     step_ups_pending: int = 0
 
@@ -253,6 +304,7 @@ class _Load:
             "open_cases": len(self.cases),
             "children": len(kids),
             "reviews_overdue": self.overdue,
+            "actions_overdue": self.actions_overdue,
             "closures_pending_approval": self.closures_pending,
             "step_ups_pending_approval": self.step_ups_pending,
             "mean_days_open": mean(self.ages),
@@ -286,6 +338,7 @@ async def caseload(
     reviews = await _last_reviews(session, scope, day)
     children = await children_by(session, CaseChild, col(CaseChild.case_id), Case, scope)
     step_ups = await _step_ups_pending(session, principal, cutoff, school_id)
+    late_actions = await _actions_overdue(session, scope, day, cutoff)
 
     total = _Load()
     loads: dict[uuid.UUID | None, _Load] = defaultdict(_Load)
@@ -293,13 +346,15 @@ async def caseload(
         if not history.open_before(cutoff):
             continue
         opened_on = as_utc(history.opened_at).date()
-        due = (reviews.get(case_id) or opened_on) + timedelta(weeks=review_weeks)
+        every = history.interval_before(cutoff, review_weeks)
+        due = (reviews.get(case_id) or opened_on) + timedelta(weeks=every)
         band = age_band(opened_on, day)
         for load in (total, loads[history.lead_before(cutoff)]):
             load.cases.append(case_id)
             load.ages.append((day - opened_on).days)
             load.bands[band] += 1
             load.overdue += due < day
+            load.actions_overdue += late_actions.get(case_id, 0)
             load.closures_pending += history.closure_pending(cutoff)
     for staff_id, pending in step_ups.items():
         loads[staff_id].step_ups_pending += pending

@@ -37,6 +37,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import run, table_of
+from app.models.action import CaseAction, CaseActionStatus
 from app.models.attendance import (
     AttendanceFlag,
     AttendanceFlagEvent,
@@ -47,6 +48,7 @@ from app.models.attendance import (
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import new_id, utcnow
 from app.models.case import Case, CaseChild, CaseStatus, CaseworkEvent
+from app.models.case_team import CaseTeamMember, TeamMemberKind
 from app.models.event import OutboxEvent
 from app.models.idempotency import IdempotentRequest
 from app.models.intervention import Intervention, Timetable
@@ -311,8 +313,10 @@ async def _children_of(
 class Cases(Disposal):
     """Closed cases, de-identified: what the outcome, closure and caseload figures count
     (la, school, status, dates, closure reason, level of need, goals' outcome categories,
-    reviews' dates and every score) stays; names, narratives, consent, contacts, measures,
-    timetables, signposts and the chronology go, with the referrals that led to the case."""
+    reviews' dates and every score, actions' dates and statuses, the team's staff,
+    organisations, roles and dates) stays; names, narratives, consent, contacts, measures,
+    timetables, signposts, actions' text and notes, the team's contact details and named
+    agencies, and the chronology go, with the referrals that led to the case."""
 
     name = "early_help_case"
 
@@ -361,11 +365,47 @@ class Cases(Disposal):
             .where(col(Goal.case_id).in_(ids))
             .values(title="", owner=None, child_id=None),
         )
+        # The team keeps who was involved (staff, directory organisations, roles, dates);
+        # contacts, notes and agencies named in the practitioner's words go.
+        await run(
+            session,
+            update(CaseTeamMember)
+            .where(col(CaseTeamMember.case_id).in_(ids))
+            .values(contact=None, leaving_note=None),
+        )
+        await run(
+            session,
+            update(CaseTeamMember)
+            .where(
+                col(CaseTeamMember.case_id).in_(ids),
+                col(CaseTeamMember.kind) == TeamMemberKind.agency,
+                col(CaseTeamMember.organization_id).is_(None),
+            )
+            .values(name=""),
+        )
         await run(
             session,
             update(Review)
             .where(col(Review.case_id).in_(ids))
             .values(worries="", working_well="", next_steps=""),
+        )
+        # Actions keep their dates, sources, owners' kinds and statuses (what was followed
+        # up, and when); their text, the people they name and every note go.
+        await run(
+            session,
+            update(CaseAction)
+            .where(col(CaseAction.case_id).in_(ids))
+            .values(text="", owner_name=None, owner_role=None, owner_child_id=None),
+        )
+        await run(
+            session,
+            update(CaseActionStatus)
+            .where(
+                col(CaseActionStatus.action_id).in_(
+                    select(col(CaseAction.id)).where(col(CaseAction.case_id).in_(ids))
+                )
+            )
+            .values(note=None),
         )
         await run(
             session,

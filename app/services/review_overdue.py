@@ -1,11 +1,12 @@
 """The `case.review_overdue` sweep: announce each missed family-plan review once.
 
-A case's next review is due `review_interval_weeks` after its last review (or after it
-opened, before any), and is overdue from the day after (`review_schedule`). The sweep
-records the event for every open case whose review is overdue and whose missed due date was
-not announced yet, and remembers that date on the case; holding a review moves the due date
-on, so a later lapse is announced again. One conditional UPDATE claims the cases, so two
-workers sweeping at once never announce one lapse twice.
+A case's next review is due one review interval (the case's own, else the service's
+`review_interval_weeks`) after its last review (or after it opened, before any), and is
+overdue from the day after (`review_schedule`). The sweep records the event for every open
+case whose review is overdue and whose missed due date was not announced yet, and remembers
+that date on the case; holding a review moves the due date on, so a later lapse is
+announced again. One conditional UPDATE claims the cases, so two workers sweeping at once
+never announce one lapse twice.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.config import Settings
 from app.models.case import Case, CaseStatus
 from app.models.plan import Review
-from app.services import webhook_events
-from app.services.sql_days import day_of, plus_days
+from app.services import review_schedule, webhook_events
 
 
 async def record_overdue_reviews(session: AsyncSession, settings: Settings, now: datetime) -> int:
@@ -32,9 +32,7 @@ async def record_overdue_reviews(session: AsyncSession, settings: Settings, now:
         .correlate(Case)
         .scalar_subquery()
     )
-    due = plus_days(
-        func.coalesce(last, day_of(col(Case.opened_at))), 7 * settings.review_interval_weeks
-    )
+    due = review_schedule.next_due_sql(last, settings.review_interval_weeks)
     announced = col(Case.review_overdue_notified_due)
     claimed = (
         await session.exec(
@@ -42,7 +40,8 @@ async def record_overdue_reviews(session: AsyncSession, settings: Settings, now:
             .where(
                 col(Case.status) == CaseStatus.open.value,
                 due < now.date(),
-                or_(announced.is_(None), announced < due),
+                # A due date moved (by a review held, or a change of interval) is a new one.
+                or_(announced.is_(None), announced != due),
             )
             .values(review_overdue_notified_due=due)
             .returning(col(Case.id), col(Case.la_code), col(Case.school_id), announced)

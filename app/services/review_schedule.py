@@ -1,20 +1,43 @@
-"""When each case's family plan is next reviewed (every 6 to 12 weeks), and which are late."""
+"""When each case's family plan is next reviewed, and which are late.
+
+Each case is reviewed every `review_interval_weeks`: its own (2 to 12 weeks, set on the case)
+or, when it has none, the service setting (6 to 12 weeks). `interval_weeks` and
+`interval_sql` are the one rule for which applies, in Python and in SQL.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import ColumnElement, and_, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.models.base import as_utc, utcnow
 from app.models.case import Case, CaseStatus
 from app.models.plan import Review
+from app.services.sql_days import day_of, plus_days_of
+
+
+def interval_weeks(case: Case, default_weeks: int) -> int:
+    """The review interval in effect for the case: its own, else the service setting."""
+    return case.review_interval_weeks or default_weeks
+
+
+def interval_sql(default_weeks: int) -> ColumnElement[int]:
+    """`interval_weeks` in SQL, for the row's case."""
+    return func.coalesce(col(Case.review_interval_weeks), int(default_weeks))
+
+
+def next_due_sql(last_review: Any, default_weeks: int) -> ColumnElement[date]:
+    """The case's next review day in SQL: its last review (else its opening day) plus its
+    interval."""
+    since = func.coalesce(last_review, day_of(col(Case.opened_at)))
+    return plus_days_of(since, interval_sql(default_weeks) * 7)
 
 
 @dataclass(frozen=True)
@@ -28,7 +51,8 @@ async def timetables(
     session: AsyncSession, case_rows: Sequence[Case], weeks: int, today: date | None = None
 ) -> dict[uuid.UUID, ReviewTimetable]:
     """When each case was last reviewed, when the next review is due, and whether it is late.
-    Before any review, the first is due `weeks` after the case opened."""
+    Before any review, the first is due one interval after the case opened; `weeks` is the
+    service setting, for cases without an interval of their own."""
     today = today or utcnow().date()
     last: dict[uuid.UUID, date] = {}
     if case_rows:
@@ -41,7 +65,8 @@ async def timetables(
     out = {}
     for c in case_rows:
         since = last.get(c.id) or as_utc(c.opened_at).date()
-        due = since + timedelta(weeks=weeks)
+        every = interval_weeks(c, weeks)
+        due = since + timedelta(weeks=every)
         out[c.id] = ReviewTimetable(
             last.get(c.id), due, c.status == CaseStatus.open and due < today
         )
@@ -50,13 +75,8 @@ async def timetables(
 
 def overdue_condition(weeks: int, today: date | None = None) -> Any:
     """SQL for "the case is open and its next review is before today"."""
-    cutoff = (today or utcnow().date()) - timedelta(weeks=weeks)
     last = select(func.max(Review.held_on)).where(col(Review.case_id) == Case.id).scalar_subquery()
-    opened_before = datetime.combine(cutoff, time(), tzinfo=UTC)
     return and_(
         col(Case.status) == CaseStatus.open.value,
-        or_(
-            and_(last.is_not(None), last < cutoff),
-            and_(last.is_(None), col(Case.opened_at) < opened_before),
-        ),
+        next_due_sql(last, weeks) < (today or utcnow().date()),
     )

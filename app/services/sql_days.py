@@ -5,6 +5,8 @@ each child's own date windows in the database instead of sending it thousands of
   `opened_at` and `closed_at`).
 - `week_of(day)`: the Monday of the day's week (as `school_calendar.week_start`).
 - `plus_days(day, n)`: the day `n` days later (earlier for a negative `n`).
+- `plus_days_of(day, days)`: the same with the count an SQL expression (a column), for
+  intervals that differ row by row (a case's own review interval).
 
 SQLite keeps a date as `YYYY-MM-DD` text, which compares as dates do; its `date()` function
 answers in the same form.
@@ -42,6 +44,15 @@ class plus_days(FunctionElement[date]):
     def __init__(self, day: ColumnElement[Any], days: int) -> None:
         # The count is part of the statement's text (and so of its cache key).
         super().__init__(day, literal_column(str(int(days))))
+
+
+class plus_days_of(FunctionElement[date]):
+    type = Date()
+    inherit_cache = True
+    name = "plus_days_of"
+
+    def __init__(self, day: ColumnElement[Any], days: ColumnElement[Any]) -> None:
+        super().__init__(day, days)
 
 
 def _day_and_count(element: plus_days, compiler: SQLCompiler, **kw: Any) -> tuple[str, int]:
@@ -86,3 +97,20 @@ def _plus_days(element: plus_days, compiler: SQLCompiler, **kw: Any) -> str:
 def _plus_days_pg(element: plus_days, compiler: SQLCompiler, **kw: Any) -> str:
     day, days = _day_and_count(element, compiler, **kw)
     return f"(CAST({day} AS DATE) + ({days:d}))"
+
+
+def _day_and_expression(element: plus_days_of, compiler: SQLCompiler, **kw: Any) -> tuple[str, str]:
+    day, days = list(element.clauses)
+    return compiler.process(day, **kw), compiler.process(days, **kw)
+
+
+@compiles(plus_days_of)
+def _plus_days_of(element: plus_days_of, compiler: SQLCompiler, **kw: Any) -> str:
+    day, days = _day_and_expression(element, compiler, **kw)
+    return f"date({day}, printf('%+d days', {days}))"
+
+
+@compiles(plus_days_of, "postgresql")
+def _plus_days_of_pg(element: plus_days_of, compiler: SQLCompiler, **kw: Any) -> str:
+    day, days = _day_and_expression(element, compiler, **kw)
+    return f"(CAST({day} AS DATE) + CAST({days} AS INTEGER))"

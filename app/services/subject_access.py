@@ -44,6 +44,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit import Auditor
 from app.db import table_of
 from app.errors import NotFound
+from app.models.action import CaseAction, CaseActionStatus
 from app.models.attendance import (
     AttendanceCode,
     AttendanceFlag,
@@ -55,6 +56,7 @@ from app.models.attendance import (
 from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import utcnow
 from app.models.case import Case, CaseChild, CaseworkEvent
+from app.models.case_team import CaseTeamMember
 from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure
 from app.models.plan import Goal, Review, ReviewScore
@@ -299,6 +301,10 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
         for_child = col(Goal.child_id).is_(None) | col(Goal.child_id).in_(children)
         goals = select(Goal.id).where(col(Goal.case_id).in_(cases), for_child)
         reviews = select(Review.id).where(col(Review.case_id).in_(cases))
+        owned_here = col(CaseAction.owner_child_id).is_(None) | col(CaseAction.owner_child_id).in_(
+            children
+        )
+        actions = select(CaseAction.id).where(col(CaseAction.case_id).in_(cases), owned_here)
         named = {str(c) for c in children}
         sections = [
             _table(session, "pupils", Pupil, col(Pupil.id).in_(pupils), order_by=[col(Pupil.id)]),
@@ -419,6 +425,42 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                 # Child ids are a JSON list: a contact with the whole family names none.
                 keep=lambda row: not row["child_ids"] or bool(named & set(row["child_ids"])),
             ),
+            _records(
+                "actions",
+                _not_others(
+                    session,
+                    scope,
+                    "actions",
+                    CaseAction,
+                    "id",
+                    col(CaseAction.case_id).in_(cases),
+                    owned_here,
+                    order_by=[col(CaseAction.case_id), col(CaseAction.id)],
+                ),
+            ),
+            _records(
+                "action_statuses",
+                _not_others(
+                    session,
+                    scope,
+                    "action_statuses",
+                    CaseActionStatus,
+                    "action_id",
+                    col(CaseActionStatus.action_id).in_(actions),
+                    order_by=[col(CaseActionStatus.action_id), col(CaseActionStatus.changed_at)],
+                ),
+            ),
+            _table(
+                session,
+                "team_members",
+                CaseTeamMember,
+                col(CaseTeamMember.case_id).in_(cases),
+                order_by=[
+                    col(CaseTeamMember.case_id),
+                    col(CaseTeamMember.joined_on),
+                    col(CaseTeamMember.id),
+                ],
+            ),
             _table(
                 session,
                 "measures",
@@ -460,7 +502,7 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
 
 
 # Casework event details that name a record of the case, by its kind.
-_RECORD_KEYS = ("goal_id", "signpost_id", "measure_id", "intervention_id")
+_RECORD_KEYS = ("goal_id", "signpost_id", "measure_id", "intervention_id", "action_id")
 
 
 async def _other_childrens_records(session: AsyncSession, scope: ChildScope) -> set[str]:
@@ -476,12 +518,48 @@ async def _other_childrens_records(session: AsyncSession, scope: ChildScope) -> 
             )
         )
         found.update(str(i) for i in rows.all())
+    owned = await session.exec(
+        select(CaseAction.id).where(
+            col(CaseAction.case_id).in_(cases),
+            col(CaseAction.owner_child_id).is_not(None),
+            col(CaseAction.owner_child_id).not_in(children),
+        )
+    )
+    found.update(str(i) for i in owned.all())
     named = {str(c) for c in children}
     contacts = await session.exec(
         select(Intervention.id, Intervention.child_ids).where(col(Intervention.case_id).in_(cases))
     )
     found.update(str(i) for i, children in contacts.all() if children and not named & set(children))
+    # An action agreed on another child's contact, or for their goal, is theirs too.
+    sourced = await session.exec(
+        select(CaseAction.id, CaseAction.source_id).where(
+            col(CaseAction.case_id).in_(cases), col(CaseAction.source_id).is_not(None)
+        )
+    )
+    found.update(str(i) for i, source in sourced.all() if str(source) in found)
     return found
+
+
+def _not_others(
+    session: AsyncSession,
+    scope: ChildScope,
+    name: str,
+    table_model: Any,
+    key: str,
+    *where: Any,
+    order_by: Sequence[Any],
+) -> Rows:
+    """The rows of `table_model` but those about a record specific to another child (by
+    the row's `key`: an action, or the action a status belongs to)."""
+    statement = core_select(*_columns(table_model, name)).where(*where).order_by(*order_by)
+
+    async def rows() -> AsyncIterator[Batch]:
+        others = await _other_childrens_records(session, scope)
+        async for batch in rows_of(session, statement, lambda row: str(row[key]) not in others)():
+            yield batch
+
+    return rows
 
 
 def _chronology(session: AsyncSession, scope: ChildScope) -> Rows:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.models.action import CaseAction
 from app.models.base import new_id
 from app.models.case import Case, ClosureReason
 from app.models.event import OutboxEvent
@@ -23,6 +24,7 @@ from app.models.referral import DecisionKind, Referral, ReferralChild
 from app.models.signpost import Signpost, SignpostStatus
 from app.models.webhook_events import (
     EVENT_DATA,
+    CaseActionOverdue,
     CaseClosed,
     CaseOpened,
     CaseReviewOverdue,
@@ -87,6 +89,12 @@ CATALOGUE: dict[EventType, Spec] = {
         SubjectKind.case,
         "case_id",
         "An open case's family-plan review is overdue: sent once per missed due date.",
+    ),
+    EventType.case_action_overdue: Spec(
+        SubjectKind.case,
+        "case_id",
+        "An action on an open case is overdue (still open after its due day): sent once per "
+        "action.",
     ),
     EventType.attendance_flag_raised: Spec(
         SubjectKind.flag, "flag_id", "An absence flag was raised by a marks push."
@@ -286,6 +294,26 @@ def case_review_overdue(
         school_id=school_id,
         review_due_on=due,
         last_review_on=last_review,
+    )
+    return record(session, data, la_code=la_code, school_id=school_id, occurred_at=now)
+
+
+def case_action_overdue(
+    session: AsyncSession,
+    action: CaseAction,
+    la_code: str,
+    school_id: uuid.UUID | None,
+    now: datetime,
+) -> OutboxEvent:
+    assert action.due_on is not None
+    data = CaseActionOverdue(
+        case_id=action.case_id,
+        action_id=action.id,
+        la_code=la_code,
+        school_id=school_id,
+        due_on=action.due_on,
+        owner_kind=action.owner_kind,
+        owner_staff_id=action.owner_staff_id,
     )
     return record(session, data, la_code=la_code, school_id=school_id, occurred_at=now)
 

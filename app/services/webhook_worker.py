@@ -31,7 +31,7 @@ from app.db import SessionFactory, is_postgresql, run, table_of
 from app.models.base import utcnow
 from app.models.event import OutboxEvent
 from app.models.webhook import DeliveryStatus, WebhookDelivery
-from app.services import review_overdue
+from app.services import action_overdue, review_overdue
 from app.services.outbound import safe_client
 from app.services.webhook_delivery import Message, Outcome, claim, record, send
 from app.services.webhook_fanout import BATCH, fan_out
@@ -44,7 +44,10 @@ Sweep = Callable[[AsyncSession, Settings, datetime], Awaitable[object]]
 # Periodic jobs that record the events the passing of time makes: a review falling overdue.
 # Each runs in its own transaction, committed, once per `SWEEP_SECONDS` per worker (each
 # records an event once however many workers sweep).
-SWEEPS: tuple[Sweep, ...] = (review_overdue.record_overdue_reviews,)
+SWEEPS: tuple[Sweep, ...] = (
+    review_overdue.record_overdue_reviews,
+    action_overdue.record_overdue_actions,
+)
 SWEEP_SECONDS = 60.0
 PRUNE_BATCH = 5000
 MAX_BACKOFF_SECONDS = 30.0

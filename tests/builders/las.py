@@ -428,8 +428,9 @@ class Builder:
         mark: str,
         category: str,
     ) -> None:
-        """A goal, a review scoring it, a contact, a measure, a signpost and a timetable on
-        the case named `case`; each is kept under that name. The records are dated today:
+        """A goal, a review scoring it, a contact, a measure, a signpost, a timetable and a
+        member of the team around the family on the case named `case`; each is kept under
+        that name. The records are dated today:
         the case opened today, and nothing is dated before its case opened."""
         case_id = self.la.id("case", case)
         base = f"/v1/cases/{case_id}"
@@ -469,6 +470,19 @@ class Builder:
             },
         )
         self.la.add("intervention", case, contact["id"])
+        action = await self.json(
+            practitioner,
+            "POST",
+            f"{base}/actions",
+            {
+                "text": f"{mark} action: book the nurse",
+                "source_kind": "contact",
+                "source_id": contact["id"],
+                "owner": {"kind": "staff", "staff_id": practitioner.id},
+                "due_on": today().isoformat(),
+            },
+        )
+        self.la.add("action", case, action["id"])
         measure = await self.json(
             practitioner,
             "POST",
@@ -501,6 +515,18 @@ class Builder:
         )
         assert timetable["child_id"] == child.id, timetable
         self.la.timetables[child.mis_id] = case_id
+        member = await self.json(
+            practitioner,
+            "POST",
+            f"{base}/team",
+            {
+                "kind": "agency",
+                "name": f"{mark} school nursing",
+                "role": "school nurse",
+                "contact": f"{mark} nurse's phone",
+            },
+        )
+        self.la.add("team_member", case, member["id"])
 
 
 # --- the two LAs ----------------------------------------------------------------------------
@@ -712,7 +738,15 @@ async def snapshot(
         for case_id in la.ids("case"):
             base = f"/v1/cases/{case_id}"
             reads.append((manager, base, {}))
-            for part in ("goals", "reviews", "interventions", "measures", "signposts"):
+            for part in (
+                "goals",
+                "reviews",
+                "interventions",
+                "actions",
+                "measures",
+                "signposts",
+                "team",
+            ):
                 reads.append((manager, f"{base}/{part}", {}))
             reads.append((manager, f"{base}/chronology", {}))
         for name, child in la.pupils.items():

@@ -164,6 +164,33 @@ async def _plan(world: World, http: httpx.AsyncClient, fam: RecordedFamily) -> N
         "signposts", {**signpost, "child_id": fam.sibling, "reason": f"{SIBLING_MARK} club"}
     )
     ids["signpost_family"] = await add("signposts", {**signpost, "reason": f"{FAMILY_MARK} help"})
+    action = {"source_kind": "review", "source_id": ids["review"], "due_on": held_on}
+    ids["action_child"] = await add(
+        "actions",
+        {**action, "text": f"{CHILD_MARK} chart", "owner": {"kind": "family_member",
+         "child_id": fam.child}},
+    )  # fmt: skip
+    ids["action_sibling"] = await add(
+        "actions",
+        {**action, "text": f"{SIBLING_MARK} chart", "owner": {"kind": "family_member",
+         "child_id": fam.sibling}},
+    )  # fmt: skip
+    ids["action_family"] = await add(
+        "actions",
+        {**action, "text": f"{FAMILY_MARK} forms", "owner": {"kind": "family_member",
+         "name": FAMILY[0]["name"], "relationship": "mother"}},
+    )  # fmt: skip
+    for done in ("action_child", "action_sibling"):
+        expect(
+            await http.post(
+                f"/v1/actions/{ids[done]}/status",
+                json={
+                    "status": "not_done",
+                    "note": f"{SIBLING_MARK if done == 'action_sibling' else CHILD_MARK} ill",
+                },
+                headers=headers,
+            )
+        )
 
 
 FAMILY_MEMBER = FAMILY[0]

@@ -1,0 +1,107 @@
+"""The team around the family and the meetings of a case: a case for two children of one
+school, members added through the API, and the bodies the routes take.
+
+`Family` is a case for P0 (the child) and P1 (the sibling) opened 60 days ago by the
+manager and led by the practitioner; P2 is at the school and not on it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from tests.builders.api import created, expect, items
+from tests.builders.casework import Casework, casework, open_case_since, route
+from tests.builders.clock import days_ago
+from tests.conftest import World
+
+
+@dataclass
+class Family:
+    work: Casework
+    case: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.case["id"])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.work.headers
+
+    @property
+    def child(self) -> str:
+        return self.work.pupil("P0")
+
+    @property
+    def sibling(self) -> str:
+        return self.work.pupil("P1")
+
+    @property
+    def stranger(self) -> str:
+        return self.work.pupil("P2")
+
+
+async def family(http: httpx.AsyncClient, world: World, opened_days_ago: int = 60) -> Family:
+    work = await casework(world, http, pupils=3)
+    pupils = [work.pupil("P0"), work.pupil("P1")]
+    case = await open_case_since(http, work, pupils, days_ago(opened_days_ago))
+    return Family(work, case)
+
+
+def moment(days: float = 0, hours: float = 0) -> str:
+    """An ISO date-time that long before now (negative: after now)."""
+    return (datetime.now(UTC) - timedelta(days=days, hours=hours)).isoformat()
+
+
+# --- the team -------------------------------------------------------------------------------
+
+
+def staff_member(username: str, role: str = "Family practitioner", **fields: Any) -> dict[str, Any]:
+    return {"kind": "staff", "username": username, "role": role, **fields}
+
+
+def agency(name: str, role: str, **fields: Any) -> dict[str, Any]:
+    return {"kind": "agency", "name": name, "role": role, **fields}
+
+
+async def join(
+    http: httpx.AsyncClient, headers: dict[str, str], case_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    member = await created(http, route(case_id, "team"), body, headers)
+    assert member["case_id"] == case_id
+    return member
+
+
+async def team(
+    http: httpx.AsyncClient, headers: dict[str, str], case_id: str, **params: Any
+) -> list[dict[str, Any]]:
+    return await items(http, route(case_id, "team"), headers, **params)
+
+
+async def leave(
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    case_id: str,
+    member_id: str,
+    **body: Any,
+) -> httpx.Response:
+    return await http.post(route(case_id, f"team/{member_id}/leave"), json=body, headers=headers)
+
+
+async def organisation(world: World, name: str = "Riverside CAMHS") -> str:
+    """A directory organisation, written through the directory's API: its id."""
+    writer = await world.client_headers("directory:write", la_code="202")
+    organization_id = str(uuid.uuid4())
+    body = {
+        "name": f"{name} drop-in",
+        "description": "Weekly drop-in.",
+        "status": "active",
+        "organization": {"id": organization_id, "name": name},
+    }
+    expect(await world.http.post("/v1/directory/services", json=body, headers=writer), 201)
+    return organization_id
