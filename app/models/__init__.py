@@ -21,6 +21,7 @@ from app.models.directory import (
     DirectoryTaxonomy,
     DirectoryTaxonomyTerm,
 )
+from app.models.document import CaseDocument, LetterTemplate
 from app.models.event import OutboxEvent
 from app.models.idempotency import IdempotentRequest
 from app.models.intervention import Intervention, Timetable
@@ -54,6 +55,7 @@ __all__ = [
     "AuditEventPupil",
     "Case",
     "CaseChild",
+    "CaseDocument",
     "CaseworkEvent",
     "DirectoryLocation",
     "DirectoryOrganization",
@@ -67,6 +69,7 @@ __all__ = [
     "IdempotentRequest",
     "Intervention",
     "LegalHold",
+    "LetterTemplate",
     "Measure",
     "MeasureInstrument",
     "NeedLevel",
