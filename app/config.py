@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Only ever used outside production; `Settings` refuses it when environment=production.
 DEVELOPMENT_SIGNING_KEY = "liaison-development-signing-key-do-not-use-in-production"
 MIN_SIGNING_KEY_BYTES = 32
+# The largest document accepted unless LIAISON_DOCUMENT_MAX_BYTES says otherwise.
+DEFAULT_DOCUMENT_MAX_BYTES = 10 * 1024 * 1024
 EXTERNAL_SIGNING_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 )
@@ -119,7 +121,9 @@ class Settings(BaseSettings):
     # of any S3-compatible store (AWS, MinIO, Ceph...).
     document_store: Literal["filesystem", "s3"] = "filesystem"
     document_dir: str = "./documents"
-    document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+    document_max_bytes: int = Field(
+        default=DEFAULT_DOCUMENT_MAX_BYTES, ge=1024, le=512 * 1024 * 1024
+    )
     document_s3_bucket: str | None = None
     document_s3_prefix: str = Field(default="", max_length=200)
     document_s3_endpoint_url: str | None = None

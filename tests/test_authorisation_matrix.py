@@ -78,6 +78,7 @@ ID_KINDS: dict[str, str] = {
     "child_id": "child",
     "child_ids": "child",
     "goal_id": "goal",
+    "document_id": "document",
     "hold_id": "legal_hold",
     "lead_practitioner_id": "staff",
     "actor": "actor",
@@ -145,6 +146,11 @@ WHOLE_RECORDS = {key for key in ID_KINDS if key.startswith("Oruk")}
 # --- bodies -------------------------------------------------------------------------------
 
 SLOT: Any = None  # where a probe puts an id: the probe fills every slot it finds
+# A valid upload (a document on a case): multipart bodies hold no ids of their own.
+MULTIPART_PROBE = (
+    {"file": ("probe.txt", b"Probe document.\n", "text/plain")},
+    {"kind": "other", "title": "Probe document"},
+)
 UNIQUE = "<unique>"  # a fresh code for each probe (same for its two requests)
 UNIQUE_SCHOOL_CODE = "<unique school code>"
 
@@ -378,6 +384,8 @@ class Operation:
 
     # OpenAPI security: any one of these sets of scopes admits the caller.
     alternatives: tuple[tuple[str, ...], ...] = ()
+    # A multipart body (an upload): sent as MULTIPART_PROBE, so only the ids differ.
+    multipart: bool = False
 
     @property
     def label(self) -> str:
@@ -493,6 +501,7 @@ def operations(spec: dict[str, Any]) -> tuple[list[Operation], list[str]]:
                         many = key.endswith("_ids")
                         slots.append(Slot("body", name, key, kind, body_path, many, required))
             alternatives = tuple(tuple(need) for need in needs)
+            multipart = "multipart/form-data" in op.get("requestBody", {}).get("content", {})
             found.append(
                 Operation(
                     method.upper(),
@@ -504,6 +513,7 @@ def operations(spec: dict[str, Any]) -> tuple[list[Operation], list[str]]:
                     query,
                     schema,
                     alternatives,
+                    multipart,
                 )
             )
     return found, unknown
@@ -605,6 +615,7 @@ def own_objects(la: LocalAuthority) -> dict[str, str]:
         "flag": la.ids("flag")[0],
         "goal": la.ids("goal")[0],
         "signpost": la.ids("signpost")[0],
+        "document": la.ids("document")[0],
         "staff": la.id("staff", "practitioner"),
         "actor": f"staff:{la.id('staff', 'practitioner')}",
         "la": la.code,
@@ -635,7 +646,7 @@ def secrets_of(
 
 def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
     casework = ["case", "referral", "referral_of_HA2", "goal", "review", "intervention"]
-    casework += ["measure", "signpost", "flag", "legal_hold", "webhook"]
+    casework += ["measure", "signpost", "document", "flag", "legal_hold", "webhook"]
     pupils = list(first.pupils.values())
     everything = secrets_of(first, [*casework, "school", "staff", "client"], pupils=pupils)
     for child in first.not_on_roll:
@@ -667,6 +678,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
             "referral": first.id("referral", "accepted"),
             "goal": first.id("goal", "open"),
             "signpost": first.id("signpost", "open"),
+            "document": first.id("document", "open"),
             "flag": first.ids("flag")[0],
             "staff": first.id("staff", "practitioner"),
             "la": first.code,
@@ -693,6 +705,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "flag": first.ids("flag"),
         "goal": first.ids("goal"),
         "signpost": first.ids("signpost"),
+        "document": first.ids("document"),
         "legal_hold": first.ids("legal_hold"),
         "webhook": first.ids("webhook"),
         "staff": staff,
@@ -742,7 +755,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
     school_secrets[first.schools["SA1"]["id"]] = "school id (SA1)"
     school_secrets[first.schools["SA1"]["code"]] = "school code (SA1)"
     school_secrets[first.schools["SA1"]["name"]] = "school name (SA1)"
-    sibling_kinds = ("case", "referral", "goal", "signpost", "flag", "webhook")
+    sibling_kinds = ("case", "referral", "goal", "signpost", "document", "flag", "webhook")
     sibling_foreign = {k: foreign[k] for k in sibling_kinds}
     sibling_foreign |= {
         "pupil": [first.pupils[m].id for m in ("A1-0001", "A1-0003")],
@@ -949,6 +962,11 @@ class Matrix:
         if op.method != "GET":
             headers["If-Match"] = "*"
         self.requests += 1
+        if op.multipart:
+            files, fields = MULTIPART_PROBE
+            return await self.http.request(
+                op.method, path, params=params or None, files=files, data=fields, headers=headers
+            )
         return await self.http.request(
             op.method, path, params=params or None, json=body, headers=headers
         )

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
+from app.config import DEFAULT_DOCUMENT_MAX_BYTES
 from app.deps import (
     AnyPrincipal,
     AuditorDep,
@@ -43,7 +44,13 @@ _READ = problem_responses(404, 422)
 )
 async def upload_document(
     case_id: uuid.UUID,
-    file: Annotated[UploadFile, File(description="The document.")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="The document (at most `LIAISON_DOCUMENT_MAX_BYTES`, by default 10 MiB).",
+            json_schema_extra={"maxLength": DEFAULT_DOCUMENT_MAX_BYTES},
+        ),
+    ],
     kind: Annotated[DocumentKind, Form()],
     title: Annotated[DocumentTitle, Form()],
     response: Response,

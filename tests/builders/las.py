@@ -428,7 +428,8 @@ class Builder:
         mark: str,
         category: str,
     ) -> None:
-        """A goal, a review scoring it, a contact, a measure, a signpost and a timetable on
+        """A goal, a review scoring it, a contact, a measure, a signpost, a document and a
+        timetable on
         the case named `case`; each is kept under that name. The records are dated today:
         the case opened today, and nothing is dated before its case opened."""
         case_id = self.la.id("case", case)
@@ -488,6 +489,14 @@ class Builder:
             {"service_id": service_id, "child_id": child.id, "reason": f"{mark} signpost reason"},
         )
         self.la.add("signpost", case, signpost["id"])
+        document = await self.http.post(
+            f"{base}/documents",
+            files={"file": ("plan.txt", f"{mark} signed plan\n".encode(), "text/plain")},
+            data={"kind": "signed_plan", "title": f"{mark} signed plan"},
+            headers=practitioner.headers,
+        )
+        assert document.status_code == 201, document.text
+        self.la.add("document", case, document.json()["id"])
         timetable = await self.json(
             practitioner,
             "PUT",
