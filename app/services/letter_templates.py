@@ -19,7 +19,7 @@ import asyncio
 from datetime import date, datetime
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlmodel import select
@@ -79,6 +79,18 @@ DEFAULTS = {LetterKind.invitation: DEFAULT_INVITATION}
 _environment = ImmutableSandboxedEnvironment(
     autoescape=True, undefined=StrictUndefined, loader=None, auto_reload=False
 )
+# No globals (`range`, `lipsum`, `cycler`...): a letter loops over its own values only.
+_environment.globals.clear()
+# The sandbox guards attributes, not time: a template may nest loops this deep, and do no
+# multiplication or powers, so its work stays proportional to its values and its length.
+MAX_LOOP_DEPTH = 2
+_ARITHMETIC = (nodes.Mul, nodes.Pow, nodes.FloorDiv, nodes.Div, nodes.Mod)
+
+
+def _loop_depth(node: nodes.Node, depth: int = 0) -> int:
+    here = depth + isinstance(node, nodes.For)
+    return max([here, *(_loop_depth(child, here) for child in node.iter_child_nodes())])
+
 
 SAMPLE_CONTEXT: dict[str, Any] = {
     "today": "1 December 2026",
@@ -111,10 +123,27 @@ def _invalid(detail: str) -> LetterTemplateInvalid:
     )
 
 
+def _parsed(body: str) -> Template:
+    tree = _environment.parse(body)
+    if _loop_depth(tree) > MAX_LOOP_DEPTH:
+        raise _invalid(f"loops may be nested at most {MAX_LOOP_DEPTH} deep")
+    if any(True for _ in tree.find_all(_ARITHMETIC)):
+        raise _invalid("a letter template does no multiplication, division or powers")
+    return _environment.from_string(tree)
+
+
 def render_html(body: str, context: dict[str, Any]) -> str:
-    """The template rendered in the sandbox, or a 422 saying why it cannot be."""
+    """The template rendered in the sandbox, or a 422 saying why it cannot be. Its output is
+    read as it is made and refused once past `MAX_OUTPUT_CHARS`."""
     try:
-        html = _environment.from_string(body).render(context)
+        parts: list[str] = []
+        size = 0
+        for part in _parsed(body).generate(context):
+            size += len(part)
+            if size > MAX_OUTPUT_CHARS:
+                raise _invalid(f"the letter would be longer than {MAX_OUTPUT_CHARS} characters")
+            parts.append(part)
+        html = "".join(parts)
     except SecurityError as exc:
         raise _invalid(f"the template reaches outside its context: {exc}") from None
     except TemplateError as exc:
@@ -123,8 +152,6 @@ def render_html(body: str, context: dict[str, Any]) -> str:
         raise _invalid(f"{type(exc).__name__}{where}: {exc.message or exc}") from None
     except (ArithmeticError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise _invalid(f"the template failed: {type(exc).__name__}: {str(exc)[:200]}") from None
-    if len(html) > MAX_OUTPUT_CHARS:
-        raise _invalid(f"the letter would be longer than {MAX_OUTPUT_CHARS} characters")
     return html
 
 
