@@ -208,7 +208,7 @@ async def test_upload_list_read_and_download_round_trip(
     # A data protection officer fetches what a subject access export lists.
     assert (await client.get(made["content_url"], headers=dpo)).content == PDF
     chronology = expect(await client.get(f"/v1/cases/{case_id}/chronology", headers=work.headers))
-    assert [i["event"] for i in chronology["items"]].count("document_added") == 2
+    assert [i["event"] for i in chronology["items"]].count("document.added") == 2
 
 
 @pytest.mark.parametrize(

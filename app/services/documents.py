@@ -110,7 +110,7 @@ async def keep(
         await case_records.add(
             work,
             document,
-            event="document_added",
+            event="document.added",
             summary=f"{str(new.kind).replace('_', ' ').capitalize()} added",
             action="document.create",
             details={
@@ -202,7 +202,7 @@ async def delete(auditor: Auditor, case_id: uuid.UUID, document_id: uuid.UUID) -
     await chronology.record(
         auditor.session,
         principal,
-        "document_deleted",
+        "document.deleted",
         f"{str(document.kind).replace('_', ' ').capitalize()} deleted",
         case_id=document.case_id,
         details={"document_id": str(document.id), "kind": str(document.kind)},
