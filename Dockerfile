@@ -21,7 +21,13 @@ ENV PATH=/opt/liaison/bin:$PATH \
     LIAISON_ENVIRONMENT=production \
     LIAISON_LOG_FORMAT=json \
     LIAISON_DATABASE_URL=sqlite+aiosqlite:////var/lib/liaison/liaison.db \
+    LIAISON_DOCUMENT_DIR=/var/lib/liaison/documents \
     LIAISON_FORWARDED_ALLOW_IPS=127.0.0.1,::1
+# Letters are laid out as PDF by WeasyPrint, which needs pango and fonts from Debian.
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends \
+        libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system liaison \
     && useradd --system --gid liaison --home-dir /var/lib/liaison --no-create-home \
         --shell /usr/sbin/nologin liaison \

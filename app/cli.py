@@ -770,6 +770,7 @@ def retention_run_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.table import Table
 
+    from app.services.document_store import store_for
     from app.services.retention import Hooks, TypeSummary, run_retention
 
     settings = _checked_settings()
@@ -812,6 +813,7 @@ def retention_run_command(
                     only=only,
                     hooks=Bar(progress),
                     pause=pause_ms / 1000,
+                    store=store_for(settings),
                 )
         finally:
             await engine.dispose()

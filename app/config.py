@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Only ever used outside production; `Settings` refuses it when environment=production.
 DEVELOPMENT_SIGNING_KEY = "liaison-development-signing-key-do-not-use-in-production"
 MIN_SIGNING_KEY_BYTES = 32
+# The largest document accepted unless LIAISON_DOCUMENT_MAX_BYTES says otherwise.
+DEFAULT_DOCUMENT_MAX_BYTES = 10 * 1024 * 1024
 EXTERNAL_SIGNING_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 )
@@ -114,6 +116,21 @@ class Settings(BaseSettings):
     # A key for encrypting signing secrets at rest; derived from the signing key if unset.
     webhook_secret_key: SecretStr | None = None
 
+    # Documents on cases (docs/casework.md, "Documents"): where their bytes are kept, and the
+    # largest one accepted. `filesystem` keeps them under `document_dir`; `s3` in a bucket
+    # of any S3-compatible store (AWS, MinIO, Ceph...).
+    document_store: Literal["filesystem", "s3"] = "filesystem"
+    document_dir: str = "./documents"
+    document_max_bytes: int = Field(
+        default=DEFAULT_DOCUMENT_MAX_BYTES, ge=1024, le=512 * 1024 * 1024
+    )
+    document_s3_bucket: str | None = None
+    document_s3_prefix: str = Field(default="", max_length=200)
+    document_s3_endpoint_url: str | None = None
+    document_s3_region: str | None = None
+    document_s3_access_key_id: SecretStr | None = None
+    document_s3_secret_access_key: SecretStr | None = None
+
     @field_validator("token_identity_limits", "token_address_limits")
     @classmethod
     def _rate_limits(cls, value: str) -> str:
@@ -173,6 +190,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "LIAISON_EXTERNAL_ISSUER and LIAISON_EXTERNAL_JWKS_URL go together or not at all"
             )
+        if self.document_store == "s3" and not self.document_s3_bucket:
+            raise ValueError("LIAISON_DOCUMENT_STORE=s3 needs LIAISON_DOCUMENT_S3_BUCKET")
         unsafe = set(self.external_algorithms) - EXTERNAL_SIGNING_ALGORITHMS
         if unsafe:
             # An HMAC algorithm here would let a public JWKS key act as a shared secret.

@@ -37,6 +37,7 @@ from app.security import (
     is_own_token,
 )
 from app.services import principals
+from app.services.document_store import DocumentStore
 
 TOKEN_URL = "/oauth/token"
 
@@ -94,6 +95,14 @@ LaCodeQuery = Annotated[
         description="One LA the caller works in (default: every one of them).",
     ),
 ]
+
+
+async def get_document_store(request: Request) -> DocumentStore:
+    store: DocumentStore = request.app.state.document_store
+    return store
+
+
+DocumentStoreDep = Annotated[DocumentStore, Depends(get_document_store)]
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

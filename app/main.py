@@ -22,6 +22,7 @@ from app.deps import storable_parameters
 from app.errors import Problem, install_exception_handlers
 from app.logging import configure_logging
 from app.middleware import (
+    BodyLimit,
     BodySizeLimitMiddleware,
     HeadMiddleware,
     Metrics,
@@ -36,8 +37,10 @@ from app.routers import (
     cases,
     directory,
     docs,
+    documents,
     health,
     legal_holds,
+    letters,
     oauth,
     oruk,
     plans,
@@ -56,6 +59,7 @@ from app.routers import (
 )
 from app.security import JwksCache, use_test_hashing
 from app.services import retention_schedule
+from app.services.document_store import store_for
 from app.services.token_attempts import TokenAttempts
 from app.services.webhook_metrics import WebhookMetrics
 from app.services.webhook_worker import run_worker
@@ -139,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.webhook_metrics = WebhookMetrics(app.state.metrics.registry)
+    app.state.document_store = store_for(settings)
     install_exception_handlers(app)
     for router in (
         oauth.router,
@@ -152,6 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         plans.router,
         actions.router,
         case_team.router,
+        documents.router,
+        letters.router,
         reports.router,
         report_closures.router,
         report_referrals.router,
@@ -169,7 +176,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(HeadMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    upload = BodyLimit(
+        "POST",
+        documents.UPLOAD_PATH,
+        settings.document_max_bytes + documents.MULTIPART_ALLOWANCE,
+        f"A document may be at most {settings.document_max_bytes} bytes.",
+    )
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, narrower=[upload]
+    )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
 
     def openapi() -> dict[str, Any]:

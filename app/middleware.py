@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -118,29 +120,47 @@ class RequestContextMiddleware:
             unbind_request(tokens)
 
 
-class BodySizeLimitMiddleware:
-    """Refuses bodies over the limit with 413 before they are read into memory."""
+@dataclass(frozen=True)
+class BodyLimit:
+    """A lower limit for the requests of one route (a document upload), with what to say."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
+    detail: str
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over the limit with 413 before they are read into memory: at once
+    when `Content-Length` says so, otherwise as soon as the bytes read pass it. A route may
+    have a lower limit of its own (`narrower`); none is higher than `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, narrower: Sequence[BodyLimit] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.narrower = [n for n in narrower if n.max_bytes < max_bytes]
 
-    @property
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"The request body exceeds the limit of {self.max_bytes} bytes.")
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        for rule in self.narrower:
+            if scope["method"] == rule.method and rule.path.fullmatch(scope["path"]):
+                return rule.max_bytes, rule.detail
+        return self.max_bytes, f"The request body exceeds the limit of {self.max_bytes} bytes."
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, detail = self._limit(scope)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_bytes:
-                    await render(self._too_large, instance=scope["path"])(scope, receive, send)
+                if declared > max_bytes:
+                    await render(PayloadTooLarge(detail), instance=scope["path"])(
+                        scope, receive, send
+                    )
                     return
         received = 0
         response_started = False
@@ -150,8 +170,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge(413, self._too_large.detail)
+                if received > max_bytes:
+                    raise _BodyTooLarge(413, detail)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -164,7 +184,7 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await render(self._too_large, instance=scope["path"])(scope, receive, send)
+                await render(PayloadTooLarge(detail), instance=scope["path"])(scope, receive, send)
 
 
 class _BodyTooLarge(HTTPException):

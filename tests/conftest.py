@@ -16,6 +16,7 @@ import base64
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ from tests.builders.demo import DemoServer, demo_server
 POSTGRES_ENV = "LIAISON_TEST_POSTGRES_URL"
 IN_CI = bool(os.environ.get("CI"))
 TEST_SIGNING_KEY = "test-signing-key-0123456789abcdef-0123456789"
+# Documents' bytes (the filesystem store) go here, never into the checkout.
+TEST_DOCUMENT_DIR = tempfile.mkdtemp(prefix="liaison-test-documents-")
 # Tables whose rows come from migrations: never truncated between tests.
 REFERENCE_TABLES = frozenset(
     {"attendance_code", "referral_concern", "need_level", "outcome_category", "measure_instrument"}
@@ -127,6 +130,7 @@ def settings_for(url: str, **overrides: Any) -> Settings:
         "log_format": "json",
         # Tests deliver webhooks themselves, when they choose (tests/builders/deliveries.py).
         "webhook_worker_in_serve": False,
+        "document_dir": TEST_DOCUMENT_DIR,
         "_env_file": None,
     }
     values.update(overrides)

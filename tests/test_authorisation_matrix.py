@@ -84,6 +84,7 @@ ID_KINDS: dict[str, str] = {
     # The source an action was agreed at: probed as a contact (`source_kind: contact`).
     "source_id": "intervention",
     "team_member_id": "team_member",
+    "document_id": "document",
     "hold_id": "legal_hold",
     "lead_practitioner_id": "staff",
     "actor": "actor",
@@ -151,6 +152,11 @@ WHOLE_RECORDS = {key for key in ID_KINDS if key.startswith("Oruk")}
 # --- bodies -------------------------------------------------------------------------------
 
 SLOT: Any = None  # where a probe puts an id: the probe fills every slot it finds
+# A valid upload (a document on a case): multipart bodies hold no ids of their own.
+MULTIPART_PROBE = (
+    {"file": ("probe.txt", b"Probe document.\n", "text/plain")},
+    {"kind": "other", "title": "Probe document"},
+)
 UNIQUE = "<unique>"  # a fresh code for each probe (same for its two requests)
 UNIQUE_SCHOOL_CODE = "<unique school code>"
 
@@ -417,6 +423,8 @@ class Operation:
 
     # OpenAPI security: any one of these sets of scopes admits the caller.
     alternatives: tuple[tuple[str, ...], ...] = ()
+    # A multipart body (an upload): sent as MULTIPART_PROBE, so only the ids differ.
+    multipart: bool = False
 
     @property
     def label(self) -> str:
@@ -532,6 +540,7 @@ def operations(spec: dict[str, Any]) -> tuple[list[Operation], list[str]]:
                         many = key.endswith("_ids")
                         slots.append(Slot("body", name, key, kind, body_path, many, required))
             alternatives = tuple(tuple(need) for need in needs)
+            multipart = "multipart/form-data" in op.get("requestBody", {}).get("content", {})
             found.append(
                 Operation(
                     method.upper(),
@@ -543,6 +552,7 @@ def operations(spec: dict[str, Any]) -> tuple[list[Operation], list[str]]:
                     query,
                     schema,
                     alternatives,
+                    multipart,
                 )
             )
     return found, unknown
@@ -647,6 +657,7 @@ def own_objects(la: LocalAuthority) -> dict[str, str]:
         "intervention": la.ids("intervention")[0],
         "signpost": la.ids("signpost")[0],
         "team_member": la.ids("team_member")[0],
+        "document": la.ids("document")[0],
         "staff": la.id("staff", "practitioner"),
         "actor": f"staff:{la.id('staff', 'practitioner')}",
         "la": la.code,
@@ -677,7 +688,7 @@ def secrets_of(
 
 def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
     casework = ["case", "referral", "referral_of_HA2", "goal", "review", "intervention", "action"]
-    casework += ["measure", "signpost", "team_member", "flag", "legal_hold", "webhook"]
+    casework += ["measure", "signpost", "team_member", "document", "flag", "legal_hold", "webhook"]
     pupils = list(first.pupils.values())
     everything = secrets_of(first, [*casework, "school", "staff", "client"], pupils=pupils)
     for child in first.not_on_roll:
@@ -710,6 +721,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
             "goal": first.id("goal", "open"),
             "signpost": first.id("signpost", "open"),
             "team_member": first.id("team_member", "open"),
+            "document": first.id("document", "open"),
             "flag": first.ids("flag")[0],
             "staff": first.id("staff", "practitioner"),
             "la": first.code,
@@ -739,6 +751,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "intervention": first.ids("intervention"),
         "signpost": first.ids("signpost"),
         "team_member": first.ids("team_member"),
+        "document": first.ids("document"),
         "legal_hold": first.ids("legal_hold"),
         "webhook": first.ids("webhook"),
         "staff": staff,
@@ -795,6 +808,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "action",
         "signpost",
         "team_member",
+        "document",
         "flag",
         "webhook",
     )
@@ -1004,6 +1018,11 @@ class Matrix:
         if op.method != "GET":
             headers["If-Match"] = "*"
         self.requests += 1
+        if op.multipart:
+            files, fields = MULTIPART_PROBE
+            return await self.http.request(
+                op.method, path, params=params or None, files=files, data=fields, headers=headers
+            )
         return await self.http.request(
             op.method, path, params=params or None, json=body, headers=headers
         )

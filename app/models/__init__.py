@@ -23,6 +23,7 @@ from app.models.directory import (
     DirectoryTaxonomy,
     DirectoryTaxonomyTerm,
 )
+from app.models.document import CaseDocument, LetterTemplate
 from app.models.event import OutboxEvent
 from app.models.idempotency import IdempotentRequest
 from app.models.intervention import Intervention, Timetable
@@ -58,6 +59,7 @@ __all__ = [
     "CaseAction",
     "CaseActionStatus",
     "CaseChild",
+    "CaseDocument",
     "CaseTeamMember",
     "CaseworkEvent",
     "DirectoryLocation",
@@ -72,6 +74,7 @@ __all__ = [
     "IdempotentRequest",
     "Intervention",
     "LegalHold",
+    "LetterTemplate",
     "Measure",
     "MeasureInstrument",
     "NeedLevel",

@@ -29,6 +29,7 @@ from app.models.attendance import (
 from app.models.base import InputModel
 from app.models.case import Case, CaseChild, CaseworkEvent
 from app.models.case_team import CaseTeamMember
+from app.models.document import CaseDocument
 from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure
 from app.models.plan import Goal, Review, ReviewScore
@@ -150,6 +151,13 @@ CHILD_RECORDS: dict[str, Any] = {
     ),
     "signposts": row_of(
         Signpost, "SubjectAccessSignpost", "Signposts for the child or the family."
+    ),
+    "documents": row_of(
+        CaseDocument,
+        "SubjectAccessDocument",
+        "Documents on those cases (what each is; its content is fetched from "
+        "`GET /v1/cases/{case_id}/documents/{id}/content`).",
+        without=("storage_key",),
     ),
     "chronology": row_of(
         CaseworkEvent,

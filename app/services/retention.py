@@ -37,6 +37,7 @@ from app.db import SessionFactory, is_postgresql, run
 from app.models.base import utcnow
 from app.models.retention import RetentionCutoff
 from app.security import Principal, Reach
+from app.services.document_store import DocumentStore
 from app.services.retention_disposals import DISPOSALS, RUN_STARTED, Disposal, Disposed
 from app.services.retention_schedule import ALL, Rule, Schedule
 
@@ -127,6 +128,7 @@ async def _one_batch(
     cutoff: date,
     limit: int,
     after: Any,
+    store: DocumentStore | None,
 ) -> Disposed | None:
     async with sessions() as session:
         await _begin_writing(session)
@@ -165,6 +167,13 @@ async def _one_batch(
                 pupil_ids=done.pupil_ids,
                 details={**details, "count": done.rows, **done.details},
             )
+        if done.storage_keys:
+            # Before the commit: were it to fail, the rows stay and the next run disposes of
+            # them again, but bytes past their period are never left behind a committed run.
+            if store is None:
+                raise RuntimeError("documents are disposed of only with their document store")
+            for key in done.storage_keys:
+                await store.delete(key)
         await session.commit()
         return done
 
@@ -179,12 +188,14 @@ async def run_retention(
     only: Sequence[str] | None = None,
     hooks: Hooks | None = None,
     pause: float = 0.0,
+    store: DocumentStore | None = None,
 ) -> RunSummary:
     """Dispose of everything past its period on `today` (the service's clock by default),
     record type by record type, in batches of `batch_size` claimed keys, waiting between
     batches as long as the batch took, at most `pause` seconds, so that the requests served
     beside the run keep their pace.
-    With `dry_run` nothing changes: the summary says what would go and what is held."""
+    With `dry_run` nothing changes: the summary says what would go and what is held.
+    `store` holds the bytes of documents, which go with their cases."""
     hooks = hooks or Hooks()
     today = today or utcnow().date()
     summary = RunSummary(today=today, dry_run=dry_run)
@@ -207,7 +218,7 @@ async def run_retention(
         after = None
         while True:
             batch_began = time.perf_counter()
-            done = await _one_batch(sessions, disposal, rule, cutoff, batch_size, after)
+            done = await _one_batch(sessions, disposal, rule, cutoff, batch_size, after, store)
             if done is None:
                 break
             after = done.last_key

@@ -49,6 +49,7 @@ from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import new_id, utcnow
 from app.models.case import Case, CaseChild, CaseStatus, CaseworkEvent
 from app.models.case_team import CaseTeamMember, TeamMemberKind
+from app.models.document import CaseDocument
 from app.models.event import OutboxEvent
 from app.models.idempotency import IdempotentRequest
 from app.models.intervention import Intervention, Timetable
@@ -95,6 +96,8 @@ class Disposed:
     pupil_ids: list[uuid.UUID] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     last_key: Any = None  # the last key claimed: the next batch starts after it
+    # Document store keys whose bytes go with the rows (removed before the batch commits).
+    storage_keys: list[str] = field(default_factory=list)
 
 
 class Disposal:
@@ -316,7 +319,8 @@ class Cases(Disposal):
     reviews' dates and every score, actions' dates and statuses, the team's staff,
     organisations, roles and dates) stays; names, narratives, consent, contacts, measures,
     timetables, signposts, actions' text and notes, the team's contact details and named
-    agencies, and the chronology go, with the referrals that led to the case."""
+    agencies, documents (rows and bytes; the audit event keeps their count) and the
+    chronology go, with the referrals that led to the case."""
 
     name = "early_help_case"
 
@@ -351,7 +355,12 @@ class Cases(Disposal):
         ids = list(keys)
         pupils = await _children_of(session, CaseChild, col(CaseChild.case_id), ids)
         gone: dict[str, int] = {}
+        found = await run(
+            session, select(col(CaseDocument.storage_key)).where(col(CaseDocument.case_id).in_(ids))
+        )
+        storage_keys = list(found.scalars().all())
         for name, table in (
+            ("documents", CaseDocument),
             ("interventions", Intervention),
             ("measures", Measure),
             ("timetables", Timetable),
@@ -435,7 +444,7 @@ class Cases(Disposal):
             ),
         )
         details = {"ids": [str(i) for i in ids], **gone}
-        return Disposed(count, list(dict.fromkeys(pupils)), details)
+        return Disposed(count, list(dict.fromkeys(pupils)), details, storage_keys=storage_keys)
 
 
 class Referrals(Disposal):

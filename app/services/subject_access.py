@@ -20,6 +20,8 @@ What counts as about the child (docs/data-protection.md says the same to a DPO):
   specific to another child (a sibling's goal, measure, timetable, signpost, or a contact
   naming only the sibling);
 - every review of those cases, with the scores of the goals included;
+- the documents on those cases (what each is, not its bytes: each is fetched from its
+  download route, which a DPO's `audit:read` opens);
 - the casework events (the chronology) of those referrals and cases.
 A child known only by name (never on a roll) is every referral or case entry, within
 reach, with no pupil record and the same given name, family name and date of birth (case
@@ -57,6 +59,7 @@ from app.models.audit import AuditEvent, AuditEventPupil
 from app.models.base import utcnow
 from app.models.case import Case, CaseChild, CaseworkEvent
 from app.models.case_team import CaseTeamMember
+from app.models.document import CaseDocument
 from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure
 from app.models.plan import Goal, Review, ReviewScore
@@ -484,6 +487,13 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                 col(Signpost.case_id).in_(cases),
                 col(Signpost.child_id).is_(None) | col(Signpost.child_id).in_(children),
                 order_by=[col(Signpost.case_id), col(Signpost.id)],
+            ),
+            _table(
+                session,
+                "documents",
+                CaseDocument,
+                col(CaseDocument.case_id).in_(cases),
+                order_by=[col(CaseDocument.case_id), col(CaseDocument.id)],
             ),
             _records("chronology", _chronology(session, scope)),
             section(

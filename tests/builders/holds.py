@@ -51,6 +51,7 @@ async def retain(
         batch_size=batch_size,
         only=only,
         hooks=hooks,
+        store=application.state.document_store,
     )
 
 

@@ -428,9 +428,9 @@ class Builder:
         mark: str,
         category: str,
     ) -> None:
-        """A goal, a review scoring it, a contact, a measure, a signpost, a timetable and a
-        member of the team around the family on the case named `case`; each is kept under
-        that name. The records are dated today:
+        """A goal, a review scoring it, a contact, a measure, a signpost, a document, a
+        timetable and a member of the team around the family on the case named `case`; each
+        is kept under that name. The records are dated today:
         the case opened today, and nothing is dated before its case opened."""
         case_id = self.la.id("case", case)
         base = f"/v1/cases/{case_id}"
@@ -502,6 +502,14 @@ class Builder:
             {"service_id": service_id, "child_id": child.id, "reason": f"{mark} signpost reason"},
         )
         self.la.add("signpost", case, signpost["id"])
+        document = await self.http.post(
+            f"{base}/documents",
+            files={"file": ("plan.txt", f"{mark} signed plan\n".encode(), "text/plain")},
+            data={"kind": "signed_plan", "title": f"{mark} signed plan"},
+            headers=practitioner.headers,
+        )
+        assert document.status_code == 201, document.text
+        self.la.add("document", case, document.json()["id"])
         timetable = await self.json(
             practitioner,
             "PUT",
