@@ -76,6 +76,8 @@ ID_KINDS: dict[str, str] = {
     "attendance_flag_id": "flag",
     "signpost_id": "signpost",
     "member_id": "team_member",
+    "team_member_id": "team_member",
+    "meeting_id": "meeting",
     "child_id": "child",
     "child_ids": "child",
     "goal_id": "goal",
@@ -314,6 +316,28 @@ def bodies() -> dict[str, list[dict[str, Any]]]:
             {"kind": "agency", "organization_id": SLOT, "role": "probe"},
         ],
         "case team-leave_team": [{"note": "Probe."}],
+        "meetings-schedule_meeting": [
+            {
+                "type": "one_to_one_session",
+                "scheduled_at": f"{day}T23:30:00+00:00",
+                "minutes": 30,
+                "location": "school",
+                "child_ids": SLOT,
+                "invitees": [{"team_member_id": SLOT}],
+            },
+            {
+                "type": "one_to_one_session",
+                "scheduled_at": f"{day}T23:30:00+00:00",
+                "location": "school",
+                "invitees": [{"child_id": SLOT}],
+            },
+        ],
+        "meetings-hold_meeting": [
+            {"minutes": 30, "record": "Probe.", "attendees": [{"team_member_id": SLOT}]},
+            {"minutes": 30, "record": "Probe.", "attendees": [{"child_id": SLOT}]},
+        ],
+        "meetings-reschedule_meeting": [{"scheduled_at": f"{day}T23:45:00+00:00"}],
+        "meetings-meeting_did_not_happen": [{"reason": "cancelled_by_service"}],
         "referrals-create_level": [
             {"code": UNIQUE, "label": "Probe level", "rank": 9, "la_code": SLOT}
         ],
@@ -612,6 +636,7 @@ def own_objects(la: LocalAuthority) -> dict[str, str]:
         "goal": la.ids("goal")[0],
         "signpost": la.ids("signpost")[0],
         "team_member": la.ids("team_member")[0],
+        "meeting": la.ids("meeting")[0],
         "staff": la.id("staff", "practitioner"),
         "actor": f"staff:{la.id('staff', 'practitioner')}",
         "la": la.code,
@@ -642,7 +667,8 @@ def secrets_of(
 
 def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
     casework = ["case", "referral", "referral_of_HA2", "goal", "review", "intervention"]
-    casework += ["measure", "signpost", "team_member", "flag", "legal_hold", "webhook"]
+    casework += ["measure", "signpost", "team_member", "meeting", "flag", "legal_hold"]
+    casework += ["webhook"]
     pupils = list(first.pupils.values())
     everything = secrets_of(first, [*casework, "school", "staff", "client"], pupils=pupils)
     for child in first.not_on_roll:
@@ -675,6 +701,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
             "goal": first.id("goal", "open"),
             "signpost": first.id("signpost", "open"),
             "team_member": first.id("team_member", "open"),
+            "meeting": first.id("meeting", "open"),
             "flag": first.ids("flag")[0],
             "staff": first.id("staff", "practitioner"),
             "la": first.code,
@@ -702,6 +729,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "goal": first.ids("goal"),
         "signpost": first.ids("signpost"),
         "team_member": first.ids("team_member"),
+        "meeting": first.ids("meeting"),
         "legal_hold": first.ids("legal_hold"),
         "webhook": first.ids("webhook"),
         "staff": staff,
@@ -751,7 +779,8 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
     school_secrets[first.schools["SA1"]["id"]] = "school id (SA1)"
     school_secrets[first.schools["SA1"]["code"]] = "school code (SA1)"
     school_secrets[first.schools["SA1"]["name"]] = "school name (SA1)"
-    sibling_kinds = ("case", "referral", "goal", "signpost", "team_member", "flag", "webhook")
+    sibling_kinds = ("case", "referral", "goal", "signpost", "team_member", "meeting", "flag")
+    sibling_kinds += ("webhook",)
     sibling_foreign = {k: foreign[k] for k in sibling_kinds}
     sibling_foreign |= {
         "pupil": [first.pupils[m].id for m in ("A1-0001", "A1-0003")],

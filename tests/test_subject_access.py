@@ -38,8 +38,8 @@ CHILD_SECTIONS = [
     "pupils", "identity_changes", "attendance_marks", "attendance_codes",
     "school_attendance_codes", "attendance_weeks", "attendance_terms", "attendance_flags",
     "attendance_flag_events", "referrals", "referral_children", "cases", "case_children",
-    "goals", "reviews", "review_scores", "interventions", "team_members", "measures",
-    "timetables", "signposts", "chronology", "audit_events",
+    "goals", "reviews", "review_scores", "interventions", "meetings", "team_members",
+    "measures", "timetables", "signposts", "chronology", "audit_events",
 ]  # fmt: skip
 
 

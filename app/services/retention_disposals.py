@@ -52,6 +52,7 @@ from app.models.event import OutboxEvent
 from app.models.idempotency import IdempotentRequest
 from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure
+from app.models.meeting import Meeting
 from app.models.plan import Goal, Review
 from app.models.pupil import Pupil
 from app.models.referral import Referral, ReferralChild, ReferralStatus
@@ -313,9 +314,9 @@ class Cases(Disposal):
     """Closed cases, de-identified: what the outcome, closure and caseload figures count
     (la, school, status, dates, closure reason, level of need, goals' outcome categories,
     reviews' dates and every score, the team's staff, organisations, roles and dates) stays;
-    names, narratives, consent, contacts, measures, timetables, signposts, the team's contact
-    details and named agencies, and the chronology go, with the referrals that led to the
-    case."""
+    names, narratives, consent, contacts and meetings, measures, timetables, signposts, the
+    team's contact details and named agencies, and the chronology go, with the referrals
+    that led to the case."""
 
     name = "early_help_case"
 
@@ -351,6 +352,7 @@ class Cases(Disposal):
         pupils = await _children_of(session, CaseChild, col(CaseChild.case_id), ids)
         gone: dict[str, int] = {}
         for name, table in (
+            ("meetings", Meeting),
             ("interventions", Intervention),
             ("measures", Measure),
             ("timetables", Timetable),

@@ -428,9 +428,9 @@ class Builder:
         mark: str,
         category: str,
     ) -> None:
-        """A goal, a review scoring it, a contact, a measure, a signpost, a timetable and a
-        member of the team around the family on the case named `case`; each is kept under
-        that name. The records are dated today:
+        """A goal, a review scoring it, a contact, a measure, a signpost, a timetable, a
+        member of the team around the family and a planned meeting on the case named `case`;
+        each is kept under that name. The records are dated today:
         the case opened today, and nothing is dated before its case opened."""
         case_id = self.la.id("case", case)
         base = f"/v1/cases/{case_id}"
@@ -514,6 +514,26 @@ class Builder:
             },
         )
         self.la.add("team_member", case, member["id"])
+        meeting = await self.json(
+            practitioner,
+            "POST",
+            f"{base}/meetings",
+            {
+                "type": "multi_agency_meeting",
+                "scheduled_at": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+                "minutes": 60,
+                "location": "school",
+                "place": f"{mark} meeting room",
+                "agenda": f"{mark} agenda",
+                "child_ids": [child.id],
+                "invitees": [
+                    {"team_member_id": member["id"]},
+                    {"child_id": child.id},
+                    {"name": f"{mark} Parent Ashgrove", "role": "father"},
+                ],
+            },
+        )
+        self.la.add("meeting", case, meeting["id"])
 
 
 # --- the two LAs ----------------------------------------------------------------------------
@@ -725,7 +745,15 @@ async def snapshot(
         for case_id in la.ids("case"):
             base = f"/v1/cases/{case_id}"
             reads.append((manager, base, {}))
-            for part in ("goals", "reviews", "interventions", "measures", "signposts", "team"):
+            for part in (
+                "goals",
+                "reviews",
+                "interventions",
+                "measures",
+                "signposts",
+                "team",
+                "meetings",
+            ):
                 reads.append((manager, f"{base}/{part}", {}))
             reads.append((manager, f"{base}/chronology", {}))
         for name, child in la.pupils.items():
