@@ -76,6 +76,8 @@ ID_KINDS: dict[str, str] = {
     "attendance_flag_id": "flag",
     "signpost_id": "signpost",
     "member_id": "team_member",
+    "team_member_id": "team_member",
+    "meeting_id": "meeting",
     "child_id": "child",
     "child_ids": "child",
     "goal_id": "goal",
@@ -83,7 +85,6 @@ ID_KINDS: dict[str, str] = {
     "staff_id": "staff",
     # The source an action was agreed at: probed as a contact (`source_kind: contact`).
     "source_id": "intervention",
-    "team_member_id": "team_member",
     "document_id": "document",
     "hold_id": "legal_hold",
     "lead_practitioner_id": "staff",
@@ -353,6 +354,28 @@ def bodies() -> dict[str, list[dict[str, Any]]]:
             {"kind": "agency", "organization_id": SLOT, "role": "probe"},
         ],
         "case team-leave_team": [{"note": "Probe."}],
+        "meetings-schedule_meeting": [
+            {
+                "type": "one_to_one_session",
+                "scheduled_at": f"{day}T23:30:00+00:00",
+                "minutes": 30,
+                "location": "school",
+                "child_ids": SLOT,
+                "invitees": [{"team_member_id": SLOT}],
+            },
+            {
+                "type": "one_to_one_session",
+                "scheduled_at": f"{day}T23:30:00+00:00",
+                "location": "school",
+                "invitees": [{"child_id": SLOT}],
+            },
+        ],
+        "meetings-hold_meeting": [
+            {"minutes": 30, "record": "Probe.", "attendees": [{"team_member_id": SLOT}]},
+            {"minutes": 30, "record": "Probe.", "attendees": [{"child_id": SLOT}]},
+        ],
+        "meetings-reschedule_meeting": [{"scheduled_at": f"{day}T23:45:00+00:00"}],
+        "meetings-meeting_did_not_happen": [{"reason": "cancelled_by_service"}],
         "referrals-create_level": [
             {"code": UNIQUE, "label": "Probe level", "rank": 9, "la_code": SLOT}
         ],
@@ -658,6 +681,7 @@ def own_objects(la: LocalAuthority) -> dict[str, str]:
         "signpost": la.ids("signpost")[0],
         "team_member": la.ids("team_member")[0],
         "document": la.ids("document")[0],
+        "meeting": la.ids("meeting")[0],
         "staff": la.id("staff", "practitioner"),
         "actor": f"staff:{la.id('staff', 'practitioner')}",
         "la": la.code,
@@ -688,7 +712,8 @@ def secrets_of(
 
 def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
     casework = ["case", "referral", "referral_of_HA2", "goal", "review", "intervention", "action"]
-    casework += ["measure", "signpost", "team_member", "document", "flag", "legal_hold", "webhook"]
+    casework += ["measure", "signpost", "team_member", "document", "meeting", "flag"]
+    casework += ["legal_hold", "webhook"]
     pupils = list(first.pupils.values())
     everything = secrets_of(first, [*casework, "school", "staff", "client"], pupils=pupils)
     for child in first.not_on_roll:
@@ -722,6 +747,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
             "signpost": first.id("signpost", "open"),
             "team_member": first.id("team_member", "open"),
             "document": first.id("document", "open"),
+            "meeting": first.id("meeting", "open"),
             "flag": first.ids("flag")[0],
             "staff": first.id("staff", "practitioner"),
             "la": first.code,
@@ -752,6 +778,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "signpost": first.ids("signpost"),
         "team_member": first.ids("team_member"),
         "document": first.ids("document"),
+        "meeting": first.ids("meeting"),
         "legal_hold": first.ids("legal_hold"),
         "webhook": first.ids("webhook"),
         "staff": staff,
@@ -809,6 +836,7 @@ def parties(first: LocalAuthority, second: LocalAuthority) -> list[Party]:
         "signpost",
         "team_member",
         "document",
+        "meeting",
         "flag",
         "webhook",
     )

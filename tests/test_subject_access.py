@@ -39,8 +39,8 @@ CHILD_SECTIONS = [
     "school_attendance_codes", "attendance_weeks", "attendance_terms", "attendance_flags",
     "attendance_flag_events", "referrals", "referral_children", "cases", "case_children",
     "goals", "reviews", "review_scores", "interventions", "actions", "action_statuses",
-    "team_members", "measures", "timetables", "signposts", "documents", "chronology",
-    "audit_events",
+    "meetings", "team_members", "measures", "timetables", "signposts", "documents",
+    "chronology", "audit_events",
 ]  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from app.models.idempotency import IdempotentRequest
 from app.models.intervention import Intervention, Timetable
 from app.models.legal_hold import LegalHold
 from app.models.measure import Measure, MeasureInstrument
+from app.models.meeting import Meeting
 from app.models.plan import Goal, OutcomeCategory, Review, ReviewScore
 from app.models.principal import ApiClient, ApiClientSchool, StaffMember, StaffMemberSchool
 from app.models.pupil import Pupil, PupilIdentityChange
@@ -77,6 +78,7 @@ __all__ = [
     "LetterTemplate",
     "Measure",
     "MeasureInstrument",
+    "Meeting",
     "NeedLevel",
     "OutboxEvent",
     "OutcomeCategory",

@@ -127,20 +127,40 @@ class InterventionCreate(InputModel):
     def _safe_and_complete(self) -> InterventionCreate:
         if as_utc(self.occurred_at) > utcnow():
             raise ValueError("occurred_at: a contact cannot be recorded before it happens")
-        remote = self.type in REMOTE_TYPES or self.location in REMOTE_LOCATIONS
-        if remote and self.child_ids and not self.parent_consent_recorded:
-            raise ValueError(
-                "parent_consent_recorded: a phone or online contact with a child needs the "
-                "parent's recorded consent"
-            )
-        home = self.type in HOME_TYPES or self.location == Location.home
-        if home and not self.risk_assessment_done:
-            raise ValueError(
-                "risk_assessment_done: a home visit records that a risk assessment was done"
-            )
+        problem = safety_problem(
+            self.type,
+            self.location,
+            with_child=bool(self.child_ids),
+            parent_consent_recorded=self.parent_consent_recorded,
+            risk_assessment_done=self.risk_assessment_done,
+        )
+        if problem:
+            raise ValueError(problem)
         if self.type in FORMAL_MEETINGS and (not self.agenda or not self.record):
             raise ValueError("agenda and record: a formal meeting carries both")
         return self
+
+
+def safety_problem(
+    type: InterventionType,
+    location: Location,
+    *,
+    with_child: bool,
+    parent_consent_recorded: bool,
+    risk_assessment_done: bool,
+) -> str | None:
+    """Why a contact may not take place as recorded: a phone or online contact with a child
+    without the parent's recorded consent, or a home visit without a risk assessment."""
+    remote = type in REMOTE_TYPES or location in REMOTE_LOCATIONS
+    if remote and with_child and not parent_consent_recorded:
+        return (
+            "parent_consent_recorded: a phone or online contact with a child needs the "
+            "parent's recorded consent"
+        )
+    home = type in HOME_TYPES or location == Location.home
+    if home and not risk_assessment_done:
+        return "risk_assessment_done: a home visit records that a risk assessment was done"
+    return None
 
 
 class InterventionRead(BaseModel):

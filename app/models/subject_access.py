@@ -32,6 +32,7 @@ from app.models.case_team import CaseTeamMember
 from app.models.document import CaseDocument
 from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure
+from app.models.meeting import Meeting
 from app.models.plan import Goal, Review, ReviewScore
 from app.models.pupil import Pupil, PupilIdentityChange
 from app.models.referral import Referral, ReferralChild, Text200
@@ -138,6 +139,13 @@ CHILD_RECORDS: dict[str, Any] = {
         CaseActionStatus,
         "SubjectAccessActionStatus",
         "Every status those actions took, with its note.",
+    ),
+    "meetings": row_of(
+        Meeting,
+        "SubjectAccessMeeting",
+        "Planned contacts and meetings with the child or the whole family: when and where, the "
+        "agenda, who was invited and who attended, earlier times, a visit's outcome, why one "
+        "did not happen (a held one's record is its contact in `interventions`).",
     ),
     "team_members": row_of(
         CaseTeamMember,

@@ -54,6 +54,7 @@ from app.models.event import OutboxEvent
 from app.models.idempotency import IdempotentRequest
 from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure
+from app.models.meeting import Meeting
 from app.models.plan import Goal, Review
 from app.models.pupil import Pupil
 from app.models.referral import Referral, ReferralChild, ReferralStatus
@@ -317,9 +318,9 @@ class Cases(Disposal):
     """Closed cases, de-identified: what the outcome, closure and caseload figures count
     (la, school, status, dates, closure reason, level of need, goals' outcome categories,
     reviews' dates and every score, actions' dates and statuses, the team's staff,
-    organisations, roles and dates) stays; names, narratives, consent, contacts, measures,
-    timetables, signposts, actions' text and notes, the team's contact details and named
-    agencies, documents (rows and bytes; the audit event keeps their count) and the
+    organisations, roles and dates) stays; names, narratives, consent, contacts and meetings,
+    measures, timetables, signposts, actions' text and notes, the team's contact details and
+    named agencies, documents (rows and bytes; the audit event keeps their count) and the
     chronology go, with the referrals that led to the case."""
 
     name = "early_help_case"
@@ -361,6 +362,7 @@ class Cases(Disposal):
         storage_keys = list(found.scalars().all())
         for name, table in (
             ("documents", CaseDocument),
+            ("meetings", Meeting),
             ("interventions", Intervention),
             ("measures", Measure),
             ("timetables", Timetable),

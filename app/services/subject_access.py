@@ -62,6 +62,7 @@ from app.models.case_team import CaseTeamMember
 from app.models.document import CaseDocument
 from app.models.intervention import Intervention, Timetable
 from app.models.measure import Measure
+from app.models.meeting import Meeting
 from app.models.plan import Goal, Review, ReviewScore
 from app.models.pupil import Pupil, PupilIdentityChange
 from app.models.referral import Referral, ReferralChild
@@ -455,6 +456,15 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
             ),
             _table(
                 session,
+                "meetings",
+                Meeting,
+                col(Meeting.case_id).in_(cases),
+                order_by=[col(Meeting.case_id), col(Meeting.scheduled_at), col(Meeting.id)],
+                # As for contacts: a meeting with the whole family names no child.
+                keep=lambda row: not row["child_ids"] or bool(named & set(row["child_ids"])),
+            ),
+            _table(
+                session,
                 "team_members",
                 CaseTeamMember,
                 col(CaseTeamMember.case_id).in_(cases),
@@ -512,7 +522,14 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
 
 
 # Casework event details that name a record of the case, by its kind.
-_RECORD_KEYS = ("goal_id", "signpost_id", "measure_id", "intervention_id", "action_id")
+_RECORD_KEYS = (
+    "goal_id",
+    "signpost_id",
+    "measure_id",
+    "intervention_id",
+    "action_id",
+    "meeting_id",
+)
 
 
 async def _other_childrens_records(session: AsyncSession, scope: ChildScope) -> set[str]:
@@ -537,10 +554,11 @@ async def _other_childrens_records(session: AsyncSession, scope: ChildScope) -> 
     )
     found.update(str(i) for i in owned.all())
     named = {str(c) for c in children}
-    contacts = await session.exec(
-        select(Intervention.id, Intervention.child_ids).where(col(Intervention.case_id).in_(cases))
-    )
-    found.update(str(i) for i, children in contacts.all() if children and not named & set(children))
+    for contact in (Intervention, Meeting):
+        listed = await session.exec(
+            select(contact.id, contact.child_ids).where(col(contact.case_id).in_(cases))
+        )
+        found.update(str(i) for i, ids in listed.all() if ids and not named & set(ids))
     # An action agreed on another child's contact, or for their goal, is theirs too.
     sourced = await session.exec(
         select(CaseAction.id, CaseAction.source_id).where(

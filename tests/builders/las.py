@@ -429,8 +429,8 @@ class Builder:
         category: str,
     ) -> None:
         """A goal, a review scoring it, a contact, a measure, a signpost, a document, a
-        timetable and a member of the team around the family on the case named `case`; each
-        is kept under that name. The records are dated today:
+        timetable, a member of the team around the family and a planned meeting on the case
+        named `case`; each is kept under that name. The records are dated today:
         the case opened today, and nothing is dated before its case opened."""
         case_id = self.la.id("case", case)
         base = f"/v1/cases/{case_id}"
@@ -535,6 +535,26 @@ class Builder:
             },
         )
         self.la.add("team_member", case, member["id"])
+        meeting = await self.json(
+            practitioner,
+            "POST",
+            f"{base}/meetings",
+            {
+                "type": "multi_agency_meeting",
+                "scheduled_at": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+                "minutes": 60,
+                "location": "school",
+                "place": f"{mark} meeting room",
+                "agenda": f"{mark} agenda",
+                "child_ids": [child.id],
+                "invitees": [
+                    {"team_member_id": member["id"]},
+                    {"child_id": child.id},
+                    {"name": f"{mark} Parent Ashgrove", "role": "father"},
+                ],
+            },
+        )
+        self.la.add("meeting", case, meeting["id"])
 
 
 # --- the two LAs ----------------------------------------------------------------------------
@@ -754,6 +774,7 @@ async def snapshot(
                 "measures",
                 "signposts",
                 "team",
+                "meetings",
             ):
                 reads.append((manager, f"{base}/{part}", {}))
             reads.append((manager, f"{base}/chronology", {}))

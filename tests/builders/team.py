@@ -105,3 +105,45 @@ async def organisation(world: World, name: str = "Riverside CAMHS") -> str:
     }
     expect(await world.http.post("/v1/directory/services", json=body, headers=writer), 201)
     return organization_id
+
+
+# --- meetings -------------------------------------------------------------------------------
+
+
+def plan(days_ahead: float = 3, **fields: Any) -> dict[str, Any]:
+    """A meeting body planned `days_ahead` from now (negative: in the past)."""
+    return {
+        "type": "one_to_one_session",
+        "scheduled_at": moment(days=-days_ahead),
+        "minutes": 45,
+        "location": "school",
+        **fields,
+    }
+
+
+async def schedule(
+    http: httpx.AsyncClient, headers: dict[str, str], case_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    meeting = await created(http, route(case_id, "meetings"), body, headers)
+    assert meeting["case_id"] == case_id and meeting["status"] == "scheduled"
+    return meeting
+
+
+async def step(
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    case_id: str,
+    meeting_id: str,
+    what: str,
+    body: dict[str, Any],
+) -> httpx.Response:
+    """A step of a planned meeting: `held`, `reschedule` or `did-not-happen`."""
+    return await http.post(
+        route(case_id, f"meetings/{meeting_id}/{what}"), json=body, headers=headers
+    )
+
+
+async def meetings(
+    http: httpx.AsyncClient, headers: dict[str, str], case_id: str, **params: Any
+) -> list[dict[str, Any]]:
+    return await items(http, route(case_id, "meetings"), headers, **params)
