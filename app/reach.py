@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, false, or_, select
+from sqlalchemy import BindParameter, ColumnElement, bindparam, false, or_, select
 from sqlmodel import col
 
 from app.errors import Forbidden, NotFound
@@ -72,6 +72,25 @@ def casework_in_reach(
     if not conditions:
         return false()
     return or_(*conditions)
+
+
+def casework_reach_condition(
+    *,
+    la_column: Any,
+    school_column: Any,
+    id_column: Any,
+    child_owner_column: Any,
+    child_school_column: Any,
+) -> ColumnElement[bool]:
+    """`casework_in_reach` for a statement built once, with the reach as the parameters
+    `reach_params` gives (an empty school list and a null LA match nothing)."""
+    schools: BindParameter[Any] = bindparam("reach_schools", expanding=True)
+    with_child = select(child_owner_column).where(child_school_column.in_(schools))
+    return or_(
+        la_column == bindparam("reach_la"),
+        school_column.in_(schools),
+        id_column.in_(with_child.scalar_subquery()),
+    )
 
 
 def writable_la(principal: Principal, requested: str | None = None) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, false, func, or_
+from sqlalchemy import ColumnElement, bindparam, false, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -35,7 +35,7 @@ from app.models.referral import (
 )
 from app.models.school import School
 from app.pagination import Page, keyset
-from app.reach import casework_in_reach, within_reach
+from app.reach import casework_in_reach, casework_reach_condition, reach_params, within_reach
 from app.security import Principal
 from app.services.children import Child, held_by, named_as, pupil_ids
 
@@ -68,10 +68,26 @@ async def _one(session: AsyncSession, query: SelectOfScalar[T], what: str) -> T:
     return found
 
 
+# Built once: every route about one case starts here.
+_CASE_IN_REACH = select(Case).where(
+    Case.id == bindparam("case_id"),
+    casework_reach_condition(
+        la_column=Case.la_code,
+        school_column=Case.school_id,
+        id_column=Case.id,
+        child_owner_column=CaseChild.case_id,
+        child_school_column=CaseChild.school_id,
+    ),
+)
+
+
 async def get_case(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> Case:
-    return await _one(
-        session, select(Case).where(Case.id == case_id, case_in_reach(principal)), "case"
-    )
+    found = (
+        await session.exec(_CASE_IN_REACH, params={"case_id": case_id, **reach_params(principal)})
+    ).first()
+    if found is None:
+        raise NotFound("No such case.")
+    return found
 
 
 async def get_case_for_work(

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy import update as sql_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -688,6 +688,13 @@ async def reopen(
     return case
 
 
+_REFERRALS_OF = (
+    select(Referral.id, Referral.case_id)
+    .where(col(Referral.case_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(Referral.id))
+)
+
+
 async def present(
     session: AsyncSession,
     principal: Principal,
@@ -701,11 +708,7 @@ async def present(
         held = await access.case_children(session, ids)
     referrals: dict[uuid.UUID, list[uuid.UUID]] = {i: [] for i in ids}
     if ids:
-        for referral_id, case_id in await session.exec(
-            select(Referral.id, Referral.case_id)
-            .where(col(Referral.case_id).in_(ids))
-            .order_by(col(Referral.id))
-        ):
+        for referral_id, case_id in await session.exec(_REFERRALS_OF, params={"ids": ids}):
             if case_id is not None:
                 referrals[case_id].append(referral_id)
     identity = identity_for(principal)

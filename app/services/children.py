@@ -7,6 +7,7 @@ how much of a child's identity a caller is shown.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from datetime import date
 from enum import Enum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, func
+from sqlalchemy import ColumnElement, and_, bindparam, func
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.models.referral import ChildRead, NamedChild
 from app.security import Principal, Scope
@@ -78,6 +80,17 @@ class Child:
         )
 
 
+@functools.cache
+def _held_by_statement(model: type[T], owner: str) -> SelectOfScalar[T]:
+    """Built once per child table: every read of a referral or case runs one."""
+    owner_column = getattr(model, owner)
+    return (
+        select(model)
+        .where(col(owner_column).in_(bindparam("owners", expanding=True)))
+        .order_by(col(owner_column), col(model.position))  # type: ignore[attr-defined]
+    )
+
+
 async def held_by(
     session: AsyncSession, model: type[T], owner: str, owner_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[T]]:
@@ -85,12 +98,8 @@ async def held_by(
     naming the referral or case), in the order they were named."""
     found: dict[uuid.UUID, list[T]] = {o: [] for o in owner_ids}
     if owner_ids:
-        owner_column = getattr(model, owner)
-        rows = await session.exec(
-            select(model)
-            .where(col(owner_column).in_(list(owner_ids)))
-            .order_by(col(owner_column), col(model.position))  # type: ignore[attr-defined]
-        )
+        statement = _held_by_statement(model, owner)
+        rows = await session.exec(statement, params={"owners": list(owner_ids)})
         for child in rows:
             found[getattr(child, owner)].append(child)
     return found

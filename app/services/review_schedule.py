@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func
+from sqlalchemy import ColumnElement, and_, bindparam, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -47,6 +47,13 @@ class ReviewTimetable:
     review_overdue: bool
 
 
+_LAST_REVIEWS = (
+    select(Review.case_id, func.max(Review.held_on))
+    .where(col(Review.case_id).in_(bindparam("ids", expanding=True)))
+    .group_by(col(Review.case_id))
+)
+
+
 async def timetables(
     session: AsyncSession, case_rows: Sequence[Case], weeks: int, today: date | None = None
 ) -> dict[uuid.UUID, ReviewTimetable]:
@@ -56,12 +63,8 @@ async def timetables(
     today = today or utcnow().date()
     last: dict[uuid.UUID, date] = {}
     if case_rows:
-        query = (
-            select(Review.case_id, func.max(Review.held_on))
-            .where(col(Review.case_id).in_([c.id for c in case_rows]))
-            .group_by(col(Review.case_id))
-        )
-        last = {row[0]: row[1] for row in (await session.exec(query)).all()}
+        found = await session.exec(_LAST_REVIEWS, params={"ids": [c.id for c in case_rows]})
+        last = {row[0]: row[1] for row in found.all()}
     out = {}
     for c in case_rows:
         since = last.get(c.id) or as_utc(c.opened_at).date()
