@@ -59,7 +59,7 @@ class _LatestReviews:
     def __init__(self, latest: dict[uuid.UUID, date]) -> None:
         self.latest = latest
 
-    async def exec(self, _query: Any) -> _LatestReviews:
+    async def exec(self, _query: Any, params: Any = None) -> _LatestReviews:
         return self
 
     def all(self) -> list[tuple[uuid.UUID, date]]:
