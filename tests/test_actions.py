@@ -482,3 +482,45 @@ async def test_a_member_of_the_team_around_the_family_owns_an_action(
             422,
         )
         assert answer["errors"][0]["detail"] == "no current member of this case's team has this id"
+
+
+async def test_a_meeting_of_the_case_is_a_source(client: httpx.AsyncClient, world: World) -> None:
+    """`source_kind: meeting` names a planned or held meeting of this case; another case's
+    meeting, or an id that is no meeting, gets the same 422 as any other source."""
+    work = await casework(world, client)
+    case = await open_case(client, work.headers, [work.pupil("P0")])
+    other_case = await open_case(client, work.headers, [work.pupil("P1")])
+    plan = {
+        "type": "one_to_one_session",
+        "scheduled_at": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+        "minutes": 30,
+        "location": "school",
+    }
+    meeting = await created(client, f"/v1/cases/{case['id']}/meetings", plan, work.headers)
+    elsewhere = await created(client, f"/v1/cases/{other_case['id']}/meetings", plan, work.headers)
+    made = await record(
+        client,
+        work.headers,
+        case["id"],
+        action_body(staff_owner(work), source_kind="meeting", source_id=meeting["id"]),
+    )
+    assert (made["source_kind"], made["source_id"]) == ("meeting", meeting["id"])
+    details = []
+    for source in (elsewhere["id"], case["id"], "01a00000-0000-7000-8000-000000000000"):
+        answer = assert_problem(
+            await client.post(
+                f"/v1/cases/{case['id']}/actions",
+                json=action_body(staff_owner(work), source_kind="meeting", source_id=source),
+                headers=work.headers,
+            ),
+            422,
+        )
+        assert answer["errors"][0]["loc"] == ["body", "source_id"], answer
+        details.append(answer["errors"][0]["detail"])
+    assert details == ["no meeting with this id on this case"] * 3
+    # A meeting action may still name no source.
+    unsourced = await record(
+        client, work.headers, case["id"], action_body(staff_owner(work), source_kind="meeting")
+    )
+    assert unsourced["source_id"] is None
+    assert len(await items(client, f"/v1/cases/{case['id']}/actions", work.headers)) == 2

@@ -1,15 +1,16 @@
 """Letters (issue 17, item 6): an LA admin words the invitation letter (a sandboxed Jinja2
 template, checked when saved), and a scheduled meeting's letter is rendered as HTML and PDF
-and kept on the case as documents of kind `letter`.
-
-Until planned meetings are merged (branch casework-meetings), the letter is written
-through the service with the meeting's facts; the route on the meeting follows the merge.
+and kept on the case as documents of kind `letter`: through the service with a meeting's
+facts, and through `POST /v1/cases/{id}/meetings/{meeting_id}/invitation-letter` for a
+planned meeting.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -19,7 +20,19 @@ from app.audit import Auditor
 from app.security import decode_access_token
 from app.services import case_records, letter_templates, letters, principals
 from tests.builders.api import assert_problem, expect, items
-from tests.builders.casework import Casework, casework, open_case
+from tests.builders.casework import (
+    AuditTrail,
+    Casework,
+    casework,
+    chronology,
+    hub,
+    open_case,
+    patch_case,
+    request_closure,
+    route,
+)
+from tests.builders.clock import today
+from tests.builders.team import agency, family, join, plan, schedule, step
 from tests.conftest import World
 
 TEMPLATE = "/v1/letter-templates/invitation"
@@ -148,3 +161,199 @@ async def test_the_pdf_renderer_fetches_no_file() -> None:
     html = '<p>Letter</p><img src="file:///etc/passwd"><link rel="stylesheet" href="/etc/hosts">'
     pdf = await letter_templates.render_pdf(html)
     assert pdf.startswith(b"%PDF") and b"root:" not in pdf
+
+
+# --- the route on a planned meeting ----------------------------------------------------------
+
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def letter_route(case_id: str, meeting_id: str) -> str:
+    return route(case_id, f"meetings/{meeting_id}/invitation-letter")
+
+
+def as_letter_says(moment: str) -> tuple[str, str]:
+    """A planned time as a letter shows it: its day and its time in the UK."""
+    local = datetime.fromisoformat(moment).astimezone(LONDON)
+    return letter_templates.long_date(local), f"{local:%H:%M}"
+
+
+async def content(
+    http: httpx.AsyncClient, headers: dict[str, str], document: dict[str, Any]
+) -> str:
+    response = await http.get(document["content_url"], headers=headers)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+async def test_a_planned_meetings_letter_through_the_api(
+    client: httpx.AsyncClient, world: World, admin: dict[str, str]
+) -> None:
+    fam = await family(client, world)
+    dpo = await world.headers(await world.staff("dpo", la_code="202"))
+    trail = AuditTrail(client, dpo)
+    await trail.new_events(fam.child)
+    nurse = await join(client, fam.headers, fam.id, agency("Riverside school nursing", "nurse"))
+    scheduled_at = (datetime.now(UTC) + timedelta(days=9)).replace(
+        hour=14, minute=30, second=0, microsecond=0
+    )
+    meeting = await schedule(
+        client,
+        fam.headers,
+        fam.id,
+        plan(
+            type="multi_agency_meeting",
+            scheduled_at=scheduled_at.isoformat(),
+            place="Oak Primary, meeting room 2",
+            agenda="1. Attendance & <health>\n2. <script>alert(1)</script>",
+            child_ids=[fam.child],
+            invitees=[
+                {"team_member_id": nurse["id"]},
+                {"child_id": fam.child},
+                {"name": "Alex Example", "role": "mother"},
+            ],
+        ),
+    )
+    answer = await client.post(letter_route(fam.id, meeting["id"]), headers=fam.headers)
+    letter = expect(answer, 201)
+    pdf, html = letter["pdf"], letter["html"]
+    assert (pdf["kind"], pdf["content_type"]) == ("letter", "application/pdf")
+    assert (html["kind"], html["content_type"]) == ("letter", "text/html")
+    assert pdf["meeting_id"] == html["meeting_id"] == meeting["id"]
+    day, time = as_letter_says(meeting["scheduled_at"])
+    local_day = datetime.fromisoformat(meeting["scheduled_at"]).astimezone(LONDON).date()
+    assert pdf["filename"] == f"invitation-{local_day.isoformat()}.pdf"
+
+    # Listed on the case and downloadable.
+    listed = await items(client, route(fam.id, "documents"), fam.headers)
+    assert [d["id"] for d in listed] == [pdf["id"], html["id"]]
+    downloaded = await client.get(pdf["content_url"], headers=fam.headers)
+    assert downloaded.status_code == 200 and downloaded.content.startswith(b"%PDF")
+    text = await content(client, fam.headers, html)
+    assert day in text and time in text
+    assert "Oak Primary, meeting room 2" in text
+    assert "Attendance &amp; &lt;health&gt;" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script>" not in text
+    assert "Riverside school nursing (nurse)" in text and "Alex Example (mother)" in text
+    case = expect(await client.get(f"/v1/cases/{fam.id}", headers=fam.headers))
+    for child in case["children"]:  # the case's children, named as the case holds them
+        assert f"{child['given_name']} {child['family_name']}" in text
+    assert text.count(case["children"][0]["given_name"]) >= 2  # invited, too
+
+    # In the chronology (without the place) and audited, naming the case's children.
+    written = [
+        e
+        for e in await chronology(client, fam.headers, fam.id)
+        if e["event"] == "meeting.invitation_letter"
+    ]
+    assert len(written) == 1
+    planned = datetime.fromisoformat(meeting["scheduled_at"]).astimezone(LONDON)
+    assert written[0]["summary"] == (
+        f"Invitation letter written for the multi agency meeting planned for "
+        f"{planned:%Y-%m-%d %H:%M}"
+    )
+    assert "Oak Primary" not in written[0]["summary"]
+    actions = [e["action"] for e in await trail.new_events(fam.child)]
+    assert "letter.create" in actions and actions.count("document.create") == 2
+    letter_events = [
+        e
+        for e in await items(client, "/v1/audit-events", dpo, pupil_id=fam.sibling, limit=100)
+        if e["action"] == "letter.create"
+    ]
+    assert len(letter_events) == 1
+
+    # The LA's own template is the one used from then on.
+    own = (
+        "<p>{{ meeting.date }} {{ meeting.time }} at {{ meeting.place }}: {{ meeting.agenda }}</p>"
+    )
+    expect(await client.put(TEMPLATE, json={"body": own}, headers=admin))
+    again = expect(await client.post(letter_route(fam.id, meeting["id"]), headers=fam.headers), 201)
+    assert await content(client, fam.headers, again["html"]) == (
+        f"<p>{day} {time} at Oak Primary, meeting room 2: 1. Attendance &amp; &lt;health&gt;\n"
+        "2. &lt;script&gt;alert(1)&lt;/script&gt;</p>"
+    )
+
+    # Rescheduled: the new letter has the new time.
+    moved_to = scheduled_at + timedelta(days=2, hours=1, minutes=15)
+    moved = expect(
+        await step(
+            client,
+            fam.headers,
+            fam.id,
+            meeting["id"],
+            "reschedule",
+            {"scheduled_at": moved_to.isoformat()},
+        )
+    )
+    new_day, new_time = as_letter_says(moved["scheduled_at"])
+    assert (new_day, new_time) != (day, time)
+    third = expect(await client.post(letter_route(fam.id, meeting["id"]), headers=fam.headers), 201)
+    assert await content(client, fam.headers, third["html"]) == (
+        f"<p>{new_day} {new_time} at Oak Primary, meeting room 2: 1. Attendance &amp; "
+        "&lt;health&gt;\n2. &lt;script&gt;alert(1)&lt;/script&gt;</p>"
+    )
+    assert len(await items(client, route(fam.id, "documents"), fam.headers)) == 6
+
+
+async def test_a_letter_only_for_a_planned_meeting_of_a_case_within_reach(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    fam = await family(client, world)
+    meeting = await schedule(client, fam.headers, fam.id, plan(days_ahead=2))
+    other_case = await open_case(client, fam.headers, [fam.stranger])
+    others = await schedule(client, fam.headers, other_case["id"], plan(days_ahead=2))
+    outsiders = [
+        await world.headers(await world.staff(role, la_code="303"))
+        for role in ("practitioner", "manager")
+    ]
+    neighbour = await world.school(la_code="202")
+    outsiders.append(await world.headers(await world.staff("practitioner", schools=[neighbour])))
+    for headers in outsiders:
+        response = await client.post(letter_route(fam.id, meeting["id"]), headers=headers)
+        assert_problem(response, 404, "not-found")
+    # Another case's meeting, or no meeting at all, is not this case's.
+    for meeting_id in (others["id"], str(uuid.uuid4())):
+        response = await client.post(letter_route(fam.id, meeting_id), headers=fam.headers)
+        assert_problem(response, 404, "not-found")
+    # Reading is not writing; a hub does neither.
+    dpo = await world.headers(await world.staff("dpo", la_code="202"))
+    for headers in (dpo, await hub(world)):
+        response = await client.post(letter_route(fam.id, meeting["id"]), headers=headers)
+        assert_problem(response, 403, "insufficient-scope")
+
+    # Held, or not happened: nothing to invite anyone to.
+    held = await schedule(client, fam.headers, fam.id, plan(days_ahead=-1))
+    expect(await step(client, fam.headers, fam.id, held["id"], "held", {}))
+    missed = await schedule(client, fam.headers, fam.id, plan(days_ahead=-1))
+    gone = await step(
+        client, fam.headers, fam.id, missed["id"], "did-not-happen", {"reason": "no_answer"}
+    )
+    expect(gone)
+    for meeting_id in (held["id"], missed["id"]):
+        response = await client.post(letter_route(fam.id, meeting_id), headers=fam.headers)
+        assert "only for a planned meeting" in assert_problem(response, 409, "conflict")["detail"]
+    # A closed case's meetings get no letter.
+    closed = await request_closure(client, fam.work.manager_headers, fam.id)
+    assert closed.json()["status"] == "closed", closed.text
+    response = await client.post(letter_route(fam.id, meeting["id"]), headers=fam.headers)
+    assert_problem(response, 409, "conflict")
+    assert await items(client, route(fam.id, "documents"), fam.headers) == []
+    assert not [
+        e
+        for e in await chronology(client, fam.headers, fam.id)
+        if e["event"] == "meeting.invitation_letter"
+    ]
+
+
+async def test_no_letter_while_consent_is_withdrawn(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    fam = await family(client, world)
+    meeting = await schedule(client, fam.headers, fam.id, plan(days_ahead=2))
+    withdrawn = {"given": False, "given_by": "Alex Example (mother)", "date": today().isoformat()}
+    changed = await patch_case(client, fam.work.manager_headers, fam.id, {"consent": withdrawn})
+    assert changed.status_code == 200, changed.text
+    response = await client.post(letter_route(fam.id, meeting["id"]), headers=fam.headers)
+    assert_problem(response, 409, "conflict")
+    assert await items(client, route(fam.id, "documents"), fam.headers) == []

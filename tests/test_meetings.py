@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from tests.builders.api import assert_problem, expect
+from tests.builders.api import assert_problem, created, expect, items
 from tests.builders.casework import (
     AuditTrail,
     chronology,
@@ -580,3 +580,97 @@ async def test_subject_access_and_retention(
     far = today().replace(year=today().year + 26)
     assert disposed(await retain(fresh_app, far, only=["early_help_case"]), "early_help_case") == 1
     assert await meetings(client, fam.work.manager_headers, fam.id) == []
+
+
+async def test_a_held_meetings_action_plan_becomes_action_records_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    fam = await family(client, world)
+    meeting = await schedule(client, fam.headers, fam.id, plan(days_ahead=-1))
+    due = (today() + timedelta(days=14)).isoformat()
+    agreed = [
+        {"action": "Review sleep", "owner": "School nurse", "due": due},
+        {"action": "Send the timetable", "owner": "School", "done": True},
+    ]
+    held = expect(
+        await step(
+            client, fam.headers, fam.id, meeting["id"], HELD, {"record": "Met.", "actions": agreed}
+        )
+    )
+    # One source, the meeting: the contact written with it gives no second copy.
+    made = await items(client, route(fam.id, "actions"), fam.headers)
+    assert [(a["text"], a["status"], a["source_kind"], a["source_id"]) for a in made] == [
+        ("Review sleep", "open", "meeting", meeting["id"]),
+        ("Send the timetable", "done", "meeting", meeting["id"]),
+    ]
+    assert [(a["owner"]["kind"], a["owner"]["name"]) for a in made] == [
+        ("named", "School nurse"),
+        ("named", "School"),
+    ]
+    assert made[0]["due_on"] == due and made[1]["due_on"] is None
+    assert [(h["status"], h["note"]) for h in made[1]["history"]] == [
+        ("open", None),
+        ("done", "Recorded as done at the meeting."),
+    ]
+    # Followed up like any action; the meeting's plan stays as written.
+    response = await client.post(
+        f"/v1/actions/{made[0]['id']}/status",
+        json={"status": "done", "note": "Seen by the nurse."},
+        headers=fam.headers,
+    )
+    assert expect(response)["status"] == "done"
+    [contact] = await meetings_contacts(client, fam)
+    assert contact["id"] == held["intervention_id"]
+    assert (
+        contact["actions"]
+        == held["actions"]
+        == [
+            {**agreed[0], "done": False},
+            {**agreed[1], "due": None},
+        ]
+    )
+    # An action the practitioner records later from the same meeting names it too.
+    later = await created(
+        client,
+        route(fam.id, "actions"),
+        {
+            "text": "Book a follow-up",
+            "source_kind": "meeting",
+            "source_id": meeting["id"],
+            "owner": {"kind": "staff", "staff_id": fam.work.practitioner["id"]},
+            "due_on": due,
+        },
+        fam.headers,
+    )
+    assert later["source_id"] == meeting["id"]
+    assert len(await items(client, route(fam.id, "actions"), fam.headers)) == 3
+
+
+async def test_an_action_from_a_siblings_own_meeting_is_the_siblings(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    fam = await family(client, world)
+    plan_for = {
+        "family": plan(days_ahead=-1),
+        "child": plan(days_ahead=-1, child_ids=[fam.child]),
+        "sibling": plan(days_ahead=-1, child_ids=[fam.sibling]),
+    }
+    texts: dict[str, str] = {}
+    for whose, body in plan_for.items():
+        meeting = await schedule(client, fam.headers, fam.id, body)
+        texts[whose] = f"Action agreed at the {whose} meeting"
+        actions = [{"action": texts[whose], "owner": "School"}]
+        response = await step(
+            client, fam.headers, fam.id, meeting["id"], HELD, {"record": "Met.", "actions": actions}
+        )
+        expect(response)
+    dpo = await world.headers(await world.staff("dpo", la_code="202"))
+
+    async def exported(pupil_id: str) -> set[str]:
+        found = expect(await client.get(f"/v1/pupils/{pupil_id}/subject-access", headers=dpo))
+        ids = {a["id"] for a in found["actions"]}
+        assert {s["action_id"] for s in found["action_statuses"]} == ids
+        return {a["text"] for a in found["actions"]}
+
+    assert await exported(fam.child) == {texts["family"], texts["child"]}
+    assert await exported(fam.sibling) == {texts["family"], texts["sibling"]}

@@ -43,6 +43,7 @@ from app.models.case import Case
 from app.models.case_team import CaseTeamMember
 from app.models.directory import DirectoryOrganization
 from app.models.intervention import Action, Intervention
+from app.models.meeting import Meeting
 from app.models.plan import Goal, Review
 from app.pagination import Page, keyset
 from app.security import Principal
@@ -54,9 +55,15 @@ from app.services.school_calendar import school_today
 MAX_DAYS_AHEAD = 2 * 366
 # Where an action's `source_id` is looked for, by its kind: a record of the same case.
 SOURCES: dict[ActionSource, Any] = {
+    ActionSource.meeting: Meeting,
     ActionSource.review: Review,
     ActionSource.plan: Goal,
     ActionSource.contact: Intervention,
+}
+# The status note of an action agreed as already done, by where it was agreed.
+DONE_WHEN_AGREED = {
+    ActionSource.contact: "Recorded as done with the contact.",
+    ActionSource.meeting: "Recorded as done at the meeting.",
 }
 
 
@@ -197,19 +204,25 @@ async def create(auditor: Auditor, case_id: uuid.UUID, new: ActionCreate) -> Act
     return shown
 
 
-def rows_for_contact(
-    contact: Intervention, actions: Sequence[Action], by: str, now: datetime
+def rows_for_plan(
+    case_id: uuid.UUID,
+    source: tuple[ActionSource, uuid.UUID],
+    actions: Sequence[Action],
+    by: str,
+    now: datetime,
 ) -> list[Any]:
-    """The action plan given with a contact, as action records (source `contact`): each
-    owner as the contact wrote it (`named`), each already done recorded `done` at once."""
+    """The action plan given with a contact, or agreed at a held meeting, as action records
+    (`source` is the contact or the meeting): each owner as written (`named`), each already
+    done recorded `done` at once."""
+    source_kind, source_id = source
     rows: list[Any] = []
     for given in actions:
         status = ActionStatus.done if given.done else ActionStatus.open
         action = CaseAction(
-            case_id=contact.case_id,
+            case_id=case_id,
             text=given.action,
-            source_kind=ActionSource.contact,
-            source_id=contact.id,
+            source_kind=source_kind,
+            source_id=source_id,
             owner_kind=OwnerKind.named,
             owner_name=given.owner,
             due_on=given.due,
@@ -229,7 +242,7 @@ def rows_for_contact(
                 CaseActionStatus(
                     action_id=action.id,
                     status=ActionStatus.done,
-                    note="Recorded as done with the contact.",
+                    note=DONE_WHEN_AGREED[source_kind],
                     changed_at=now,
                     changed_by=by,
                 )

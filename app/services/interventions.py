@@ -15,6 +15,7 @@ from sqlmodel import col
 
 from app.audit import Auditor
 from app.errors import NotFound
+from app.models.action import ActionSource
 from app.models.base import as_utc, shown_as, utcnow
 from app.models.intervention import (
     Intervention,
@@ -67,7 +68,9 @@ async def record(auditor: Auditor, case_id: uuid.UUID, new: InterventionCreate) 
         children=new.child_ids or None,
         # The action plan becomes action records, followed up on their own (the contact's
         # `actions` stay as written).
-        also=actions.rows_for_contact(contact, new.actions, work.by, utcnow()),
+        also=actions.rows_for_plan(
+            work.case.id, (ActionSource.contact, contact.id), new.actions, work.by, utcnow()
+        ),
     )
     return present(contact)
 

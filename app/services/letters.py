@@ -21,9 +21,10 @@ from app.errors import NotFound
 from app.models.base import as_utc, utcnow
 from app.models.case import CaseChild
 from app.models.document import CaseDocument, DocumentKind, LetterKind
-from app.models.referral import Referral
+from app.models.referral import ChildRead, Referral
 from app.models.school import School
 from app.services import case_records, documents, letter_templates
+from app.services.children import identity_for, present_child
 from app.services.document_store import DocumentStore
 
 # Letters are read by families in England, Wales and Scotland: their clocks.
@@ -49,13 +50,23 @@ class MeetingFacts:
     invitees: list[Invitee] = field(default_factory=list)
 
 
+async def case_children(work: case_records.CaseWork) -> list[ChildRead]:
+    """The case's children as the case holds them and as the writer may see them (the one
+    rule, `children.identity_for`): a letter names no child its writer could not."""
+    rows = await work.session.exec(
+        select(CaseChild).where(CaseChild.case_id == work.case.id).order_by(col(CaseChild.position))
+    )
+    identity = identity_for(work.auditor.principal)
+    return [present_child(row, identity) for row in rows.all()]
+
+
+def child_name(child: ChildRead) -> str:
+    return f"{child.given_name or ''} {child.family_name or ''}".strip()
+
+
 async def _context(work: case_records.CaseWork, meeting: MeetingFacts) -> dict[str, Any]:
     session, case = work.session, work.case
-    children = (
-        await session.exec(
-            select(CaseChild).where(CaseChild.case_id == case.id).order_by(col(CaseChild.position))
-        )
-    ).all()
+    children = await case_children(work)
     families = (
         await session.exec(
             select(Referral.family).where(Referral.case_id == case.id).order_by(col(Referral.id))
@@ -78,9 +89,9 @@ async def _context(work: case_records.CaseWork, meeting: MeetingFacts) -> dict[s
         "school": {"name": school.name if school else ""},
         "children": [
             {
-                "name": f"{c.given_name} {c.family_name}".strip(),
-                "given_name": c.given_name,
-                "family_name": c.family_name,
+                "name": child_name(c),
+                "given_name": c.given_name or "",
+                "family_name": c.family_name or "",
             }
             for c in children
         ],
@@ -110,8 +121,9 @@ async def write_invitation(
     body = await letter_templates.body_for(work.session, work.case.la_code, LetterKind.invitation)
     html = letter_templates.render_html(body, await _context(work, meeting))
     pdf = await letter_templates.render_pdf(html)
-    title = f"Invitation letter: {meeting.type.replace('_', ' ')} on {meeting.starts_at:%Y-%m-%d}"
-    name = f"invitation-{meeting.starts_at:%Y-%m-%d}"
+    day = as_utc(meeting.starts_at).astimezone(LETTER_TIME_ZONE).date()  # the letter's day
+    title = f"Invitation letter: {meeting.type.replace('_', ' ')} on {day:%Y-%m-%d}"
+    name = f"invitation-{day:%Y-%m-%d}"
     kept: list[CaseDocument] = []
     try:
         for data, media_type, extension in (

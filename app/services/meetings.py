@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import Auditor
 from app.errors import Conflict, NotFound, ProblemItem, ValidationFailed
+from app.models.action import ActionSource
 from app.models.base import as_utc, shown_as, utcnow
 from app.models.case import Case
 from app.models.case_team import CaseTeamMember
@@ -47,7 +48,7 @@ from app.models.meeting import (
     home_visit,
 )
 from app.models.referral import Referral
-from app.services import case_dates, case_records
+from app.services import actions, case_dates, case_records
 from app.services.school_calendar import SCHOOL_TIME, school_day, school_today
 
 # --- who may be named ---------------------------------------------------------------------
@@ -357,10 +358,15 @@ async def hold(
     meeting.updated_at = now
     outcome = f", {str(held.visit_outcome).replace('_', ' ')}" if held.visit_outcome else ""
     seen = "child seen" if child_seen else "child not seen"
+    # The action plan becomes action records sourced from the meeting (not the contact
+    # written with it: one source, so no action is recorded twice).
+    agreed = actions.rows_for_plan(
+        work.case.id, (ActionSource.meeting, meeting.id), held.actions, work.by, now
+    )
     await case_records.add(
         work,
         meeting,
-        also=[contact],
+        also=[contact, *agreed],
         event="meeting.held",
         summary=f"{_what(meeting)} planned for {_when(meeting.scheduled_at)} held "
         f"({meeting.location}, {minutes} min, {len(attendees)} attended{outcome}, {seen})",

@@ -559,7 +559,7 @@ async def _other_childrens_records(session: AsyncSession, scope: ChildScope) -> 
             select(contact.id, contact.child_ids).where(col(contact.case_id).in_(cases))
         )
         found.update(str(i) for i, ids in listed.all() if ids and not named & set(ids))
-    # An action agreed on another child's contact, or for their goal, is theirs too.
+    # An action agreed on another child's contact or meeting, or for their goal, is theirs too.
     sourced = await session.exec(
         select(CaseAction.id, CaseAction.source_id).where(
             col(CaseAction.case_id).in_(cases), col(CaseAction.source_id).is_not(None)
