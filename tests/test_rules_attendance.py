@@ -332,7 +332,7 @@ def test_the_default_thresholds_are_the_documented_ones() -> None:
     ) == (20, 3, 15.0, 4, 20)
 
 
-def test_a_big_push_is_validated_a_slice_at_a_time_with_every_index_kept() -> None:
+async def test_a_big_push_is_validated_a_slice_at_a_time_with_every_index_kept() -> None:
     """Bad marks in any slice are rejected by their index in the whole push, the good ones
     keep theirs, and the caller's raw items are let go as they are read."""
     good = {
@@ -347,7 +347,7 @@ def test_a_big_push_is_validated_a_slice_at_a_time_with_every_index_kept() -> No
     for index in bad_at:
         items[index] = dict(good, session="XX")
     items[VALIDATE_SLICE + 2] = dict(good, comment="nul \x00 here")
-    shaped, rejected = validate_shapes(items)
+    shaped, rejected = await validate_shapes(items)
     assert sorted(r.index for r in rejected) == sorted([*bad_at, VALIDATE_SLICE + 2])
     assert [r.reason.split(":")[0] for r in sorted(rejected, key=lambda r: r.index)] == [
         "session",

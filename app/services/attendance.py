@@ -9,6 +9,7 @@ then brought up to date for the pupils whose marks changed, from those running c
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -78,11 +79,16 @@ def _reason(exc: ValidationError) -> str:
 
 
 # Marks validated at a time: each slice's raw dicts are let go once it is validated, so a
-# 50,000-mark push never holds all of its raw and validated marks at once.
-VALIDATE_SLICE = 5000
+# 50,000-mark push never holds all of its raw and validated marks at once; and between
+# slices the worker turns to its other requests (a read waits for one slice, not a push).
+VALIDATE_SLICE = 2000
+# Marks resolved to their pupils between two turns to the worker's other requests.
+RESOLVE_SLICE = 2000
 
 
-def validate_shapes(items: list[Any]) -> tuple[list[tuple[int, MarkIn]], list[MarkRejection]]:
+async def validate_shapes(
+    items: list[Any],
+) -> tuple[list[tuple[int, MarkIn]], list[MarkRejection]]:
     """Check every item's fields, a slice at a time. Each slice is validated at once (fast);
     only when that fails are its items validated one by one to find which to reject. Then a
     mark whose text the database cannot store is rejected, naming the field.
@@ -103,6 +109,7 @@ def validate_shapes(items: list[Any]) -> tuple[list[tuple[int, MarkIn]], list[Ma
                     rejected.append(MarkRejection(index=index, reason=_reason(exc)))
         items[start : start + len(raw)] = [None] * len(raw)
         del raw
+        await asyncio.sleep(0)
     unstorable_at = {
         index: name for index, mark in shaped if (name := _unstorable_field(mark)) is not None
     }
@@ -247,7 +254,7 @@ async def _rolls(
     return rolls
 
 
-def _resolve(
+async def _resolve(
     marks: list[tuple[int, MarkIn]],
     by_code: dict[str, _Roll | str],
     today: date,
@@ -257,7 +264,9 @@ def _resolve(
     to `rejected` with the reason."""
     batch = _Batch()
     seen: dict[tuple[int, date, str], int] = {}
-    for index, mark in marks:
+    for position, (index, mark) in enumerate(marks, 1):
+        if position % RESOLVE_SLICE == 0:
+            await asyncio.sleep(0)
         roll = by_code[mark["school_code"]]
         if isinstance(roll, str):
             rejected.append(MarkRejection(index=index, reason=roll))
@@ -308,7 +317,7 @@ async def ingest(
 ) -> IngestResult:
     """Upsert a push of marks. Each bad mark is rejected with its reason; the rest are kept."""
     session, principal = auditor.session, auditor.principal
-    marks, rejected = validate_shapes(items)
+    marks, rejected = await validate_shapes(items)
     schools = await _schools_by_code(session, principal, {m["school_code"] for _, m in marks})
     in_reach = [s for s in schools.values() if isinstance(s, School)]
     book = await CodeBook.load(session, in_reach)
@@ -318,7 +327,7 @@ async def ingest(
         for code, school in schools.items()
     }
 
-    batch = _resolve(marks, by_code, school_today(), rejected)
+    batch = await _resolve(marks, by_code, school_today(), rejected)
     written = _Written()
     if len(batch):
         if is_postgresql(session):
