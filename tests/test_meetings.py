@@ -513,6 +513,63 @@ async def test_consent_and_closure(client: httpx.AsyncClient, world: World) -> N
     assert len(await meetings(client, fam.headers, fam.id)) == 2
 
 
+async def test_closing_the_case_cancels_what_is_still_planned(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    fam = await family(client, world)
+    dpo = await world.headers(await world.staff("dpo", la_code="202"))
+    trail = AuditTrail(client, dpo)
+    visit = await schedule(client, fam.headers, fam.id, plan(days_ahead=-1))
+    review = await schedule(client, fam.headers, fam.id, plan(days_ahead=5))
+    expect(await step(client, fam.headers, fam.id, visit["id"], HELD, {"record": "Talked."}))
+    await trail.new_events(fam.child)
+    # A practitioner's request changes nothing until a manager approves it.
+    asked = await request_closure(client, fam.headers, fam.id)
+    assert asked.json()["status"] == "open", asked.text
+    assert [m["status"] for m in await meetings(client, fam.headers, fam.id)] == [
+        "held",
+        "scheduled",
+    ]
+    approved = await client.post(
+        route(fam.id, "closure/approval"),
+        json={"approve": True, "note": "Reviewed in supervision."},
+        headers=fam.work.manager_headers,
+    )
+    assert expect(approved)["status"] == "closed"
+
+    held, cancelled = await meetings(client, fam.headers, fam.id)
+    assert (held["id"], held["status"], held["not_happened_reason"]) == (visit["id"], "held", None)
+    assert held["intervention_id"] is not None
+    assert cancelled["id"] == review["id"]
+    assert (cancelled["status"], cancelled["not_happened_reason"]) == (
+        "did_not_happen",
+        "cancelled_by_service",
+    )
+    assert cancelled["not_happened_note"] == "case closed"
+    assert cancelled["intervention_id"] is None
+
+    items = await chronology(client, fam.headers, fam.id)
+    closed = positions(items, "case", "closed")
+    gone = positions(items, "meeting", "did", "not", "happen")
+    assert len(closed) == 1 and len(gone) == 1 and closed[0] < gone[0]
+    assert items[gone[0]]["summary"].endswith("did not happen: cancelled by service (case closed)")
+    assert items[gone[0]]["actor"] == f"staff:{fam.work.manager['id']}"
+    events = sorted(await trail.new_events(fam.child), key=lambda e: str(e["id"]))
+    actions = [e["action"] for e in events]
+    assert "meeting.not_happened" in actions
+    assert actions.index("meeting.not_happened") < actions.index("case.closure_decision")
+
+    # Reopening does not bring it back.
+    reopened = await client.post(
+        route(fam.id, "reopen"), json={"reason": "Absences again."}, headers=fam.headers
+    )
+    assert expect(reopened)["status"] == "open"
+    assert [m["status"] for m in await meetings(client, fam.headers, fam.id)] == [
+        "held",
+        "did_not_happen",
+    ]
+
+
 async def test_meetings_outside_reach_are_404(client: httpx.AsyncClient, world: World) -> None:
     fam = await family(client, world)
     nurse = await nurse_of(client, fam)

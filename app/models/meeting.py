@@ -10,6 +10,7 @@ meeting did not happen.
     scheduled --held--> held
     scheduled --did-not-happen--> did_not_happen
     scheduled --reschedule--> scheduled (the earlier time kept in `previous_times`)
+    scheduled --the case closes--> did_not_happen (`cancelled_by_service`, "case closed")
 """
 
 from __future__ import annotations

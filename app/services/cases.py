@@ -41,6 +41,7 @@ from app.services import (
     access,
     case_dates,
     chronology,
+    meetings,
     referral_terms,
     review_schedule,
     webhook_events,
@@ -476,7 +477,8 @@ async def _record_closed(
     backdated: bool,
 ) -> None:
     """The `case.closed` event, at the moment the closure takes effect (and its webhook
-    events: `case.closed`, and `case.stepped_up` for a step-up to social care)."""
+    events: `case.closed`, and `case.stepped_up` for a step-up to social care); then each
+    meeting still planned did not happen, the service having cancelled it."""
     webhook_events.case_closed(auditor.session, case)
     await chronology.record(
         auditor.session,
@@ -493,6 +495,7 @@ async def _record_closed(
         },
         occurred_at=closed_at,
     )
+    await meetings.cancel_on_closure(auditor, case)
 
 
 async def request_closure(

@@ -42,14 +42,18 @@ from app.models.meeting import (
     MeetingSchedule,
     MeetingStatus,
     NamedPerson,
+    NotHappenedReason,
     PersonKind,
     PersonRef,
     TeamMemberPerson,
     home_visit,
 )
 from app.models.referral import Referral
-from app.services import actions, case_dates, case_records
+from app.services import access, actions, case_dates, case_records
 from app.services.school_calendar import SCHOOL_TIME, school_day, school_today
+
+# The note on a meeting still planned when its case closed (`cancel_on_closure`).
+CASE_CLOSED = "case closed"
 
 # --- who may be named ---------------------------------------------------------------------
 
@@ -391,21 +395,61 @@ async def not_happened(
     # Recorded even while consent is withdrawn: that is often why it did not happen.
     work = await case_records.begin(auditor, case_id)
     meeting = await _planned(work, meeting_id, "marked as not having happened")
+    await _did_not_happen(work, meeting, change.reason, change.note)
+    return (await present(work.session, [meeting]))[0]
+
+
+async def _did_not_happen(
+    work: case_records.CaseWork,
+    meeting: Meeting,
+    reason: NotHappenedReason,
+    note: str | None,
+    because: str = "",
+) -> None:
+    """The planned meeting did not happen: its state, its chronology entry (`because` ends
+    the summary, never a child's details), its audit event."""
     meeting.status = MeetingStatus.did_not_happen
-    meeting.not_happened_reason = change.reason
-    meeting.not_happened_note = change.note
+    meeting.not_happened_reason = reason
+    meeting.not_happened_note = note
     meeting.updated_at = utcnow()
+    details = {"meeting_id": str(meeting.id), "reason": str(reason)}
     await case_records.add(
         work,
         meeting,
         event="meeting.did_not_happen",
         summary=f"{_what(meeting)} planned for {_when(meeting.scheduled_at)} did not happen: "
-        f"{str(change.reason).replace('_', ' ')}",
-        details={"meeting_id": str(meeting.id), "reason": str(change.reason)},
+        f"{str(reason).replace('_', ' ')}{because}",
+        details={**details, "note": note} if because else details,
         action="meeting.not_happened",
         children=_children(meeting),
     )
-    return (await present(work.session, [meeting]))[0]
+
+
+async def cancel_on_closure(auditor: Auditor, case: Case) -> int:
+    """When the case's closure takes effect (in its transaction): each meeting still planned
+    did not happen, cancelled by the service with the note `case closed`, each with its
+    chronology entry and audit event as `did-not-happen` writes them. Reopening the case
+    leaves them so. The number cancelled."""
+    session = auditor.session
+    query = (
+        select(Meeting)
+        .where(Meeting.case_id == case.id, Meeting.status == MeetingStatus.scheduled)
+        .order_by(col(Meeting.scheduled_at), col(Meeting.id))
+        .with_for_update()
+    )
+    planned = list((await session.exec(query)).all())
+    if not planned:
+        return 0
+    work = case_records.CaseWork(auditor, case, await access.pupils_of(session, case.id))
+    for meeting in planned:
+        await _did_not_happen(
+            work,
+            meeting,
+            NotHappenedReason.cancelled_by_service,
+            CASE_CLOSED,
+            because=" (case closed)",
+        )
+    return len(planned)
 
 
 # --- reads ---------------------------------------------------------------------------------
