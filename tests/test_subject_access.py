@@ -9,6 +9,7 @@ import json
 import logging
 import zipfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,10 +28,12 @@ from tests.builders.subject_access import (
     FAMILY_MARK,
     FAMILY_MEMBER,
     NAMED_CHILD,
+    OTHER_ADULT,
     SIBLING_MARK,
     recorded_family,
     unzip,
 )
+from tests.builders.team import plan, schedule, step
 from tests.conftest import DatabaseUnderTest, World
 
 ZIP = {"Accept": "application/zip"}
@@ -245,6 +248,7 @@ async def test_reach_scope_and_media_types(client: httpx.AsyncClient, world: Wor
     family = "/v1/subject-access/family-members"
     outside = expect(await client.post(family, json={"name": "Alex Example"}, headers=other_dpo))
     assert (outside["referrals"], outside["cases"], outside["consents"]) == ([], [], [])
+    assert (outside["actions"], outside["action_statuses"], outside["meetings"]) == ([], [], [])
     denied = await client.post(family, json={"name": "Alex Example"}, headers=fam.work.headers)
     assert_problem(denied, 403, "insufficient-scope")
     stray = await client.post(family, json={"name": "A", "upn": "x"}, headers=fam.dpo)
@@ -310,6 +314,7 @@ async def test_a_family_member(client: httpx.AsyncClient, world: World) -> None:
     found = expect(await client.post(family, json={"name": "  alex   EXAMPLE "}, headers=fam.dpo))
     assert list(found) == [
         "subject", "generated_at", "referrals", "family_entries", "consents", "cases",
+        "actions", "action_statuses", "meetings",
     ]  # fmt: skip
     assert ids(found["referrals"]) == {fam.referral["id"]}
     assert "family" not in found["referrals"][0]
@@ -354,6 +359,99 @@ async def test_a_family_member(client: httpx.AsyncClient, world: World) -> None:
     assert event["details"]["referrals"] == 1 and event["details"]["cases"] == 1
     assert event["details"]["referral_ids"] == [fam.referral["id"]]
     assert "Alex" not in json.dumps(trail) and "alex" not in json.dumps(trail)
+
+
+async def test_a_family_members_actions_and_meetings(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Issue 17: the actions a family member owns by name (with their history) and the
+    meetings they were invited to or attended are in their export; another adult of the
+    same family, not named on them, finds none of them."""
+    fam = await recorded_family(world, client)
+    headers, case = fam.work.headers, f"/v1/cases/{fam.case_id}"
+    family = "/v1/subject-access/family-members"
+    due = datetime.now(UTC).date().isoformat()
+    # Alex's own action (recorded_family's `action_family`) is done; Sam owns another.
+    mine = fam.ids["action_family"]
+    done = {"status": "done", "note": "Forms sent."}
+    expect(await client.post(f"/v1/actions/{mine}/status", json=done, headers=headers))
+    sams = await created(
+        client,
+        f"{case}/actions",
+        {"source_kind": "other", "due_on": due, "text": "Call school",
+         "owner": {"kind": "family_member", **OTHER_ADULT}},
+        headers,
+    )  # fmt: skip
+    # A contact's action plan owned by Alex as written (free text, with a note), and by the
+    # mentor: only the first is Alex's.
+    contact = await created(
+        client,
+        f"{case}/interventions",
+        {"type": "telephone_meeting", "occurred_at": datetime.now(UTC).isoformat(), "minutes": 30,
+         "location": "phone", "child_ids": [], "child_seen": False, "record": "Call.",
+         "actions": [{"action": "Book GP", "owner": "alex example (mum)"},
+                     {"action": "Chart", "owner": "Mentor"}]},
+        headers,
+    )  # fmt: skip
+    from_contact = {
+        a["id"]: a["owner"]["name"]
+        for a in expect(await client.get(f"{case}/actions", headers=headers))["items"]
+        if a["source_id"] == contact["id"]
+    }
+    [alex_written] = [i for i, owner in from_contact.items() if owner.startswith("alex")]
+    # Meetings: Alex invited from the family list and attending; Alex attending by name,
+    # uninvited; Sam alone invited.
+    alex = [{"family_member": "Alex Example"}]
+    invited = await schedule(client, headers, fam.case_id, plan(days_ahead=0, invitees=alex))
+    expect(
+        await step(
+            client, headers, fam.case_id, invited["id"], "held",
+            {"attendees": [{"family_member": "ALEX EXAMPLE"}, {"child_id": fam.child}]},
+        )
+    )  # fmt: skip
+    attended = await schedule(
+        client, headers, fam.case_id, plan(days_ahead=0, invitees=[{"child_id": fam.child}])
+    )
+    expect(
+        await step(
+            client, headers, fam.case_id, attended["id"], "held",
+            {"attendees": [{"name": "alex  example", "role": "mother"}]},
+        )
+    )  # fmt: skip
+    sam_only = await schedule(
+        client, headers, fam.case_id, plan(invitees=[{"family_member": OTHER_ADULT["name"]}])
+    )
+
+    found = expect(await client.post(family, json={"name": "Alex Example"}, headers=fam.dpo))
+    assert ids(found["actions"]) == {mine, alex_written}
+    assert {a["owner_kind"] for a in found["actions"]} == {"family_member", "named"}
+    history = [(s["action_id"], s["status"]) for s in found["action_statuses"]]
+    assert sorted(history) == sorted([(mine, "open"), (mine, "done"), (alex_written, "open")])
+    assert ids(found["meetings"]) == {invited["id"], attended["id"]}
+    text = json.dumps(found)
+    for not_theirs in ("Call school", "Chart", SIBLING_MARK, CHILD_MARK):
+        assert not_theirs not in text, not_theirs
+
+    sam = expect(await client.post(family, json={"name": "sam example"}, headers=fam.dpo))
+    assert ids(sam["referrals"]) == {fam.referral["id"]}
+    assert ids(sam["actions"]) == {sams["id"]}
+    assert ids(sam["action_statuses"], "action_id") == {sams["id"]}
+    assert ids(sam["meetings"]) == {sam_only["id"]}
+
+    # Another LA's DPO: nothing, though the name is the same.
+    elsewhere = await world.school(la_code="303")
+    other_dpo = await world.headers(await world.staff("dpo", schools=[elsewhere]))
+    outside = expect(await client.post(family, json={"name": "Alex Example"}, headers=other_dpo))
+    assert (outside["actions"], outside["action_statuses"], outside["meetings"]) == ([], [], [])
+
+    zipped = unzip(
+        (
+            await client.post(family, json={"name": "Alex Example"}, headers={**fam.dpo, **ZIP})
+        ).content
+    )
+    assert {r["id"] for r in zipped.tables["actions"]} == {mine, alex_written}
+    assert len(zipped.tables["action_statuses"]) == 3
+    assert {r["id"] for r in zipped.tables["meetings"]} == {invited["id"], attended["id"]}
 
 
 async def test_a_failure_mid_stream_ends_the_stream_and_logs_no_child_data(

@@ -262,6 +262,24 @@ FAMILY_RECORDS: dict[str, Any] = {
     "family_entries": FamilyEntryRow,
     "consents": ConsentRow,
     "cases": row_of(Case, "SubjectAccessFamilyCase", "The cases those referrals led to."),
+    "actions": row_of(
+        CaseAction,
+        "SubjectAccessFamilyAction",
+        "Actions on those cases the person owns by name: as a family member, or as written on "
+        "a contact's or meeting's action plan.",
+    ),
+    "action_statuses": row_of(
+        CaseActionStatus,
+        "SubjectAccessFamilyActionStatus",
+        "Every status those actions took, with its note.",
+    ),
+    "meetings": row_of(
+        Meeting,
+        "SubjectAccessFamilyMeeting",
+        "Planned contacts and meetings on those cases the person was invited to or attended, "
+        "as recorded: when and where, the agenda, everyone invited and attending, earlier "
+        "times, a visit's outcome, why one did not happen.",
+    ),
 }
 
 

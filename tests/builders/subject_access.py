@@ -1,6 +1,6 @@
 """A family with a full record for subject access: a child (P0), their sibling (P1) and a
 child at the same school on no case (P2); marks, a flag with its history, a referral (with
-a family member and a child known only by name) accepted into a case, and on that case
+two adults in its family list and a child known only by name) accepted into a case, and on that case
 records for the child, for the sibling and for the whole family. Every record the sibling
 alone is named on carries `SIBLING_MARK`, so a test can say it never shows up.
 
@@ -28,6 +28,8 @@ SIBLING_MARK = "Siblingonly"
 FAMILY_MARK = "Wholefamily"
 CHILD_MARK = "Childzero"
 NAMED_CHILD = {"given_name": "Wren", "family_name": "Unrolled", "date_of_birth": "2016-05-01"}
+# Another adult in the referral's family list: never in the family member's export.
+OTHER_ADULT = {"name": "Sam Example", "relationship": "father"}
 
 
 @dataclass
@@ -75,7 +77,10 @@ async def recorded_family(world: World, http: httpx.AsyncClient) -> RecordedFami
 
     hub_headers = await hub(world)
     body = referral_body(
-        {"pupil_id": work.pupil("P0")}, {"pupil_id": work.pupil("P1")}, NAMED_CHILD
+        {"pupil_id": work.pupil("P0")},
+        {"pupil_id": work.pupil("P1")},
+        NAMED_CHILD,
+        family=[*FAMILY, OTHER_ADULT],
     )
     referral = await created(http, "/v1/referrals", body, hub_headers)
     decided = await http.post(
