@@ -11,10 +11,17 @@ import httpx
 from fastapi import FastAPI
 
 from tests.builders.api import assert_problem, expect
-from tests.builders.casework import AuditTrail, chronology, positions, request_closure, route
+from tests.builders.casework import (
+    AuditTrail,
+    chronology,
+    family,
+    positions,
+    request_closure,
+    route,
+)
 from tests.builders.clock import days_ago, today
 from tests.builders.holds import disposed, retain
-from tests.builders.team import agency, family, join, leave, organisation, staff_member, team
+from tests.builders.team import agency, join, leave, organisation, staff_member, team
 from tests.conftest import World
 
 

@@ -25,6 +25,7 @@ from tests.builders.casework import (
     Casework,
     casework,
     chronology,
+    family,
     hub,
     open_case,
     patch_case,
@@ -32,7 +33,7 @@ from tests.builders.casework import (
     route,
 )
 from tests.builders.clock import today
-from tests.builders.team import agency, family, join, plan, schedule, step
+from tests.builders.team import agency, join, plan, schedule, step
 from tests.conftest import World
 
 TEMPLATE = "/v1/letter-templates/invitation"

@@ -15,7 +15,9 @@ from fastapi import FastAPI
 from tests.builders.api import assert_problem, created, expect, items
 from tests.builders.casework import (
     AuditTrail,
+    Family,
     chronology,
+    family,
     hub,
     patch_case,
     positions,
@@ -27,9 +29,7 @@ from tests.builders.clock import today
 from tests.builders.holds import disposed, retain
 from tests.builders.referrals import act, decision, refer
 from tests.builders.team import (
-    Family,
     agency,
-    family,
     join,
     leave,
     meetings,

@@ -7,7 +7,6 @@ it reaches the case chronology and the audit trail."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -20,12 +19,13 @@ from tests.builders.api import assert_problem, created, items
 from tests.builders.casework import (
     CONSENT,
     AuditTrail,
-    Casework,
+    Family,
     add_goal,
     add_review,
     add_to_case,
     casework,
     chronology,
+    family,
     goal_body,
     list_cases,
     open_case,
@@ -102,47 +102,6 @@ def moment(days: float = 0, hours: float = 0) -> str:
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-@dataclass
-class Family:
-    """A case for P0 (the child) and P1 (the sibling); P2 is at the school, not on it."""
-
-    work: Casework
-    case: dict[str, Any]
-
-    @property
-    def id(self) -> str:
-        return str(self.case["id"])
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return self.work.headers
-
-    @property
-    def child(self) -> str:
-        return self.work.pupil("P0")
-
-    @property
-    def sibling(self) -> str:
-        return self.work.pupil("P1")
-
-    @property
-    def stranger(self) -> str:
-        return self.work.pupil("P2")
-
-    @property
-    def actor(self) -> str:
-        return f"staff:{self.work.practitioner['id']}"
-
-
-async def family(http: httpx.AsyncClient, world: World, opened_days_ago: int = 60) -> Family:
-    """The case opened `opened_days_ago` (by a manager, led by the practitioner), so that
-    the history the tests record fits inside it."""
-    work = await casework(world, http, pupils=3)
-    pupils = [work.pupil("P0"), work.pupil("P1")]
-    case = await open_case_since(http, work, pupils, days_ago(opened_days_ago))
-    return Family(work, case)
 
 
 async def post(

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from tests.builders.api import created, expect, items, read_with_etag
+from tests.builders.clock import days_ago
 from tests.builders.schools import Setup, make_school
 from tests.conftest import World
 
@@ -128,6 +129,47 @@ async def open_case_since(
     return await open_case(
         http, work.manager_headers, pupil_ids, opened_on=opened_on.isoformat(), **fields
     )
+
+
+@dataclass
+class Family:
+    """A case for P0 (the child) and P1 (the sibling); P2 is at the school, not on it."""
+
+    work: Casework
+    case: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.case["id"])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.work.headers
+
+    @property
+    def child(self) -> str:
+        return self.work.pupil("P0")
+
+    @property
+    def sibling(self) -> str:
+        return self.work.pupil("P1")
+
+    @property
+    def stranger(self) -> str:
+        return self.work.pupil("P2")
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.work.practitioner['id']}"
+
+
+async def family(http: httpx.AsyncClient, world: World, opened_days_ago: int = 60) -> Family:
+    """The case opened `opened_days_ago` (by a manager, led by the practitioner), so that
+    the history the tests record fits inside it."""
+    work = await casework(world, http, pupils=3)
+    pupils = [work.pupil("P0"), work.pupil("P1")]
+    case = await open_case_since(http, work, pupils, days_ago(opened_days_ago))
+    return Family(work, case)
 
 
 async def read_case(

@@ -1,56 +1,17 @@
-"""The team around the family and the meetings of a case: a case for two children of one
-school, members added through the API, and the bodies the routes take.
-
-`Family` is a case for P0 (the child) and P1 (the sibling) opened 60 days ago by the
-manager and led by the practitioner; P2 is at the school and not on it.
-"""
+"""The team around the family and the meetings of a case: members added through the API,
+and the bodies the routes take. The case is `tests.builders.casework.family`'s."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from tests.builders.api import created, expect, items
-from tests.builders.casework import Casework, casework, open_case_since, route
-from tests.builders.clock import days_ago
+from tests.builders.casework import route
 from tests.conftest import World
-
-
-@dataclass
-class Family:
-    work: Casework
-    case: dict[str, Any]
-
-    @property
-    def id(self) -> str:
-        return str(self.case["id"])
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return self.work.headers
-
-    @property
-    def child(self) -> str:
-        return self.work.pupil("P0")
-
-    @property
-    def sibling(self) -> str:
-        return self.work.pupil("P1")
-
-    @property
-    def stranger(self) -> str:
-        return self.work.pupil("P2")
-
-
-async def family(http: httpx.AsyncClient, world: World, opened_days_ago: int = 60) -> Family:
-    work = await casework(world, http, pupils=3)
-    pupils = [work.pupil("P0"), work.pupil("P1")]
-    case = await open_case_since(http, work, pupils, days_ago(opened_days_ago))
-    return Family(work, case)
 
 
 def moment(days: float = 0, hours: float = 0) -> str:
