@@ -10,34 +10,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlmodel import select
-
 from app.audit import Auditor
-from app.errors import Conflict, NotFound
 from app.models.base import as_utc
 from app.models.document import CaseDocument
-from app.models.meeting import Meeting, MeetingStatus, PersonKind
-from app.services import case_records, documents, letters
+from app.models.meeting import Meeting, PersonKind
+from app.services import case_records, documents, letters, meetings
 from app.services.document_store import DocumentStore
 from app.services.school_calendar import SCHOOL_TIME
-
-
-async def _scheduled(work: case_records.CaseWork, meeting_id: uuid.UUID) -> Meeting:
-    """The case's meeting, locked while its letter is written, and still planned."""
-    query = (
-        select(Meeting)
-        .where(Meeting.id == meeting_id, Meeting.case_id == work.case.id)
-        .with_for_update()
-    )
-    meeting = (await work.session.exec(query)).first()
-    if meeting is None:
-        raise NotFound("No such meeting on this case.")
-    if meeting.status != MeetingStatus.scheduled:
-        status = str(meeting.status).replace("_", " ")
-        raise Conflict(
-            f"This meeting is {status}: an invitation letter is written only for a planned meeting."
-        )
-    return meeting
 
 
 async def _facts(work: case_records.CaseWork, meeting: Meeting) -> letters.MeetingFacts:
@@ -72,7 +51,9 @@ async def write_invitation(
     the letter in the chronology and audited naming the case's children. The caller
     commits, and removes the documents' bytes if that fails."""
     work = await case_records.begin(auditor, case_id, needs_consent=True)
-    meeting = await _scheduled(work, meeting_id)
+    meeting = await meetings.planned(
+        work, meeting_id, "an invitation letter is written only for a planned meeting"
+    )
     pdf, html = await letters.write_invitation(work, store, await _facts(work, meeting))
     when = as_utc(meeting.scheduled_at).astimezone(SCHOOL_TIME).strftime("%Y-%m-%d %H:%M")
     try:

@@ -233,8 +233,9 @@ async def schedule(auditor: Auditor, case_id: uuid.UUID, new: MeetingSchedule) -
     return (await present(work.session, [meeting]))[0]
 
 
-async def _planned(work: case_records.CaseWork, meeting_id: uuid.UUID, step: str) -> Meeting:
-    """The case's meeting, locked for the step, and still planned (409 otherwise)."""
+async def planned(work: case_records.CaseWork, meeting_id: uuid.UUID, why: str) -> Meeting:
+    """The case's meeting, locked for the step, and still planned: 404 if the case has no
+    such meeting, 409 (with `why` the step needs a planned one) if it is no longer planned."""
     query = (
         select(Meeting)
         .where(Meeting.id == meeting_id, Meeting.case_id == work.case.id)
@@ -245,7 +246,7 @@ async def _planned(work: case_records.CaseWork, meeting_id: uuid.UUID, step: str
         raise NotFound("No such meeting on this case.")
     if meeting.status != MeetingStatus.scheduled:
         status = str(meeting.status).replace("_", " ")
-        raise Conflict(f"This meeting is {status}: only a planned meeting can be {step}.")
+        raise Conflict(f"This meeting is {status}: {why}.")
     return meeting
 
 
@@ -257,7 +258,7 @@ async def reschedule(
     auditor: Auditor, case_id: uuid.UUID, meeting_id: uuid.UUID, change: MeetingReschedule
 ) -> MeetingRead:
     work = await case_records.begin(auditor, case_id, needs_consent=True)
-    meeting = await _planned(work, meeting_id, "rescheduled")
+    meeting = await planned(work, meeting_id, "only a planned meeting can be rescheduled")
     scheduled_at = as_utc(change.scheduled_at)
     _not_before_opening(work.case, scheduled_at)
     now = utcnow()
@@ -299,7 +300,7 @@ async def hold(
     auditor: Auditor, case_id: uuid.UUID, meeting_id: uuid.UUID, held: MeetingHeld
 ) -> MeetingRead:
     work = await case_records.begin(auditor, case_id, needs_consent=True)
-    meeting = await _planned(work, meeting_id, "held")
+    meeting = await planned(work, meeting_id, "only a planned meeting can be held")
     now = utcnow()
     occurred = as_utc(held.occurred_at or min(as_utc(meeting.scheduled_at), now))
     case_dates.check_within(work.case, "occurred_at", school_day(occurred))
@@ -394,7 +395,9 @@ async def not_happened(
 ) -> MeetingRead:
     # Recorded even while consent is withdrawn: that is often why it did not happen.
     work = await case_records.begin(auditor, case_id)
-    meeting = await _planned(work, meeting_id, "marked as not having happened")
+    meeting = await planned(
+        work, meeting_id, "only a planned meeting can be marked as not having happened"
+    )
     await _did_not_happen(work, meeting, change.reason, change.note)
     return (await present(work.session, [meeting]))[0]
 
