@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ScalarSelect, func, or_, select, text
+from sqlalchemy import ScalarSelect, func, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -259,12 +259,6 @@ async def disposed_before(
 ) -> date | None:
     """The date before which `record_type`'s detail in `jurisdiction` has been disposed of
     (held records apart), or None when nothing has been."""
-    found = await run(
-        session,
-        select(col(RetentionCutoff.disposed_before)).where(
-            col(RetentionCutoff.record_type) == record_type,
-            col(RetentionCutoff.jurisdiction).in_([jurisdiction, ALL]),
-        ),
-    )
-    days = [d for d in found.scalars().all() if d is not None]
-    return max(days) if days else None
+    found = await run(session, select(disposed_before_of(record_type, literal(jurisdiction))))
+    day: date | None = found.scalar()
+    return day
