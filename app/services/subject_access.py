@@ -310,6 +310,12 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
         )
         actions = select(CaseAction.id).where(col(CaseAction.case_id).in_(cases), owned_here)
         named = {str(c) for c in children}
+
+        def whole_family_or_theirs(row: dict[str, Any]) -> bool:
+            # Contacts and meetings name their children in a JSON list: one with the
+            # whole family names none.
+            return not row["child_ids"] or bool(named & set(row["child_ids"]))
+
         sections = [
             _table(session, "pupils", Pupil, col(Pupil.id).in_(pupils), order_by=[col(Pupil.id)]),
             _table(
@@ -426,8 +432,7 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                 Intervention,
                 col(Intervention.case_id).in_(cases),
                 order_by=[col(Intervention.case_id), col(Intervention.occurred_at)],
-                # Child ids are a JSON list: a contact with the whole family names none.
-                keep=lambda row: not row["child_ids"] or bool(named & set(row["child_ids"])),
+                keep=whole_family_or_theirs,
             ),
             _records(
                 "actions",
@@ -460,8 +465,7 @@ def child_export(principal: Principal, scope: ChildScope) -> Callable[[AsyncSess
                 Meeting,
                 col(Meeting.case_id).in_(cases),
                 order_by=[col(Meeting.case_id), col(Meeting.scheduled_at), col(Meeting.id)],
-                # As for contacts: a meeting with the whole family names no child.
-                keep=lambda row: not row["child_ids"] or bool(named & set(row["child_ids"])),
+                keep=whole_family_or_theirs,
             ),
             _table(
                 session,
