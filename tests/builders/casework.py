@@ -132,19 +132,11 @@ async def open_case_since(
 
 
 @dataclass
-class Family:
-    """A case for P0 (the child) and P1 (the sibling); P2 is at the school, not on it."""
+class FamilyPupils:
+    """Who is who in a family's casework: P0 (the child) and P1 (the sibling) on the case,
+    P2 at the school and not on it."""
 
     work: Casework
-    case: dict[str, Any]
-
-    @property
-    def id(self) -> str:
-        return str(self.case["id"])
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return self.work.headers
 
     @property
     def child(self) -> str:
@@ -157,6 +149,21 @@ class Family:
     @property
     def stranger(self) -> str:
         return self.work.pupil("P2")
+
+
+@dataclass
+class Family(FamilyPupils):
+    """A case for P0 (the child) and P1 (the sibling); P2 is at the school, not on it."""
+
+    case: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.case["id"])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.work.headers
 
     @property
     def actor(self) -> str:

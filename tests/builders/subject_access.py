@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from tests.builders.api import created, expect
-from tests.builders.casework import FAMILY, Casework, casework, hub, referral_body
+from tests.builders.casework import FAMILY, FamilyPupils, casework, hub, referral_body
 from tests.builders.schools import AUTUMN_2025, flags, push_marks, push_roster, roll_row
 from tests.conftest import World
 
@@ -33,24 +33,11 @@ OTHER_ADULT = {"name": "Sam Example", "relationship": "father"}
 
 
 @dataclass
-class RecordedFamily:
-    work: Casework
+class RecordedFamily(FamilyPupils):
     dpo: dict[str, str]
     referral: dict[str, Any]
     case_id: str
     ids: dict[str, str] = field(default_factory=dict)  # what was made, by name
-
-    @property
-    def child(self) -> str:
-        return self.work.pupil("P0")
-
-    @property
-    def sibling(self) -> str:
-        return self.work.pupil("P1")
-
-    @property
-    def stranger(self) -> str:
-        return self.work.pupil("P2")
 
 
 async def recorded_family(world: World, http: httpx.AsyncClient) -> RecordedFamily:
